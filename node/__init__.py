@@ -1,0 +1,1 @@
+"""orbital: the satellite daemon — chain verification, local RPC, tasks, attestations, gossip."""

@@ -1,0 +1,232 @@
+"""Verification of Merkle-Patricia proofs as returned by ``eth_getProof`` (EIP-1186).
+
+A proof is the list of trie nodes on the path from the root to a key. Starting from
+the trusted root hash, every node must hash to the reference its parent holds; the
+key's nibbles choose the way down. The walk ends in the key's value, or proves the
+key *absent* by reaching an empty branch slot or a leaf/extension whose path
+diverges from the key. Every node must be used: extra nodes are refused, as are
+missing ones.
+
+Accounts live in the state trie at keccak256(address) as
+``rlp([nonce, balance, storageRoot, codeHash])`` (Yellow Paper §4.1); storage slots
+live in the account's storage trie at keccak256(slot as 32 bytes) as ``rlp(value)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from node.chain import rlp
+from node.chain.errors import MalformedInputError, ProofError, VerificationError
+from node.chain.hashing import EMPTY_KECCAK, keccak256
+from node.chain.rpcjson import array, data, obj_at, parse_data, parse_quantity, quantity
+from node.chain.trie import EMPTY_TRIE_ROOT, decode_hex_prefix, nibbles
+
+MAX_PROOF_NODES = 64 + 1  # a 32-byte key has 64 nibbles; one node per nibble, plus a leaf
+MAX_NODE_BYTES = 17 * 33 + 64  # a full branch of hashes; anything bigger is not a trie node
+
+
+def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes],
+                 field: str = "proof") -> bytes | None:
+    """Walk ``proof`` from ``root`` along ``key``; return the value, or ``None`` when the
+    proof shows the key is absent. Raise :class:`ProofError` when the proof does not
+    prove either against ``root``."""
+    if len(proof) > MAX_PROOF_NODES:
+        raise ProofError(field, f"{len(proof)} nodes, more than a proof can need")
+    path = nibbles(key)
+    if not proof:
+        if root == EMPTY_TRIE_ROOT:
+            return None
+        raise ProofError(field, "empty proof for a non-empty trie")
+    expected: rlp.Item = root  # reference of the next node: a hash, or an inline node
+    used = 0
+    pos = 0
+    while True:
+        if isinstance(expected, bytes):
+            if len(expected) != 32:
+                raise ProofError(field, f"node {used}: reference of {len(expected)} bytes")
+            if used == len(proof):
+                raise ProofError(field, f"proof ends after {used} nodes, before the key's path")
+            encoded = proof[used]
+            if len(encoded) > MAX_NODE_BYTES:
+                raise ProofError(field, f"node {used} is {len(encoded)} bytes, too big for a node")
+            if keccak256(encoded) != expected:
+                raise ProofError(field, f"node {used} does not hash to its parent's reference",
+                                 claimed="0x" + expected.hex(), computed="0x" +
+                                 keccak256(encoded).hex())
+            node = _decode_node(encoded, field, used)
+            used += 1
+        else:
+            node = expected  # embedded node (its RLP is shorter than 32 bytes)
+        if len(node) == 17:
+            if pos == len(path):
+                value = _string(node[16], field, used)
+                return _finish(value or None, used, proof, field)
+            child = node[path[pos]]
+            pos += 1
+            if child == b"":
+                return _finish(None, used, proof, field)
+            expected = child
+            continue
+        if len(node) != 2:
+            raise ProofError(field, f"node {used - 1} has {len(node)} items (want 2 or 17)")
+        try:
+            segment, is_leaf = decode_hex_prefix(_string(node[0], field, used))
+        except MalformedInputError as exc:
+            raise ProofError(field, f"node {used - 1}: {exc}") from None
+        if is_leaf:
+            value = _string(node[1], field, used)
+            if not value:
+                raise ProofError(field, f"node {used - 1}: leaf with an empty value")
+            found = path[pos:] == segment
+            return _finish(value if found else None, used, proof, field)
+        if not segment:
+            raise ProofError(field, f"node {used - 1}: extension with an empty path")
+        if path[pos : pos + len(segment)] != segment:
+            return _finish(None, used, proof, field)
+        pos += len(segment)
+        expected = node[1]
+        if expected == b"":
+            raise ProofError(field, f"node {used - 1}: extension to nothing")
+
+
+def _decode_node(encoded: bytes, field: str, index: int) -> list[rlp.Item]:
+    try:
+        node = rlp.decode(encoded)
+    except MalformedInputError as exc:
+        raise ProofError(field, f"node {index}: {exc}") from None
+    if not isinstance(node, list):
+        raise ProofError(field, f"node {index} is an RLP string, not a trie node")
+    return node
+
+
+def _string(item: rlp.Item, field: str, index: int) -> bytes:
+    if not isinstance(item, bytes):
+        raise ProofError(field, f"node {index - 1}: expected a string where a list is")
+    return item
+
+
+def _finish(value: bytes | None, used: int, proof: Sequence[bytes], field: str) -> bytes | None:
+    if used != len(proof):
+        raise ProofError(field, f"{len(proof) - used} proof nodes left over after the key's path")
+    return value
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account as the state trie holds it (Yellow Paper §4.1)."""
+
+    nonce: int
+    balance: int  # in wei
+    storage_root: bytes  # root of the account's storage trie
+    code_hash: bytes  # keccak256 of the account's code
+
+    @property
+    def is_empty(self) -> bool:
+        """True for the value an absent account reads as."""
+        return self == EMPTY_ACCOUNT
+
+
+EMPTY_ACCOUNT = Account(0, 0, EMPTY_TRIE_ROOT, EMPTY_KECCAK)
+
+
+def decode_account(encoded: bytes) -> Account:
+    """Decode a state-trie leaf value ``rlp([nonce, balance, storageRoot, codeHash])``."""
+    items = rlp.decode_list(rlp.decode(encoded), "account", 4)
+    return Account(
+        nonce=rlp.decode_int(items[0], "account nonce", 64),
+        balance=rlp.decode_int(items[1], "account balance"),
+        storage_root=rlp.decode_bytes(items[2], "account storageRoot", 32),
+        code_hash=rlp.decode_bytes(items[3], "account codeHash", 32),
+    )
+
+
+@dataclass(frozen=True)
+class StorageSlot:
+    """A proven storage slot: ``key`` as 32 bytes, ``value`` (0 when absent)."""
+
+    key: bytes
+    value: int
+
+
+@dataclass(frozen=True)
+class ProvenAccount:
+    """What an ``eth_getProof`` result proves against a state root."""
+
+    address: bytes
+    account: Account
+    exists: bool  # False when the proof shows the address absent from the state trie
+    storage: tuple[StorageSlot, ...]
+
+
+def verify_account_proof(state_root: bytes, result: Mapping[str, Any],
+                         where: str = "proof") -> ProvenAccount:
+    """Verify an ``eth_getProof`` result (EIP-1186) against ``state_root``.
+
+    The account proof must prove the claimed nonce, balance, storageHash and
+    codeHash (or, for an absent account, the empty account: 0, 0, the empty trie root
+    and keccak256("")); each storage proof must prove its claimed value under the
+    proven storage root.
+    """
+    result = obj_at(result, where)
+    address = data(result, "address", where, size=20)
+    claimed = Account(
+        nonce=quantity(result, "nonce", where, bits=64),
+        balance=quantity(result, "balance", where),
+        storage_root=data(result, "storageHash", where, size=32),
+        code_hash=data(result, "codeHash", where, size=32),
+    )
+    nodes = _proof_nodes(result, "accountProof", where)
+    leaf = verify_proof(state_root, keccak256(address), nodes, "accountProof")
+    try:
+        proven = EMPTY_ACCOUNT if leaf is None else decode_account(leaf)
+    except MalformedInputError as exc:
+        raise ProofError("accountProof", f"proven leaf is not an account: {exc}") from None
+    for name, attr in (("nonce", "nonce"), ("balance", "balance"),
+                       ("storageHash", "storage_root"), ("codeHash", "code_hash")):
+        if getattr(claimed, attr) != getattr(proven, attr):
+            raise VerificationError(name, getattr(claimed, attr), getattr(proven, attr))
+    slots = []
+    for i, entry in enumerate(array(result, "storageProof", where)):
+        slots.append(verify_storage_proof(proven.storage_root, entry,
+                                          f"{where}.storageProof[{i}]"))
+    return ProvenAccount(address, proven, leaf is not None, tuple(slots))
+
+
+def verify_storage_proof(storage_root: bytes, entry: Mapping[str, Any],
+                         where: str = "storageProof") -> StorageSlot:
+    """Verify one ``storageProof`` entry ``{key, value, proof}`` against ``storage_root``."""
+    entry = obj_at(entry, where)
+    key = _storage_key(entry.get("key"), f"{where}.key")
+    claimed = quantity(entry, "value", where)
+    nodes = _proof_nodes(entry, "proof", where)
+    leaf = verify_proof(storage_root, keccak256(key), nodes, f"{where}.proof")
+    if leaf is None:
+        proven = 0
+    else:
+        try:
+            proven = rlp.decode_int(rlp.decode(leaf), "storage value")
+        except MalformedInputError as exc:
+            raise ProofError(f"{where}.proof", f"proven leaf is not a value: {exc}") from None
+    if claimed != proven:
+        raise VerificationError(f"{where}.value", hex(claimed), hex(proven))
+    return StorageSlot(key, proven)
+
+
+def _storage_key(raw: Any, where: str) -> bytes:
+    """A storage key as 32 bytes. Clients echo the requested key, as a quantity or as
+    32-byte data; both denote the same slot."""
+    if raw is None:
+        raise MalformedInputError("missing field", where=where)
+    value = parse_quantity(raw, where)
+    return value.to_bytes(32, "big")
+
+
+def _proof_nodes(obj: Mapping[str, Any], key: str, where: str) -> list[bytes]:
+    raw = array(obj, key, where)
+    if len(raw) > MAX_PROOF_NODES:
+        raise MalformedInputError(f"{len(raw)} proof nodes, more than a proof can need",
+                                  where=f"{where}.{key}")
+    return [parse_data(node, f"{where}.{key}[{i}]") for i, node in enumerate(raw)]

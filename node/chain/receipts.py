@@ -1,0 +1,131 @@
+"""Receipts and logs: decode from JSON-RPC, re-encode, rebuild blooms.
+
+A receipt is ``rlp([status, cumulativeGasUsed, logsBloom, logs])`` with each log
+``[address, [topics], data]`` (Yellow Paper §4.3.1). Before Byzantium the first item
+is the post-transaction state root instead of the status (EIP-658). A typed
+transaction's receipt is ``type || rlp(...)`` (EIP-2718); the receipts trie maps
+rlp(index) to that encoding.
+
+The bloom is recomputed from the logs, never trusted: each address and topic sets
+three bits, chosen by the low 11 bits of the first three byte pairs of its keccak256
+(Yellow Paper §4.3.1, function M3:2048).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from node.chain import rlp
+from node.chain.errors import MalformedInputError
+from node.chain.hashing import keccak256
+from node.chain.rpcjson import (
+    array,
+    data,
+    obj_at,
+    optional_data,
+    parse_data,
+    parse_quantity,
+    quantity,
+)
+
+BLOOM_BYTES = 256
+MAX_TOPICS = 4  # LOG0..LOG4
+
+
+@dataclass(frozen=True)
+class Log:
+    """One log entry: emitting contract, up to four topics, and data."""
+
+    address: bytes
+    topics: tuple[bytes, ...]
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A transaction receipt as the receipts trie commits to it."""
+
+    tx_type: int  # EIP-2718 type of the transaction (0 = legacy)
+    outcome: bytes | int  # status 0/1 (EIP-658), or a 32-byte post-state root before it
+    cumulative_gas_used: int
+    logs_bloom: bytes
+    logs: tuple[Log, ...]
+
+    @cached_property
+    def encoded(self) -> bytes:
+        """The consensus encoding held by the receipts trie (EIP-2718)."""
+        body = rlp.encode([
+            self.outcome, self.cumulative_gas_used, self.logs_bloom,
+            [[log.address, list(log.topics), log.data] for log in self.logs],
+        ])
+        return body if self.tx_type == 0 else bytes([self.tx_type]) + body
+
+
+def bloom_bits(item: bytes) -> Iterable[int]:
+    """The three bloom bit positions (0..2047) that ``item`` sets (Yellow Paper M3:2048)."""
+    digest = keccak256(item)
+    for i in (0, 2, 4):
+        yield ((digest[i] << 8) | digest[i + 1]) & 2047
+
+
+def logs_bloom(logs: Iterable[Log]) -> bytes:
+    """The 2048-bit bloom of ``logs``: address and topics of each (Yellow Paper §4.3.1)."""
+    bloom = 0
+    for log in logs:
+        for item in (log.address, *log.topics):
+            for bit in bloom_bits(item):
+                bloom |= 1 << bit
+    return bloom.to_bytes(BLOOM_BYTES, "big")
+
+
+def or_blooms(blooms: Iterable[bytes]) -> bytes:
+    """Bitwise OR of blooms: a block's logsBloom from its receipts' blooms."""
+    combined = 0
+    for bloom in blooms:
+        combined |= int.from_bytes(bloom, "big")
+    return combined.to_bytes(BLOOM_BYTES, "big")
+
+
+def log_from_rpc(obj: Mapping[str, Any], where: str) -> Log:
+    """A log from a JSON-RPC log object (execution-apis ``src/schemas/receipt.yaml``)."""
+    obj = obj_at(obj, where)
+    topics = array(obj, "topics", where)
+    if len(topics) > MAX_TOPICS:
+        raise MalformedInputError(f"{len(topics)} topics, at most {MAX_TOPICS}",
+                                  where=f"{where}.topics")
+    return Log(
+        address=data(obj, "address", where, size=20),
+        topics=tuple(parse_data(t, f"{where}.topics[{i}]", 32) for i, t in enumerate(topics)),
+        data=data(obj, "data", where),
+    )
+
+
+def receipt_from_rpc(obj: Mapping[str, Any], where: str = "receipt") -> Receipt:
+    """A :class:`Receipt` from an ``eth_getTransactionReceipt`` / ``eth_getBlockReceipts``
+    object. Exactly one of ``status`` (EIP-658) and ``root`` must be present."""
+    obj = obj_at(obj, where)
+    tx_type = parse_quantity(obj.get("type", "0x0"), f"{where}.type", 8)
+    root = optional_data(obj, "root", where, size=32)
+    status = obj.get("status")
+    if (root is None) == (status is None):
+        raise MalformedInputError("need exactly one of status and root", where=where)
+    if status is not None:
+        outcome: bytes | int = parse_quantity(status, f"{where}.status", 8)
+        if outcome > 1:
+            raise MalformedInputError(f"status must be 0 or 1, got {outcome}",
+                                      where=f"{where}.status")
+    else:
+        assert root is not None
+        outcome = root
+    logs = tuple(log_from_rpc(log, f"{where}.logs[{i}]")
+                 for i, log in enumerate(array(obj, "logs", where)))
+    return Receipt(
+        tx_type=tx_type,
+        outcome=outcome,
+        cumulative_gas_used=quantity(obj, "cumulativeGasUsed", where, bits=64),
+        logs_bloom=data(obj, "logsBloom", where, size=BLOOM_BYTES),
+        logs=logs,
+    )

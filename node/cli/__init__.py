@@ -1,0 +1,1 @@
+"""The ``orbital`` command line."""

@@ -1,0 +1,53 @@
+"""``orbital``: entry point. Each subcommand lives in its own module and registers its
+parser here; errors a user can meet become one line on stderr and an exit code.
+
+Exit codes: 0 success, 1 verification failed (a mismatch), 2 malformed input or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from node.chain.errors import ChainError, MalformedInputError, VerificationError
+from node.cli import demo, verify
+
+EXIT_OK, EXIT_MISMATCH, EXIT_MALFORMED = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``orbital`` parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="orbital",
+        description="Decentralised orbital verification node: verify Ethereum data you do "
+                    "not trust, sign from an HSM, emulate satellite links, attest AI results.",
+        epilog="Exit codes: 0 ok, 1 verification failed, 2 malformed input. "
+               "Run 'orbital COMMAND --help' for details.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    verify.register(commands)
+    demo.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``orbital`` with ``argv``; return the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except VerificationError as exc:
+        print(f"orbital: verification failed: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    except MalformedInputError as exc:
+        print(f"orbital: malformed input: {exc}", file=sys.stderr)
+        return EXIT_MALFORMED
+    except ChainError as exc:
+        print(f"orbital: {exc}", file=sys.stderr)
+        return EXIT_MISMATCH
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Keys and signing, usable on board and on the ground (see DESIGN.md)."""
