@@ -56,6 +56,10 @@ class VerificationError(ChainError):
 class ProofError(VerificationError):
     """A Merkle-Patricia proof does not prove what it claims against the given root."""
 
+    def __init__(self, field: str, reason: str, *, claimed: object = None,
+                 computed: object = None) -> None:
+        super().__init__(field, claimed, computed, reason=reason)
+
 
 class HeaderStoreError(ChainError):
     """A header was refused by the header store (it does not link, or it conflicts)."""

@@ -24,6 +24,8 @@ from node.chain.hashing import EMPTY_KECCAK, keccak256
 from node.chain.rpcjson import array, data, obj_at, parse_data, parse_quantity, quantity
 from node.chain.trie import EMPTY_TRIE_ROOT, decode_hex_prefix, nibbles
 
+EMPTY_TRIE_NODE = rlp.encode(b"")
+"""The root "node" of an empty trie; some clients (anvil) send it as the whole proof."""
 MAX_PROOF_NODES = 64 + 1  # a 32-byte key has 64 nibbles; one node per nibble, plus a leaf
 MAX_NODE_BYTES = 17 * 33 + 64  # a full branch of hashes; anything bigger is not a trie node
 
@@ -56,8 +58,10 @@ def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes],
                 raise ProofError(field, f"node {used} does not hash to its parent's reference",
                                  claimed="0x" + expected.hex(), computed="0x" +
                                  keccak256(encoded).hex())
-            node = _decode_node(encoded, field, used)
             used += 1
+            if used == 1 and encoded == EMPTY_TRIE_NODE:  # the root of an empty trie
+                return _finish(None, used, proof, field)
+            node = _decode_node(encoded, field, used - 1)
         else:
             node = expected  # embedded node (its RLP is shorter than 32 bytes)
         if len(node) == 17:

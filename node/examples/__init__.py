@@ -1,0 +1,1 @@
+"""Example chain data captured from anvil by scripts/capture_example.py (see source.json)."""
