@@ -1,1 +1,1 @@
-"""Solidity sources, pinned compiler, artifacts and the single EIP-712 definitions (see DESIGN.md)."""
+"""Solidity sources, pinned compiler, artifacts and the single EIP-712 definitions."""

@@ -19,8 +19,8 @@ network form (with blobs) -- an anvil bug noted in DESIGN.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from eth_account import Account

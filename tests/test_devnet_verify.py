@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
-from devnet_scenario import Scenario, mine_every_envelope
 
 from node.chain.block import verify_block
 from node.chain.errors import VerificationError
@@ -25,6 +23,9 @@ from node.chain.header_store import Checkpoint, HeaderStore
 from node.chain.proof import EMPTY_ACCOUNT, verify_account_proof
 from node.chain.transactions import BLOB, transaction_from_rpc
 from node.chain.trie import ordered_trie_root
+
+from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+from devnet_scenario import Scenario, mine_every_envelope
 
 pytestmark = pytest.mark.devnet
 
