@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from node.chain.block import verify_block
-from node.chain.errors import VerificationError
+from node.chain.errors import ChainError, HeaderStoreError, VerificationError
 from node.chain.header import verify_header
+from node.chain.header_store import Checkpoint, HeaderStore
 from node.chain.proof import verify_account_proof
+from node.chain.rpcjson import parse_data
 from node.cli.jsonfile import load_result
 
 JSON_HELP = "print one JSON object on stdout instead of text (errors too)"
@@ -59,6 +63,33 @@ def register(commands: argparse._SubParsersAction) -> None:
                        help="eth_getBlockReceipts result for the same block")
     block.add_argument("--json", action="store_true", help=JSON_HELP)
     block.set_defaults(run=_run_block)
+
+    chain = kinds.add_parser(
+        "chain", help="hash-check headers and link them from a trusted checkpoint",
+        description="Verify each header's hash, then link the headers into a header store "
+                    "(SQLite) anchored at --checkpoint: a header is accepted only if it links "
+                    "by parentHash to one already accepted. Competing branches are kept and a "
+                    "switch of the canonical chain is reported as a reorg.")
+    chain.add_argument("headers", nargs="+", metavar="BLOCKS.json",
+                       help="files each holding one eth_getBlockBy* result or a JSON array "
+                            "of them, in any order ('-' = stdin)")
+    chain.add_argument("--checkpoint", required=True, metavar="NUMBER:HASH", type=_checkpoint,
+                       help="the trusted block to anchor at, e.g. 0:0xd4e5...8fa3")
+    chain.add_argument("--store", metavar="FILE",
+                       help="header store to use and keep (default: a temporary one)")
+    chain.add_argument("--json", action="store_true", help=JSON_HELP)
+    chain.set_defaults(run=_run_chain)
+
+
+def _checkpoint(text: str) -> Checkpoint:
+    number, sep, block_hash = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return Checkpoint(int(number, 0), parse_data(block_hash, "--checkpoint", 32))
+    except (ValueError, ChainError):
+        raise argparse.ArgumentTypeError(
+            f"want NUMBER:HASH with a 32-byte 0x-hash, got {text!r}") from None
 
 
 def _hex(value: bytes) -> str:
@@ -145,5 +176,42 @@ def _run_block(args: argparse.Namespace) -> int:
         lines = [f"verified {header.number} {_hex(header.hash)}"]
         lines += [f"  ok           {name}" for name in result.verified]
         lines += [f"  not checked  {name}: {why}" for name, why in result.skipped]
+        return _emit(args, report, lines)
+    return _guard(args, work)
+
+
+def _run_chain(args: argparse.Namespace) -> int:
+    def work() -> int:
+        blocks: list[tuple[str, Any]] = []
+        for path in args.headers:
+            value = load_result(path)
+            items = value if isinstance(value, list) else [value]
+            blocks += [(f"{path}[{i}]" if isinstance(value, list) else path, b)
+                       for i, b in enumerate(items)]
+        headers = sorted((verify_header(b, where) for where, b in blocks),
+                         key=lambda h: h.number)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(args.store) if args.store else Path(tmp) / "headers.sqlite"
+            with HeaderStore(path, args.checkpoint) as store:
+                below = [h for h in headers if h.number < args.checkpoint.number]
+                insertions = store.add_many(
+                    [h for h in headers if h.number >= args.checkpoint.number] + below[::-1])
+                head = store.head
+        if head is None:
+            raise HeaderStoreError(f"no header has the checkpoint's hash "
+                                   f"0x{args.checkpoint.hash.hex()}: nothing links to it")
+        reorgs = [i.reorg for i in insertions if i.reorg is not None]
+        side = sum(i.status == "side" for i in insertions)
+        report = {"verified": True, "headers": len(headers), "head": head.number,
+                  "headHash": _hex(head.hash), "sideBranchHeaders": side,
+                  "reorgs": [{"ancestor": r.ancestor_number, "depth": r.depth,
+                              "oldHead": _hex(r.old_head), "newHead": _hex(r.new_head)}
+                             for r in reorgs]}
+        lines = [f"verified {len(headers)} headers linked from checkpoint "
+                 f"{args.checkpoint.number}; head {head.number} {_hex(head.hash)}"]
+        if side:
+            lines.append(f"  {side} headers on side branches")
+        lines += [f"  reorg at {r.ancestor_number}: depth {r.depth}, "
+                  f"{_hex(r.old_head)} -> {_hex(r.new_head)}" for r in reorgs]
         return _emit(args, report, lines)
     return _guard(args, work)
