@@ -75,7 +75,7 @@ class Header:
         values = [getattr(self, spec.attr) for spec in _SPECS]
         while values[-1] is None:
             values.pop()
-        return rlp.encode(values)
+        return rlp.encode_flat(values)
 
     @cached_property
     def hash(self) -> bytes:
@@ -130,10 +130,9 @@ assert [f.name for f in fields(Header)] == [s.attr for s in _SPECS]
 
 
 def _parse(spec: _FieldSpec, value: Any, where: str) -> bytes | int:
-    path = f"{where}.{spec.json}" if where else spec.json
     if spec.size is None:
-        return parse_quantity(value, path, spec.bits)
-    return parse_data(value, path, None if spec.size < 0 else spec.size)
+        return parse_quantity(value, where, spec.bits, spec.json)
+    return parse_data(value, where, None if spec.size < 0 else spec.size, key=spec.json)
 
 
 def header_from_rpc(block: Mapping[str, Any], where: str = "block") -> Header:

@@ -15,14 +15,17 @@ canonical chain follows the longest branch by default (head-trust strategies cal
 the caller and recorded, never a silent overwrite. Nothing at or below the
 *finalized* header (initially the checkpoint) can be reorganised away.
 
-Storage is one SQLite file in WAL mode; each call commits before it returns.
+Storage is one SQLite file in WAL mode; each call commits before it returns. Headers
+that extend the head in sequence (the common case: syncing forward) are written in
+batches; anything else takes the general path, one header at a time.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +36,13 @@ SCHEMA_VERSION = 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS headers (
-    hash BLOB PRIMARY KEY,
+CREATE TABLE IF NOT EXISTS headers (  -- rowid table: rows append in arrival order
+    id INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL UNIQUE,
     number INTEGER NOT NULL,
     parent_hash BLOB NOT NULL,
     rlp BLOB NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS headers_parent ON headers(parent_hash);
 CREATE TABLE IF NOT EXISTS canonical (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS reorgs (
@@ -100,7 +104,17 @@ class HeaderStore:
         self._db = sqlite3.connect(self.path, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.executescript(_SCHEMA)
+            self._check_checkpoint(checkpoint)
+        except BaseException:
+            self._db.close()
+            raise
+        self.checkpoint = checkpoint
+        self._tip = self._load_tip()
+
+    def _check_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Record the checkpoint in a new file; refuse a file anchored elsewhere."""
         with self._transaction():
             stored = self._meta("checkpoint")
             mine = checkpoint.number.to_bytes(8, "big") + checkpoint.hash
@@ -113,7 +127,6 @@ class HeaderStore:
                     f"{self.path} was anchored at checkpoint "
                     f"{int.from_bytes(stored[:8], 'big')} 0x{stored[8:].hex()}, not "
                     f"{checkpoint.number} 0x{checkpoint.hash.hex()}: use another file")
-        self.checkpoint = checkpoint
 
     # -- reading ------------------------------------------------------------------------
 
@@ -171,7 +184,18 @@ class HeaderStore:
     def add_many(self, headers: Iterable[Header]) -> list[Insertion]:
         """Add headers in order, in one transaction: all are stored or none."""
         with self._transaction():
-            return [self._add(h) for h in headers]
+            out: list[Insertion] = []
+            run: list[Header] = []  # consecutive headers extending the head
+            for header in headers:
+                number, block_hash = (run[-1].number, run[-1].hash) if run else self._tip
+                if header.parent_hash == block_hash and header.number == number + 1:
+                    run.append(header)
+                    continue
+                out += self._extend_head(run)
+                run = []
+                out.append(self._add(header))
+            out += self._extend_head(run)
+            return out
 
     def set_head(self, block_hash: bytes) -> Reorg | None:
         """Make the stored header ``block_hash`` the canonical head (head-trust decides).
@@ -207,6 +231,7 @@ class HeaderStore:
                     f"{self.checkpoint.number}")
             self._store(header)
             self._db.execute("INSERT INTO canonical VALUES (?, ?)", (header.number, block_hash))
+            self._tip = (header.number, block_hash)
             return Insertion(header, "head")  # nothing links before the checkpoint arrives
         parent = self._db.execute("SELECT number FROM headers WHERE hash=?",
                                   (header.parent_hash,)).fetchone()
@@ -216,8 +241,7 @@ class HeaderStore:
                     f"header 0x{block_hash.hex()} claims number {header.number}, its parent "
                     f"is {parent[0]}")
             self._store(header)
-            head = self._head_number()
-            if header.number > head:
+            if header.number > self._tip[0]:
                 reorg = self._make_canonical(header)
                 return Insertion(header, "head", reorg)
             return Insertion(header, "side")
@@ -237,18 +261,42 @@ class HeaderStore:
             f"header {header.number} 0x{block_hash.hex()} does not link to any verified "
             f"header (parent 0x{header.parent_hash.hex()} unknown)")
 
+    def _extend_head(self, run: list[Header]) -> list[Insertion]:
+        """Append ``run``, a chain whose first parent is the head, in two statements.
+        A header already stored (after a rewind by set_head) sends the run down the
+        general path instead."""
+        if not run:
+            return []
+        self._db.execute("SAVEPOINT extend")
+        try:
+            self._db.executemany(
+                "INSERT INTO headers (hash, number, parent_hash, rlp) VALUES (?, ?, ?, ?)",
+                [(h.hash, h.number, h.parent_hash, h.rlp) for h in run])
+        except sqlite3.IntegrityError:
+            self._db.execute("ROLLBACK TO extend")
+            self._db.execute("RELEASE extend")
+            return [self._add(h) for h in run]
+        self._db.executemany("INSERT INTO canonical VALUES (?, ?)",
+                             [(h.number, h.hash) for h in run])
+        self._db.execute("RELEASE extend")
+        self._tip = (run[-1].number, run[-1].hash)
+        return [Insertion(h, "head") for h in run]
+
     def _store(self, header: Header) -> None:
-        self._db.execute("INSERT INTO headers VALUES (?, ?, ?, ?)",
+        self._db.execute("INSERT INTO headers (hash, number, parent_hash, rlp) "
+                         "VALUES (?, ?, ?, ?)",
                          (header.hash, header.number, header.parent_hash, header.rlp))
 
-    def _head_number(self) -> int:
-        row = self._db.execute("SELECT max(number) FROM canonical").fetchone()
-        return -1 if row[0] is None else row[0]
+    def _load_tip(self) -> tuple[int, bytes]:
+        """(number, hash) of the canonical head; (-1, b"") while the store is empty."""
+        row = self._db.execute(
+            "SELECT number, hash FROM canonical ORDER BY number DESC LIMIT 1").fetchone()
+        return (-1, b"") if row is None else (row[0], row[1])
 
     def _make_canonical(self, header: Header) -> Reorg | None:
         """Point the canonical chain at ``header``: walk back through parents to the
         first canonical header (the common ancestor), then swap what lies above it."""
-        old_head = self.canonical_hash(self._head_number()) or b""
+        old_head = self._tip[1]
         added: list[bytes] = []
         block_hash, number, parent = header.hash, header.number, header.parent_hash
         while self.canonical_hash(number) != block_hash:
@@ -275,6 +323,7 @@ class HeaderStore:
             self._db.execute("DELETE FROM canonical WHERE number>?", (ancestor,))
         self._db.executemany("INSERT INTO canonical VALUES (?, ?)",
                              [(ancestor + 1 + i, h) for i, h in enumerate(added)])
+        self._tip = (header.number, header.hash)
         if not removed:
             return None
         self._db.execute(
@@ -289,18 +338,14 @@ class HeaderStore:
     def _set_meta(self, key: str, value: bytes) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; on error ROLLBACK and forget cached state."""
         self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._tip = self._load_tip()
+            raise
+        self._db.execute("COMMIT")

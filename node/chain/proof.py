@@ -27,14 +27,16 @@ from node.chain.trie import EMPTY_TRIE_ROOT, decode_hex_prefix, nibbles
 EMPTY_TRIE_NODE = rlp.encode(b"")
 """The root "node" of an empty trie; some clients (anvil) send it as the whole proof."""
 MAX_PROOF_NODES = 64 + 1  # a 32-byte key has 64 nibbles; one node per nibble, plus a leaf
-MAX_NODE_BYTES = 17 * 33 + 64  # a full branch of hashes; anything bigger is not a trie node
+MAX_STATE_NODE_BYTES = 17 * 33 + 64
+"""Largest node of a state or storage trie: a full branch of hashes (its leaves, accounts
+and slot values, are smaller). Receipt and transaction tries have larger leaves."""
 
 
-def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes],
-                 field: str = "proof") -> bytes | None:
+def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes], field: str = "proof",
+                 max_node_bytes: int | None = None) -> bytes | None:
     """Walk ``proof`` from ``root`` along ``key``; return the value, or ``None`` when the
     proof shows the key is absent. Raise :class:`ProofError` when the proof does not
-    prove either against ``root``."""
+    prove either against ``root``, or holds a node over ``max_node_bytes``."""
     if len(proof) > MAX_PROOF_NODES:
         raise ProofError(field, f"{len(proof)} nodes, more than a proof can need")
     path = nibbles(key)
@@ -52,7 +54,7 @@ def verify_proof(root: bytes, key: bytes, proof: Sequence[bytes],
             if used == len(proof):
                 raise ProofError(field, f"proof ends after {used} nodes, before the key's path")
             encoded = proof[used]
-            if len(encoded) > MAX_NODE_BYTES:
+            if max_node_bytes is not None and len(encoded) > max_node_bytes:
                 raise ProofError(field, f"node {used} is {len(encoded)} bytes, too big for a node")
             if keccak256(encoded) != expected:
                 raise ProofError(field, f"node {used} does not hash to its parent's reference",
@@ -183,7 +185,8 @@ def verify_account_proof(state_root: bytes, result: Mapping[str, Any],
         code_hash=data(result, "codeHash", where, size=32),
     )
     nodes = _proof_nodes(result, "accountProof", where)
-    leaf = verify_proof(state_root, keccak256(address), nodes, "accountProof")
+    leaf = verify_proof(state_root, keccak256(address), nodes, "accountProof",
+                        MAX_STATE_NODE_BYTES)
     try:
         proven = EMPTY_ACCOUNT if leaf is None else decode_account(leaf)
     except MalformedInputError as exc:
@@ -206,7 +209,8 @@ def verify_storage_proof(storage_root: bytes, entry: Mapping[str, Any],
     key = _storage_key(entry.get("key"), f"{where}.key")
     claimed = quantity(entry, "value", where)
     nodes = _proof_nodes(entry, "proof", where)
-    leaf = verify_proof(storage_root, keccak256(key), nodes, f"{where}.proof")
+    leaf = verify_proof(storage_root, keccak256(key), nodes, f"{where}.proof",
+                        MAX_STATE_NODE_BYTES)
     if leaf is None:
         proven = 0
     else:

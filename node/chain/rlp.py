@@ -27,7 +27,29 @@ def encode(item: Encodable) -> bytes:
         return _prefix(n, 0x80) + item
     if isinstance(item, int):
         return encode(int_to_bytes(item))
+    if isinstance(item, str):
+        raise TypeError("RLP encodes bytes, not str: encode the text first")
     body = b"".join([encode(x) for x in item])
+    return _prefix(len(body), 0xC0) + body
+
+
+def encode_flat(values: Sequence[bytes | int]) -> bytes:
+    """RLP-encode a list whose items are all strings or ints (a header, say): the same
+    bytes as :func:`encode`, without its recursion."""
+    parts = []
+    for value in values:
+        if type(value) is int:
+            if value < 0:
+                raise ValueError("RLP cannot encode negative integers")
+            value = value.to_bytes((value.bit_length() + 7) // 8, "big")
+        n = len(value)
+        if n == 1 and value[0] < 0x80:
+            parts.append(value)
+        elif n < 56:
+            parts.append(bytes((0x80 + n,)) + value)
+        else:
+            parts.append(_prefix(n, 0x80) + value)
+    body = b"".join(parts)
     return _prefix(len(body), 0xC0) + body
 
 
@@ -54,7 +76,12 @@ def decode(data: bytes) -> Item:
     return item
 
 
-def _decode_at(data: bytes, pos: int) -> tuple[Item, int]:
+MAX_DEPTH = 256
+"""Deepest list nesting accepted. Ethereum's structures nest a handful of levels; a deeper
+nest is refused as malformed instead of exhausting the interpreter's stack."""
+
+
+def _decode_at(data: bytes, pos: int, depth: int = 0) -> tuple[Item, int]:
     """Decode the item starting at ``pos``; return it and the offset just past it."""
     if pos >= len(data):
         raise MalformedInputError("rlp: input ends before an item starts")
@@ -76,9 +103,11 @@ def _decode_at(data: bytes, pos: int) -> tuple[Item, int]:
     end = start + length
     if end > len(data):
         raise MalformedInputError(f"rlp: list of {length} bytes overruns the input")
+    if depth >= MAX_DEPTH:
+        raise MalformedInputError(f"rlp: lists nested deeper than {MAX_DEPTH} levels")
     items: list[Item] = []
     while start < end:
-        item, start = _decode_at(data, start)
+        item, start = _decode_at(data, start, depth + 1)
         items.append(item)
     if start != end:
         raise MalformedInputError("rlp: list items overrun the list's declared length")

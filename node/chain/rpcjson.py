@@ -16,8 +16,6 @@ from typing import Any
 
 from node.chain.errors import MalformedInputError
 
-_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-
 
 def _path(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
@@ -35,8 +33,23 @@ def field(obj: Mapping[str, Any], key: str, where: str = "") -> Any:
         ) from None
 
 
-def parse_quantity(text: Any, where: str, bits: int = 256) -> int:
-    """Decode a JSON-RPC ``QUANTITY`` of at most ``bits`` bits."""
+def parse_quantity(text: Any, where: str, bits: int = 256, key: str | None = None) -> int:
+    """Decode a JSON-RPC ``QUANTITY`` of at most ``bits`` bits. ``where`` (and ``key``)
+    name the field in errors; the path is only built when there is one."""
+    if type(text) is str and text[:2] == "0x":
+        digits = text[2:]
+        if digits.isascii() and digits.isalnum():  # excludes signs, "_", spaces, non-ASCII
+            try:
+                value = int(digits, 16)
+            except ValueError:
+                pass
+            else:
+                if value.bit_length() <= bits:
+                    return value
+    return _quantity_error(text, _path(where, key) if key else where, bits)
+
+
+def _quantity_error(text: Any, where: str, bits: int) -> int:
     if not isinstance(text, str):
         raise MalformedInputError(f"expected a hex string, got {type(text).__name__}",
                                   where=where)
@@ -44,17 +57,33 @@ def parse_quantity(text: Any, where: str, bits: int = 256) -> int:
         raise MalformedInputError(f"bad quantity {_clip(text)!r} (want 0x-prefixed hex)",
                                   where=where)
     digits = text[2:]
-    if not _HEX_DIGITS.issuperset(digits):
+    if not (digits.isascii() and digits.isalnum()):
         raise MalformedInputError(f"bad hex {_clip(text)!r}", where=where)
-    value = int(digits, 16)
+    try:
+        value = int(digits, 16)
+    except ValueError:
+        raise MalformedInputError(f"bad hex {_clip(text)!r}", where=where) from None
     if value.bit_length() > bits:
         raise MalformedInputError(f"quantity {_clip(text)} exceeds {bits} bits", where=where)
-    return value
+    return value  # "0X" prefix
 
 
 def parse_data(text: Any, where: str, size: int | None = None,
-               max_size: int | None = None) -> bytes:
+               max_size: int | None = None, key: str | None = None) -> bytes:
     """Decode a JSON-RPC ``DATA`` string, optionally of exactly ``size`` bytes."""
+    if type(text) is str and text[:2] == "0x" and (
+            size is None or len(text) == 2 * size + 2):
+        try:
+            value = bytes.fromhex(text[2:])
+        except ValueError:
+            pass
+        else:  # fromhex skips whitespace: the length tells
+            if 2 * len(value) + 2 == len(text) and (max_size is None or len(value) <= max_size):
+                return value
+    return _data_error(text, _path(where, key) if key else where, size, max_size)
+
+
+def _data_error(text: Any, where: str, size: int | None, max_size: int | None) -> bytes:
     if not isinstance(text, str):
         raise MalformedInputError(f"expected a hex string, got {type(text).__name__}",
                                   where=where)
@@ -74,32 +103,32 @@ def parse_data(text: Any, where: str, size: int | None = None,
     if max_size is not None and len(value) > max_size:
         raise MalformedInputError(f"expected at most {max_size} bytes, got {len(value)}",
                                   where=where)
-    return value
+    return value  # "0X" prefix
 
 
 def quantity(obj: Mapping[str, Any], key: str, where: str = "", bits: int = 256) -> int:
     """Read the ``QUANTITY`` field ``key`` of ``obj``."""
-    return parse_quantity(field(obj, key, where), _path(where, key), bits)
+    return parse_quantity(field(obj, key, where), where, bits, key)
 
 
 def data(obj: Mapping[str, Any], key: str, where: str = "", size: int | None = None,
          max_size: int | None = None) -> bytes:
     """Read the ``DATA`` field ``key`` of ``obj``."""
-    return parse_data(field(obj, key, where), _path(where, key), size, max_size)
+    return parse_data(field(obj, key, where), where, size, max_size, key)
 
 
 def optional_quantity(obj: Mapping[str, Any], key: str, where: str = "",
                       bits: int = 256) -> int | None:
     """Read ``key`` as a ``QUANTITY`` if present (and not null), else ``None``."""
     value = obj.get(key)
-    return None if value is None else parse_quantity(value, _path(where, key), bits)
+    return None if value is None else parse_quantity(value, where, bits, key)
 
 
 def optional_data(obj: Mapping[str, Any], key: str, where: str = "",
                   size: int | None = None) -> bytes | None:
     """Read ``key`` as ``DATA`` if present (and not null), else ``None``."""
     value = obj.get(key)
-    return None if value is None else parse_data(value, _path(where, key), size)
+    return None if value is None else parse_data(value, where, size, key=key)
 
 
 def array(obj: Mapping[str, Any], key: str, where: str = "") -> list[Any]:

@@ -106,7 +106,12 @@ class Transaction:
         if self.tx_type != LEGACY:
             return self["chainId"]
         v = self["v"]
-        return None if v in (27, 28) else (v - 35) // 2
+        if v in (27, 28):
+            return None
+        if v < 35:
+            raise MalformedInputError(f"legacy transaction with invalid v={v} "
+                                      "(want 27, 28 or chainId*2+35/36, EIP-155)")
+        return (v - 35) // 2
 
     def signing_hash(self) -> bytes:
         """The digest the sender signed (EIP-155 / EIP-2718 typed payload)."""
@@ -124,12 +129,7 @@ class Transaction:
         """The 20-byte address that signed this transaction (secp256k1 recovery)."""
         if self.tx_type == LEGACY:
             v = self["v"]
-            if v in (27, 28):
-                parity = v - 27
-            elif v >= 35:
-                parity = (v - 35) % 2
-            else:
-                raise MalformedInputError(f"legacy transaction with invalid v={v}")
+            parity = v - 27 if self.chain_id is None else (v - 35) % 2
         else:
             parity = self["yParity"]
         # Legacy transactions without EIP-155 may predate EIP-2's low-s rule (Frontier).

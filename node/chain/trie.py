@@ -95,8 +95,8 @@ def _build(items: list[tuple[bytes, bytes]], level: int) -> rlp.Item:
 
 def trie_root(mapping: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> bytes:
     """Root of the trie holding ``mapping`` (empty values mean "absent")."""
-    pairs = mapping.items() if isinstance(mapping, Mapping) else mapping
-    items = sorted((nibbles(k), v) for k, v in pairs if v)
+    pairs = mapping if isinstance(mapping, Mapping) else dict(mapping)  # last write wins
+    items = sorted((nibbles(k), v) for k, v in pairs.items() if v)
     if not items:
         return EMPTY_TRIE_ROOT
     return keccak256(rlp.encode(_build(items, 0)))
