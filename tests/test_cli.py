@@ -4,6 +4,7 @@ written to files (as a bare ``result`` and as a whole JSON-RPC response)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import subprocess
@@ -13,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from node.chain.header import header_to_rpc
 from node.cli.main import main
 
-from vectors import hive_latest, io_case
+from vectors import hive_chain, hive_genesis, hive_latest, io_case
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = hive_latest()
@@ -310,3 +312,107 @@ def test_real_process_refuses_deeply_nested_json_as_malformed(tmp_path: Path) ->
     assert "Traceback" not in err
     assert (code, out) == (2, "")
     assert len(err.splitlines()) == 1 and err.startswith("orbital: malformed input: ")
+
+
+# --- verify chain ---------------------------------------------------------------------
+
+def _headers_file(tmp_path: Path, name: str, blocks: list[dict[str, Any]]) -> str:
+    return write(tmp_path, name, blocks)
+
+
+def test_verify_chain_links_hive_headers_from_the_genesis_checkpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    genesis = hive_genesis()
+    blocks = [header_to_rpc(b.header) for b in hive_chain()]
+    path = _headers_file(tmp_path, "chain.json", [genesis, *reversed(blocks)])  # any order
+    store = tmp_path / "headers.sqlite"
+    code, out, err = run(capsys, "verify", "chain", path, "--checkpoint",
+                         f"0:{genesis['hash']}", "--store", str(store), "--json")
+    assert (code, err) == (0, "")
+    report = json.loads(out)
+    assert report["headers"] == 55 and report["head"] == 54
+    assert report["headHash"] == BLOCK_HASH and report["reorgs"] == []
+    assert store.exists()
+
+
+def test_verify_chain_backfills_below_a_checkpoint_in_the_middle(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = [header_to_rpc(b.header) for b in hive_chain()]
+    path = _headers_file(tmp_path, "chain.json", blocks)
+    code, out, _ = run(capsys, "verify", "chain", path, "--checkpoint",
+                       f"30:{blocks[29]['hash']}")
+    assert code == 0
+    assert out.startswith("verified 54 headers linked from checkpoint 30; head 54 ")
+
+
+def test_verify_chain_reports_a_reorg(tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    chain = [b.header for b in hive_chain()]
+    fork = [dataclasses.replace(chain[50], extra_data=b"fork")]
+    for original in [*chain[51:], dataclasses.replace(chain[-1], number=55)]:
+        fork.append(dataclasses.replace(original, parent_hash=fork[-1].hash,
+                                        number=fork[-1].number + 1))
+    main_file = _headers_file(tmp_path, "main.json", [header_to_rpc(h) for h in chain[48:]])
+    fork_file = _headers_file(tmp_path, "fork.json", [header_to_rpc(h) for h in fork])
+    code, out, _ = run(capsys, "verify", "chain", main_file, fork_file, "--checkpoint",
+                       f"49:0x{chain[48].hash.hex()}")
+    assert code == 0
+    assert "reorg at 50: depth 4" in out
+    assert f"head 55 0x{fork[-1].hash.hex()}" in out
+
+
+def test_verify_chain_refuses_headers_that_do_not_link(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = [header_to_rpc(b.header) for b in hive_chain()]
+    path = _headers_file(tmp_path, "gap.json", blocks[:10] + blocks[11:])
+    code, _, err = run(capsys, "verify", "chain", path, "--checkpoint",
+                       f"1:{blocks[0]['hash']}")
+    assert code == 1
+    assert "does not link to any verified header" in one_error_line(err)
+
+
+def test_verify_chain_refuses_a_checkpoint_no_header_has(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _headers_file(tmp_path, "one.json", [hive_genesis()])
+    code, _, err = run(capsys, "verify", "chain", path, "--checkpoint", "0:0x" + "11" * 32)
+    assert code == 1
+    assert "does not link" in one_error_line(err)
+
+
+@pytest.mark.parametrize("checkpoint", ["12", "x:0x" + "11" * 32, "1:0x1234", "1:" + "11" * 32])
+def test_verify_chain_bad_checkpoint_is_a_usage_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], checkpoint: str) -> None:
+    path = _headers_file(tmp_path, "one.json", [hive_genesis()])
+    with pytest.raises(SystemExit) as exit_:
+        main(["verify", "chain", path, "--checkpoint", checkpoint])
+    assert exit_.value.code == 2
+    assert "NUMBER:HASH" in capsys.readouterr().err
+
+
+# --- demo -----------------------------------------------------------------------------
+
+def test_demo_verifies_the_bundled_devnet_data_and_refuses_every_tampering(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "demo")
+    assert (code, err) == (0, "")
+    assert "EIP-2930, EIP-1559, EIP-7702" in out
+    assert out.count(" refused: ") == 6 and "ACCEPTED" not in out
+    assert out.rstrip().endswith("every tampered copy refused")
+
+
+# --- input limits ---------------------------------------------------------------------
+
+def test_json_nested_too_deep_is_malformed_in_process(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, err = run(capsys, "verify", "header", str(path))
+    assert code == 2
+    assert "nested deeper than" in one_error_line(err)
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    block = dict(BLOCK, note='[{"' + "[" * 500 + '\\"')
+    code, out, _ = run(capsys, "verify", "header", write(tmp_path, "b.json", block))
+    assert code == 0 and out.startswith("verified 54")

@@ -184,3 +184,10 @@ def test_our_encoding_equals_pyrlp_and_decodes_back(item: Any) -> None:
     encoded = rlp.encode(item)
     assert encoded == pyrlp.encode(item)
     assert rlp.decode(encoded) == item
+
+
+def test_encode_refuses_text() -> None:
+    with pytest.raises(TypeError):
+        rlp.encode("a")
+    with pytest.raises(TypeError):
+        rlp.encode([b"ok", "a"])

@@ -166,3 +166,7 @@ def test_secure_trie_root_equals_py_trie_over_hashed_keys(contents: dict[bytes, 
 def test_ordered_trie_root_equals_py_trie(values: list[bytes]) -> None:
     reference = py_trie({rlp.encode(i): v for i, v in enumerate(values)})
     assert ordered_trie_root(values) == reference.root_hash
+
+
+def test_trie_root_of_pairs_with_a_repeated_key_keeps_the_last_value() -> None:
+    assert trie_root([(b"a", b"1"), (b"a", b"2")]) == trie_root({b"a": b"2"})
