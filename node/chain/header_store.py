@@ -43,7 +43,6 @@ CREATE TABLE IF NOT EXISTS headers (  -- rowid table: rows append in arrival ord
     parent_hash BLOB NOT NULL,
     rlp BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS headers_parent ON headers(parent_hash);
 CREATE TABLE IF NOT EXISTS canonical (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS reorgs (
     id INTEGER PRIMARY KEY,
@@ -245,11 +244,12 @@ class HeaderStore:
                 reorg = self._make_canonical(header)
                 return Insertion(header, "head", reorg)
             return Insertion(header, "side")
-        child = self._db.execute("SELECT number FROM headers WHERE parent_hash=? LIMIT 1",
-                                 (block_hash,)).fetchone()
-        if child is not None:
-            # Only the lowest stored header can have an unknown parent, and it is
-            # canonical: a back-filled ancestor joins the canonical chain.
+        # Only the lowest stored header can have an unknown parent, and it is canonical:
+        # a back-filled ancestor is its parent, and joins the canonical chain.
+        child = self._db.execute(
+            "SELECT h.number, h.parent_hash FROM canonical c JOIN headers h ON h.hash=c.hash "
+            "ORDER BY c.number LIMIT 1").fetchone()
+        if child is not None and child[1] == block_hash:
             if header.number != child[0] - 1:
                 raise HeaderStoreError(
                     f"header 0x{block_hash.hex()} claims number {header.number}, its child "
