@@ -248,7 +248,7 @@ def test_header_not_matching_its_receipts_names_the_field(field: str, changes: A
 MALFORMED = {
     "receipts-not-a-list": lambda b, r: {"receipts": {}},
     "receipt-status-2": lambda b, r: r[0].update(status="0x2"),
-    "receipt-status-and-root": lambda b, r: r[0].update(root="0x" + "00" * 32),
+    "receipt-root-31-bytes": lambda b, r: r[0].update(root="0x" + "11" * 31),
     "receipt-neither-status-nor-root": lambda b, r: r[0].pop("status"),
     "receipt-five-topics": lambda b, r: r[1]["logs"][0].update(topics=["0x" + "00" * 32] * 5),
     "receipt-topic-31-bytes": lambda b, r: r[1]["logs"][0].update(topics=["0x" + "00" * 31]),
@@ -277,6 +277,25 @@ def test_malformed_block_or_receipts_are_refused(name: str) -> None:
         receipts = replaced["receipts"]
     with pytest.raises(MalformedInputError):
         verify_block(block, receipts)
+
+
+@pytest.mark.parametrize("filler", ["0x", "0x" + "00" * 32])
+def test_receipt_root_filler_beside_status_is_ignored(filler: str) -> None:
+    """Some clients send an empty or zero ``root`` beside ``status`` after Byzantium."""
+    block, receipts = fresh()
+    for receipt in receipts:
+        receipt["root"] = filler
+    assert "receiptsRoot" in verify_block(block, receipts).verified
+
+
+def test_receipt_with_a_real_root_beside_status_is_checked_as_pre_byzantium() -> None:
+    """A 32-byte root is what a pre-Byzantium receipt commits to: used, it cannot match a
+    post-Byzantium receiptsRoot, so a status beside it is never trusted instead."""
+    block, receipts = fresh()
+    receipts[0]["root"] = "0x" + "11" * 32
+    with pytest.raises(VerificationError) as err:
+        verify_block(block, receipts)
+    assert err.value.field == "receiptsRoot"
 
 
 def test_withdrawals_in_a_block_without_withdrawals_root_are_malformed() -> None:
