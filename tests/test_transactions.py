@@ -247,6 +247,13 @@ def test_transaction_json_with_data_instead_of_input_is_accepted() -> None:
     assert transaction_from_rpc(obj).hash == hex_bytes(obj["hash"])
 
 
+@pytest.mark.parametrize("spelling", [None, "0x"], ids=["null", "empty"])
+def test_contract_creation_json_to_may_be_null_or_empty(spelling: str | None) -> None:
+    obj = dict(io_case("eth_getTransactionByHash", "get-legacy-create").result, to=spelling)
+    assert obj["input"] != "0x"
+    assert transaction_from_rpc(obj).hash == hex_bytes(obj["hash"])
+
+
 @pytest.mark.parametrize("tx_type, field, value", [
     (2, "value", "0x3"),
     (2, "nonce", "0x91"),

@@ -200,8 +200,8 @@ def _from_json(kind: str, raw: Any, where: str) -> Any:
         return value
     if kind == ADDRESS:
         return parse_data(raw, where, 20)
-    if kind == TO:
-        return b"" if raw is None else parse_data(raw, where, 20)
+    if kind == TO:  # contract creation: null, absent or (some clients) "0x"
+        return b"" if raw is None or raw == "0x" else parse_data(raw, where, 20)
     if kind == BYTES:
         return parse_data(raw, where)
     if kind == HASHES:
