@@ -4,7 +4,7 @@
 #   scripts/setup.sh           Python virtualenv with the project and the [dev] extra
 #   scripts/setup.sh --test    also the [test] extra and the real parts the tests start:
 #                              SoftHSM2 + p11-kit (Debian packages), Node.js >= 18, and
-#                              the pinned anvil and solcjs in tools/node_modules (npm ci)
+#                              the pinned anvil, cast and solcjs in tools/node_modules (npm ci)
 #
 # Idempotent: a second run installs nothing and needs no network (remove .venv or
 # tools/node_modules to force a reinstall). Works on a plain Debian 12 (no Node.js, PEP 668
@@ -190,20 +190,21 @@ npm_ci() { (cd tools && npm ci --no-audit --no-fund); }
 pinned() { node -p "require('./tools/package.json').dependencies['$1']"; }
 
 case "$(uname -s)-$(uname -m)" in
-    Linux-x86_64) anvil_pkg=anvil-linux-amd64 ;;
-    Linux-aarch64 | Linux-arm64) anvil_pkg=anvil-linux-arm64 ;;
-    Darwin-x86_64) anvil_pkg=anvil-darwin-amd64 ;;
-    Darwin-arm64) anvil_pkg=anvil-darwin-arm64 ;;
-    *) die "no anvil binary for $(uname -s)-$(uname -m)" ;;
+    Linux-x86_64) platform=linux-amd64 ;;
+    Linux-aarch64 | Linux-arm64) platform=linux-arm64 ;;
+    Darwin-x86_64) platform=darwin-amd64 ;;
+    Darwin-arm64) platform=darwin-arm64 ;;
+    *) die "no foundry binaries for $(uname -s)-$(uname -m)" ;;
 esac
-# The native binary normally comes as the optional dependency @foundry-rs/$anvil_pkg. npm 9
-# (Debian 12) skips that package on Node 18 (its engines field says node >= 20) and
-# @foundry-rs/anvil's postinstall then fetches the same pinned version from the registry,
-# checking its integrity, into @foundry-rs/anvil/anvil. tests/anvil.py looks in both places.
-find_anvil_bin() {
+# A foundry binary (anvil, cast) normally comes as the optional dependency
+# @foundry-rs/<tool>-$platform. npm 9 (Debian 12) skips that package on Node 18 (its engines
+# field says node >= 20) and @foundry-rs/<tool>'s postinstall then fetches the same pinned
+# version from the registry, checking its integrity, into @foundry-rs/<tool>/<tool>.
+# tests/anvil.py looks in both places.
+find_tool_bin() {
     local path
-    for path in "tools/node_modules/@foundry-rs/$anvil_pkg/bin/anvil" \
-        "tools/node_modules/@foundry-rs/anvil/anvil"; do
+    for path in "tools/node_modules/@foundry-rs/$1-$platform/bin/$1" \
+        "tools/node_modules/@foundry-rs/$1/$1"; do
         [ -x "$path" ] && { printf '%s\n' "$path"; return 0; }
     done
     return 1
@@ -212,7 +213,8 @@ find_anvil_bin() {
 # npm ci only when node_modules does not match the lockfile (and this Node major).
 npm_stamp=tools/node_modules/.orbital-setup
 npm_want="$(fingerprint tools/package.json tools/package-lock.json) node$(node_major)"
-if [ "$(cat "$npm_stamp" 2>/dev/null)" = "$npm_want" ] && find_anvil_bin >/dev/null; then
+if [ "$(cat "$npm_stamp" 2>/dev/null)" = "$npm_want" ] && find_tool_bin anvil >/dev/null \
+    && find_tool_bin cast >/dev/null; then
     log "tools/node_modules up to date"
 else
     log "npm ci in tools/"
@@ -228,9 +230,11 @@ else
     printf '%s\n' "$npm_want" >"$npm_stamp"
 fi
 
-anvil_bin="$(find_anvil_bin)" || die "no anvil binary in tools/node_modules after npm ci"
-anvil_have="$("$anvil_bin" --version 2>&1 | head -n 1)" || true
-[ "$anvil_have" = "anvil Version: $(pinned @foundry-rs/anvil)" ] \
-    || die "$anvil_bin does not run as the pinned anvil ($anvil_have); remove tools/node_modules and re-run"
-log "$anvil_have ($anvil_bin)"
+for tool in anvil cast; do
+    bin="$(find_tool_bin "$tool")" || die "no $tool binary in tools/node_modules after npm ci"
+    have="$("$bin" --version 2>&1 | head -n 1)" || true
+    [ "$have" = "$tool Version: $(pinned "@foundry-rs/$tool")" ] \
+        || die "$bin does not run as the pinned $tool ($have); remove tools/node_modules and re-run"
+    log "$have ($bin)"
+done
 log "done: run the tests with .venv/bin/python -m pytest"

@@ -76,40 +76,47 @@ class RpcError(RuntimeError):
         super().__init__(f"{method}: JSON-RPC error {self.code}: {self.rpc_message}")
 
 
-def _platform_package() -> str | None:
-    """Name of the ``@foundry-rs/anvil-*`` package holding this platform's binary."""
+def _platform_package(tool: str) -> str | None:
+    """Name of the ``@foundry-rs/<tool>-*`` package holding this platform's binary."""
     system = platform.system().lower()
     machine = platform.machine().lower()
     arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(machine)
     if system not in ("linux", "darwin") or arch is None:
         return None
-    return f"anvil-{system}-{arch}"
+    return f"{tool}-{system}-{arch}"
 
 
-def find_anvil() -> Path:
-    """The anvil binary: ``$ORBITAL_ANVIL``, else tools/node_modules, else ``anvil`` on PATH."""
-    override = os.environ.get(ANVIL_ENV)
+def find_foundry_tool(tool: str) -> Path:
+    """A foundry binary (``anvil``, ``cast``): ``$ORBITAL_<TOOL>``, else tools/node_modules,
+    else on PATH."""
+    env = f"ORBITAL_{tool.upper()}"
+    override = os.environ.get(env)
     if override:
         path = Path(override)
         if path.is_file() and os.access(path, os.X_OK):
             return path
-        raise AnvilNotFoundError(f"{ANVIL_ENV}={override} is not an executable file")
+        raise AnvilNotFoundError(f"{env}={override} is not an executable file")
     candidates = []
-    package = _platform_package()
+    package = _platform_package(tool)
     if package is not None:
-        candidates.append(NPM_SCOPE_DIR / package / "bin" / "anvil")
-    # where @foundry-rs/anvil's postinstall puts the binary when the platform package is absent
-    candidates.append(NPM_SCOPE_DIR / "anvil" / "anvil")
+        candidates.append(NPM_SCOPE_DIR / package / "bin" / tool)
+    # where @foundry-rs/<tool>'s postinstall puts the binary when the platform package is absent
+    candidates.append(NPM_SCOPE_DIR / tool / tool)
     for path in candidates:
         if path.is_file() and os.access(path, os.X_OK):
             return path
-    on_path = shutil.which("anvil")
+    on_path = shutil.which(tool)
     if on_path is not None:
         return Path(on_path)
     raise AnvilNotFoundError(
-        f"anvil not found (looked at {', '.join(str(c) for c in candidates)} and PATH): "
-        f"run `scripts/setup.sh --test` from the repository root, or set {ANVIL_ENV}"
+        f"{tool} not found (looked at {', '.join(str(c) for c in candidates)} and PATH): "
+        f"run `scripts/setup.sh --test` from the repository root, or set {env}"
     )
+
+
+def find_anvil() -> Path:
+    """The anvil binary: ``$ORBITAL_ANVIL``, else tools/node_modules, else ``anvil`` on PATH."""
+    return find_foundry_tool("anvil")
 
 
 def free_port() -> int:
