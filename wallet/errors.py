@@ -26,7 +26,8 @@ class PolicyDeniedError(WalletError):
     def __init__(self, reason: str, rule: str = "") -> None:
         self.reason = reason
         self.rule = rule
-        super().__init__(f"policy denied ({rule}): {reason}" if rule else f"policy denied: {reason}")
+        super().__init__(f"policy denied ({rule}): {reason}" if rule
+                         else f"policy denied: {reason}")
 
 
 class BadPinError(WalletError):
