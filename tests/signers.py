@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import coincurve
+from eth_utils import keccak
 
 from wallet.keys.signer import Signature, address_of_public_key, finalize_signature
 
@@ -16,6 +17,11 @@ class SoftwareSigner:
     """Implements :class:`wallet.keys.signer.Signer` with a key in memory."""
 
     key: coincurve.PrivateKey
+
+    @property
+    def private_key(self) -> bytes:
+        """The 32-byte secret (tests compare against eth-account with it)."""
+        return self.key.secret
 
     @property
     def address(self) -> bytes:
@@ -30,3 +36,8 @@ class SoftwareSigner:
 def software_signer(hex_key: str) -> SoftwareSigner:
     """A signer for the 32-byte private key ``0x...``."""
     return SoftwareSigner(coincurve.PrivateKey(bytes.fromhex(hex_key.removeprefix("0x"))))
+
+
+def labelled_signer(label: str) -> SoftwareSigner:
+    """A deterministic signer named by ``label`` (key = keccak256 of a fixed phrase)."""
+    return SoftwareSigner(coincurve.PrivateKey(keccak(text=f"orbital test key {label}")))

@@ -42,13 +42,13 @@ from wallet.commands import (
 from wallet.errors import CommandRejectedError, MalformedRequestError
 from wallet.keys.signer import SECP256K1_N, Signature, recover_address
 
-from command_signers import CommandTestSigner
+from signers import SoftwareSigner, labelled_signer
 
 T0 = 1_750_000_000
 CHAIN = 31337
 SAT = satellite_id("sat-1")
-A, B, C = (CommandTestSigner(name) for name in ("alice", "bob", "carol"))
-OUTSIDER = CommandTestSigner("mallory")
+A, B, C = (labelled_signer(name) for name in ("alice", "bob", "carol"))
+OUTSIDER = labelled_signer("mallory")
 TX = {"from": "0x" + "11" * 20, "to": "0x" + "22" * 20, "value": "0xde0b6b3a7640000",
       "gas": "0x5208", "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x1",
       "nonce": "0x0", "chainId": hex(CHAIN), "type": "0x2"}
@@ -62,7 +62,7 @@ def command(nonce: int = 1, payload: dict[str, Any] | None = None, **changes: An
     return build_command(**fields)
 
 
-def envelope(*signers: CommandTestSigner, nonce: int = 1, **changes: Any) -> Envelope:
+def envelope(*signers: SoftwareSigner, nonce: int = 1, **changes: Any) -> Envelope:
     payload = changes.pop("payload", TX)
     result = Envelope(command(nonce, payload, **changes), payload)
     for signer in signers:
@@ -589,7 +589,7 @@ json_values = st.recursive(
        signers=st.sets(st.sampled_from([A, B, C]), max_size=3))
 def test_envelope_file_round_trips(payload: dict[str, Any], nonce: int, not_before: int,
                                    lifetime: int, chain_id: int,
-                                   signers: set[CommandTestSigner]) -> None:
+                                   signers: set[SoftwareSigner]) -> None:
     cmd = build_command("sign_transaction", payload, nonce, not_before,
                         min(not_before + lifetime, UINT64_MAX), SAT, chain_id)
     env = Envelope(cmd, payload)

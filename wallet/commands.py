@@ -48,7 +48,6 @@ naming the check and its values.
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import string
 import threading
@@ -61,6 +60,7 @@ from typing import Any
 from eth_utils import is_checksum_address, keccak, to_checksum_address
 
 from wallet.errors import CommandRejectedError, MalformedRequestError
+from wallet.jsondepth import json_nesting_exceeds
 from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
 from wallet.messages import typed_data_digest
 
@@ -99,9 +99,6 @@ MAX_PAYLOAD_DEPTH = 32
 _MAX_FILE_DEPTH = MAX_PAYLOAD_DEPTH + 4
 """Deepest nesting of the envelope file, checked before parsing: Python's C JSON parser
 recurses, and with a raised recursion limit a hostile file could overflow the C stack."""
-_JSON_STRING_OR_BRACKET = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)|[\[\]{}]')
-"""A JSON string (skipped whole, escapes included; an unterminated one runs to the end,
-so the scan stays linear) or a bracket."""
 
 UINT64_MAX = 2**64 - 1
 _HEX_DIGITS = frozenset(string.hexdigits)
@@ -457,21 +454,6 @@ def _address(value: Any, field: str) -> bytes:
     return raw
 
 
-def _check_file_depth(text: str) -> None:
-    if text.count("[") + text.count("{") <= _MAX_FILE_DEPTH:
-        return
-    depth = 0
-    for token in _JSON_STRING_OR_BRACKET.finditer(text):
-        bracket = token.group()[0]
-        if bracket in "[{":
-            depth += 1
-            if depth > _MAX_FILE_DEPTH:
-                raise MalformedRequestError(
-                    f"envelope: JSON nested deeper than {_MAX_FILE_DEPTH} levels")
-        elif bracket in "]}":
-            depth -= 1
-
-
 def envelope_from_json(data: str | bytes) -> Envelope:
     """Read an envelope file, strictly::
 
@@ -492,7 +474,8 @@ def envelope_from_json(data: str | bytes) -> Envelope:
             data = bytes(data).decode("utf-8")
         except UnicodeDecodeError as exc:
             raise MalformedRequestError(f"envelope: not UTF-8: {exc}") from None
-    _check_file_depth(data)
+    if json_nesting_exceeds(data, _MAX_FILE_DEPTH):
+        raise MalformedRequestError(f"envelope: JSON nested deeper than {_MAX_FILE_DEPTH} levels")
     try:
         document = json.loads(data, object_pairs_hook=_no_duplicate_keys,
                               parse_float=_no_float, parse_constant=_no_float)

@@ -9,12 +9,12 @@ than :data:`MAX_FILE_BYTES` -- is a :class:`MalformedInputError` naming the file
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from node.chain.errors import MalformedInputError
+from wallet.jsondepth import json_nesting_exceeds
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 """Largest file accepted (a full mainnet block with receipts is a few MB)."""
@@ -22,26 +22,6 @@ MAX_JSON_DEPTH = 64
 """Deepest nesting accepted; JSON-RPC results nest about five levels. Checked before
 parsing, so a hostile file cannot exhaust the parser's stack (whose limit other
 libraries in the process may have raised)."""
-
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]')
-"""Strings (skipped whole, escapes included) and brackets."""
-
-
-def check_json_depth(raw: bytes, name: str) -> None:
-    """Refuse ``raw`` if its brackets (outside strings) nest deeper than the limit."""
-    if raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH:
-        return  # too few brackets to nest too deep
-    depth = 0
-    for token in _JSON_TOKENS.finditer(raw):
-        char = token.group()[:1]
-        if char in (b"[", b"{"):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise MalformedInputError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
-                                          where=name)
-        elif char in (b"]", b"}"):
-            depth -= 1
-
 
 def load_result(path: str) -> Any:
     """The JSON-RPC result held by ``path`` (or standard input for ``-``)."""
@@ -56,7 +36,9 @@ def load_result(path: str) -> Any:
         raise MalformedInputError(f"cannot read: {exc.strerror}", where=name) from None
     if len(raw) > MAX_FILE_BYTES:
         raise MalformedInputError(f"larger than {MAX_FILE_BYTES} bytes", where=name)
-    check_json_depth(raw, name)
+    if json_nesting_exceeds(raw.decode("utf-8", "replace"), MAX_JSON_DEPTH):
+        raise MalformedInputError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                                  where=name)
     try:
         value = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
