@@ -1,0 +1,839 @@
+"""The policy engine: every rule allows and denies (one table), the order of the rules,
+the pinned TOML file and its strict grammar, the rolling 24 h window across a restart,
+the time-lock and its cancel window, m-of-n co-signatures, EIP-7702 delegates, EIP-712
+domains, and the signing path: a denied request is audited and never signed."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wallet.audit import AuditLog, verify
+from wallet.errors import MalformedRequestError, PolicyDeniedError
+from wallet.keys.signer import Signature
+from wallet.policy import (
+    MAX_UINT256,
+    TRANSACTION_RULES,
+    Authorization,
+    Decision,
+    Policy,
+    PolicyLedger,
+    PolicyPinError,
+    SigningRequest,
+    format_duration,
+    format_wei,
+    load_policy,
+    parse_amount,
+    parse_duration,
+    parse_policy,
+    parse_selector,
+    pin_policy,
+)
+
+from signers import SoftwareSigner
+
+GWEI = 10**9
+ETHER = 10**18
+NOW = 1_750_000_000.0
+HOUR = 3600.0
+
+SENDER = bytes.fromhex("5e" * 20)
+TREASURY = bytes.fromhex("11" * 20)
+TOKEN = bytes.fromhex("22" * 20)
+DELEGATE = bytes.fromhex("33" * 20)
+REGISTRY = bytes.fromhex("44" * 20)
+STRANGER = bytes.fromhex("99" * 20)
+OP1, OP2, OP3 = (bytes.fromhex(b * 20) for b in ("a1", "a2", "a3"))
+
+TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
+APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
+
+BASE_POLICY = f"""
+version = 1
+chain_id = 31337
+
+[destinations]
+allow_create = false
+
+[[destinations.allow]]
+address = "0x{TREASURY.hex()}"
+label = "treasury"
+
+[[destinations.allow]]
+address = "0x{TOKEN.hex()}"
+label = "token"
+selectors = ["transfer(address,uint256)"]
+
+[limits]
+per_transaction = "1 ether"
+per_24h = "3 ether"
+
+[fees]
+max_gas = 500000
+max_fee_per_gas = "100 gwei"
+max_priority_fee_per_gas = "2 gwei"
+max_gas_price = "100 gwei"
+max_total_fee = "0.01 ether"
+
+[timelock]
+threshold = "0.5 ether"
+delay = "1h"
+cancel_window = "30m"
+
+[cosign]
+threshold = "0.8 ether"
+required = 2
+operators = ["0x{OP1.hex()}", "0x{OP2.hex()}", "0x{OP3.hex()}"]
+
+[delegation]
+allow_delegates = ["0x{DELEGATE.hex()}"]
+
+[messages]
+allow_personal = false
+
+[[messages.typed_data]]
+name = "orbital"
+chain_id = 31337
+verifying_contract = "0x{REGISTRY.hex()}"
+primary_types = ["TaskResult"]
+"""
+
+
+def policy_from(text: str = BASE_POLICY, edits: tuple[tuple[str, str], ...] = ()) -> Policy:
+    for old, new in edits:
+        assert old in text, old
+        text = text.replace(old, new)
+    return parse_policy(text.encode(), "test.toml")
+
+
+def tx(**changes: Any) -> SigningRequest:
+    """A plain EIP-1559 transfer of 0.1 ether to the treasury, with ``changes``."""
+    fields: dict[str, Any] = dict(
+        sender=SENDER, chain_id=31337, to=TREASURY, value=ETHER // 10, data=b"", gas=21000,
+        tx_type=2, nonce=7, max_fee_per_gas=50 * GWEI, max_priority_fee_per_gas=1 * GWEI)
+    fields.update(changes)
+    if fields["tx_type"] in (0, 1):
+        fields.setdefault("gas_price", 20 * GWEI)
+        fields["max_fee_per_gas"] = fields["max_priority_fee_per_gas"] = None
+    return SigningRequest.transaction(**fields)
+
+
+def typed(**domain_changes: Any) -> SigningRequest:
+    domain = {"name": "orbital", "version": "1", "chainId": 31337,
+              "verifyingContract": "0x" + REGISTRY.hex()}
+    primary = domain_changes.pop("primaryType", "TaskResult")
+    domain.update(domain_changes)
+    types: dict[str, Any] = {
+        "EIP712Domain": [{"name": "name", "type": "string"},
+                         {"name": "version", "type": "string"},
+                         {"name": "chainId", "type": "uint256"},
+                         {"name": "verifyingContract", "type": "address"}],
+        primary: [{"name": "taskId", "type": "bytes32"}, {"name": "output", "type": "bytes32"}],
+    }
+    document = {"types": types, "primaryType": primary, "domain": domain,
+                "message": {"taskId": "0x" + "01" * 32, "output": "0x" + "02" * 32}}
+    return SigningRequest.typed_data(sender=SENDER, document=document)
+
+
+def auth(address: bytes = DELEGATE, chain_id: int = 31337) -> Authorization:
+    return Authorization(chain_id=chain_id, address=address, nonce=8)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[PolicyLedger]:
+    with PolicyLedger(tmp_path / "ledger.sqlite") as opened:
+        yield opened
+
+
+# --------------------------------------------------------------------------- the table
+
+@dataclass(frozen=True)
+class Case:
+    """One row: a request (built lazily) judged by the base policy with ``edits``."""
+
+    id: str
+    request: Any  # () -> SigningRequest
+    outcome: str
+    rule: str
+    reason: str = ""  # a fragment the reason must contain
+    edits: tuple[tuple[str, str], ...] = ()
+    spent: tuple[tuple[int, float], ...] = ()  # (wei, seconds ago) signed earlier
+    queued_ago: float | None = None  # the request was queued this long ago
+    approvals: frozenset[bytes] = field(default_factory=frozenset)
+
+
+TWO_OPS = frozenset({OP1, OP2})
+ALLOW_CREATE = (("allow_create = false", "allow_create = true"),)
+ALLOW_PERSONAL = (("allow_personal = false", "allow_personal = true"),)
+
+CASES = [
+    # 1. chain_id (EIP-155)
+    Case("chain_id-allow", lambda: tx(), "allow", "all", "transfer of 0.1 ether"),
+    Case("chain_id-deny-other-chain", lambda: tx(chain_id=1), "deny", "chain_id",
+         "chain id 1 is not the pinned chain id 31337"),
+    Case("chain_id-deny-pre-eip155", lambda: tx(tx_type=0, chain_id=None), "deny", "chain_id",
+         "pre-EIP-155"),
+    # 2. tx_type (EIP-2718)
+    Case("tx_type-allow-legacy", lambda: tx(tx_type=0), "allow", "all"),
+    Case("tx_type-allow-2930", lambda: tx(tx_type=1), "allow", "all"),
+    Case("tx_type-deny-blob", lambda: tx(tx_type=3), "deny", "tx_type", "EIP-4844"),
+    Case("tx_type-deny-unknown", lambda: tx(tx_type=9), "deny", "tx_type", "unknown type 9"),
+    # 3. destination
+    Case("destination-allow", lambda: tx(to=TREASURY), "allow", "all", "(treasury)"),
+    Case("destination-deny-unlisted", lambda: tx(to=STRANGER), "deny", "destination",
+         "0x9999999999999999999999999999999999999999 is not in the allowlist"),
+    Case("destination-deny-create", lambda: tx(to=None, data=b"\x60\x00"), "deny",
+         "destination", "contract creation is not allowed"),
+    Case("destination-allow-create", lambda: tx(to=None, data=b"\x60\x00"), "allow", "all",
+         "contract creation", edits=ALLOW_CREATE),
+    # 4. calldata (4-byte selector, Solidity ABI)
+    Case("calldata-allow-selector", lambda: tx(to=TOKEN, value=0, data=TRANSFER + bytes(64)),
+         "allow", "all", "call transfer(address,uint256) on"),
+    Case("calldata-deny-selector", lambda: tx(to=TOKEN, value=0, data=APPROVE + bytes(64)),
+         "deny", "calldata", "selector 0x095ea7b3 is not allowed"),
+    Case("calldata-deny-short", lambda: tx(to=TOKEN, value=0, data=TRANSFER[:2]), "deny",
+         "calldata", "holds no 4-byte function selector"),
+    Case("calldata-deny-plain-to-contract", lambda: tx(to=TOKEN), "deny", "calldata",
+         "plain transfer (empty calldata)"),
+    Case("calldata-deny-data-to-eoa", lambda: tx(to=TREASURY, data=TRANSFER), "deny",
+         "calldata", "accepts no calldata"),
+    # 5. delegation (EIP-7702)
+    Case("delegation-allow", lambda: tx(tx_type=4, authorization_list=[auth()]), "allow", "all"),
+    Case("delegation-deny-delegate", lambda: tx(tx_type=4, authorization_list=[auth(STRANGER)]),
+         "deny", "delegation", "is not in [delegation] allow_delegates"),
+    Case("delegation-deny-any-chain",
+         lambda: tx(tx_type=4, authorization_list=[auth(chain_id=0)]), "deny", "delegation",
+         "chain id 0 (valid on every chain)"),
+    # 6. fees (EIP-1559 fields, legacy gas price, total)
+    Case("fees-allow-at-caps", lambda: tx(gas=100_000, max_fee_per_gas=100 * GWEI,
+                                          max_priority_fee_per_gas=2 * GWEI), "allow", "all"),
+    Case("fees-deny-gas-limit", lambda: tx(gas=500_001, max_fee_per_gas=GWEI), "deny", "fees",
+         "gas limit 500001 exceeds the cap 500000"),
+    Case("fees-deny-max-fee", lambda: tx(max_fee_per_gas=101 * GWEI), "deny", "fees",
+         "max_fee_per_gas 101 gwei exceeds the cap 100 gwei"),
+    Case("fees-deny-priority", lambda: tx(max_priority_fee_per_gas=3 * GWEI), "deny", "fees",
+         "max_priority_fee_per_gas 3 gwei exceeds the cap 2 gwei"),
+    Case("fees-deny-priority-above-max",
+         lambda: tx(max_fee_per_gas=GWEI, max_priority_fee_per_gas=2 * GWEI), "deny", "fees",
+         "invalid, EIP-1559"),
+    Case("fees-deny-gas-price", lambda: tx(tx_type=0, gas_price=101 * GWEI), "deny", "fees",
+         "gas_price 101 gwei exceeds the cap 100 gwei"),
+    Case("fees-deny-total", lambda: tx(gas=200_000, max_fee_per_gas=60 * GWEI), "deny", "fees",
+         "total fee (gas 200000 x 60 gwei) 0.012 ether exceeds the cap 0.01 ether"),
+    # 7. per_transaction
+    Case("per_transaction-allow-at-limit", lambda: tx(value=ETHER), "allow", "all",
+         queued_ago=2 * HOUR, approvals=TWO_OPS),
+    Case("per_transaction-deny", lambda: tx(value=ETHER + 1), "deny", "per_transaction",
+         "value 1.000000000000000001 ether exceeds the per-transaction limit 1 ether"),
+    # 8. per_24h
+    Case("per_24h-allow-at-limit", lambda: tx(value=ETHER), "allow", "all",
+         spent=((ETHER, HOUR), (ETHER, 23 * HOUR)), queued_ago=2 * HOUR, approvals=TWO_OPS),
+    Case("per_24h-allow-outside-window", lambda: tx(value=ETHER // 10), "allow", "all",
+         spent=((3 * ETHER, 24 * HOUR), (3 * ETHER, 30 * HOUR))),
+    Case("per_24h-deny", lambda: tx(value=ETHER // 10), "deny", "per_24h",
+         "value 0.1 ether + 2.95 ether signed in the last 24 h = 3.05 ether exceeds the 24 h "
+         "limit 3 ether", spent=((2 * ETHER, HOUR), (ETHER * 95 // 100, 23.9 * HOUR))),
+    # 9. timelock
+    Case("timelock-allow-below", lambda: tx(value=ETHER // 2 - 1), "allow", "all"),
+    Case("timelock-delay", lambda: tx(value=ETHER // 2), "delay", "timelock",
+         "value 0.5 ether >= time-lock threshold 0.5 ether: time-locked, signable from"),
+    Case("timelock-delay-not-yet", lambda: tx(value=ETHER // 2), "delay", "timelock",
+         "signable from", queued_ago=HOUR - 1),
+    Case("timelock-allow-elapsed", lambda: tx(value=ETHER // 2), "allow", "all",
+         "time-lock elapsed", queued_ago=HOUR),
+    # 10. cosign
+    Case("cosign-needs-approvals", lambda: tx(value=ETHER * 8 // 10), "needs_approvals",
+         "cosign", "approvals from 0 of 3 operators, 2 required", queued_ago=2 * HOUR),
+    Case("cosign-allow", lambda: tx(value=ETHER * 8 // 10), "allow", "all",
+         "approvals from 2 of 3 operators, 2 required", queued_ago=2 * HOUR, approvals=TWO_OPS),
+    # messages: EIP-191 personal messages
+    Case("personal_message-deny", lambda: SigningRequest.personal_message(
+        sender=SENDER, message=b"hello"), "deny", "personal_message", "allow_personal = false"),
+    Case("personal_message-allow", lambda: SigningRequest.personal_message(
+        sender=SENDER, message=b"hello"), "allow", "personal_message", edits=ALLOW_PERSONAL),
+    # messages: EIP-712 domains
+    Case("typed_data-allow", lambda: typed(), "allow", "typed_data", "matches an allowed"),
+    Case("typed_data-deny-contract", lambda: typed(verifyingContract="0x" + TOKEN.hex()),
+         "deny", "typed_data", "matches no [[messages.typed_data]] entry"),
+    Case("typed_data-deny-chain", lambda: typed(chainId=1), "deny", "typed_data",
+         "chainId 1"),
+    Case("typed_data-deny-name", lambda: typed(name="permit"), "deny", "typed_data"),
+    Case("typed_data-deny-primary-type", lambda: typed(primaryType="Permit"), "deny",
+         "typed_data", "typed data 'Permit'"),
+    # EIP-7702 authorization tuples signed alone
+    Case("authorization-allow", lambda: SigningRequest.authorization(
+        sender=SENDER, authorization=auth()), "allow", "all"),
+    Case("authorization-deny-delegate", lambda: SigningRequest.authorization(
+        sender=SENDER, authorization=auth(STRANGER)), "deny", "delegation"),
+    Case("authorization-deny-chain", lambda: SigningRequest.authorization(
+        sender=SENDER, authorization=auth(chain_id=0)), "deny", "chain_id",
+         "valid on every chain"),
+]
+
+
+def judge(case: Case, ledger: PolicyLedger) -> Decision:
+    policy = policy_from(edits=case.edits)
+    request = case.request()
+    for i, (value, ago) in enumerate(case.spent):
+        ledger.record_signed(tx(value=value, nonce=1000 + i), NOW - ago)
+    if case.queued_ago is not None:
+        first = policy.evaluate(request, now=NOW - case.queued_ago, ledger=ledger)
+        assert first.outcome == "delay", first
+        ledger.queue(first)
+    return policy.evaluate(request, now=NOW, ledger=ledger, approvals=case.approvals)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_policy_table(case: Case, ledger: PolicyLedger) -> None:
+    decision = judge(case, ledger)
+    assert (decision.outcome, decision.rule) == (case.outcome, case.rule), decision.reason
+    assert case.reason in decision.reason
+    assert "\n" not in decision.reason
+    assert decision.request_id == case.request().request_id
+    assert decision.decided_at == NOW
+
+
+def test_the_table_allows_and_denies_with_every_rule() -> None:
+    by_rule: dict[str, set[str]] = {}
+    for case in CASES:
+        rule = case.id.split("-")[0]
+        by_rule.setdefault(rule, set()).add(case.outcome)
+    for rule in TRANSACTION_RULES:
+        assert "allow" in by_rule[rule], rule
+        assert by_rule[rule] & {"deny", "delay", "needs_approvals"}, rule
+    for rule in ("personal_message", "typed_data", "authorization"):
+        assert {"allow", "deny"} <= by_rule[rule], rule
+
+
+# --------------------------------------------------------------------------- order
+
+def test_first_failing_rule_decides(ledger: PolicyLedger) -> None:
+    policy = policy_from()
+    # wrong chain, unlisted destination and too much gas: the chain rule comes first
+    decision = policy.evaluate(tx(chain_id=5, to=STRANGER, gas=10**6), now=NOW, ledger=ledger)
+    assert decision.rule == "chain_id"
+    decision = policy.evaluate(tx(to=STRANGER, gas=10**6), now=NOW, ledger=ledger)
+    assert decision.rule == "destination"
+
+
+def test_deny_beats_delay(ledger: PolicyLedger) -> None:
+    decision = policy_from().evaluate(tx(value=2 * ETHER), now=NOW, ledger=ledger)
+    assert (decision.outcome, decision.rule) == ("deny", "per_transaction")
+    assert ledger.pending_requests() == []
+
+
+def test_delay_beats_needs_approvals_and_says_what_is_missing(ledger: PolicyLedger) -> None:
+    decision = policy_from().evaluate(tx(value=ETHER * 9 // 10), now=NOW, ledger=ledger,
+                                      approvals={OP1})
+    assert (decision.outcome, decision.rule) == ("delay", "timelock")
+    assert decision.not_before == NOW + HOUR
+    assert decision.cancel_until == NOW + HOUR / 2
+    assert (decision.approvals_required, decision.approvals_missing) == (2, 1)
+
+
+def test_decision_payload_and_require_allowed(ledger: PolicyLedger) -> None:
+    policy = policy_from()
+    denied = policy.evaluate(tx(chain_id=1), now=NOW, ledger=ledger)
+    with pytest.raises(PolicyDeniedError) as raised:
+        denied.require_allowed()
+    assert raised.value.rule == "chain_id"
+    assert raised.value.exit_code == 3
+    payload = denied.to_payload()
+    assert payload["outcome"] == "deny"
+    assert payload["policy_sha256"] == policy.sha256
+    assert payload["request_id"] == "0x" + tx(chain_id=1).request_id.hex()
+    policy.evaluate(tx(), now=NOW, ledger=ledger).require_allowed()
+
+
+# --------------------------------------------------------------------------- the file
+
+def test_load_policy_checks_the_pin(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(BASE_POLICY)
+    pin = pin_policy(path)
+    assert pin == hashlib.sha256(BASE_POLICY.encode()).hexdigest()
+    assert load_policy(path, pin).sha256 == pin
+    assert load_policy(path, "sha256:" + pin.upper()).chain_id == 31337
+
+    path.write_text(BASE_POLICY.replace('per_transaction = "1 ether"',
+                                        'per_transaction = "100 ether"'))
+    with pytest.raises(PolicyPinError) as raised:
+        load_policy(path, pin)
+    message = str(raised.value)
+    assert f"policy file {path} changed" in message
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in message
+    assert f"pinned {pin}" in message
+    assert "`orbital wallet policy pin`" in message
+    assert raised.value.exit_code == 3
+
+
+@pytest.mark.parametrize("pin", ["", "abc", "g" * 64, "0" * 63])
+def test_a_malformed_pin_is_refused(tmp_path: Path, pin: str) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(BASE_POLICY)
+    with pytest.raises(MalformedRequestError, match="is not a sha256"):
+        load_policy(path, pin)
+
+
+def test_pin_refuses_a_policy_that_does_not_parse(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(BASE_POLICY + "\nsurprise = 1\n")
+    with pytest.raises(MalformedRequestError, match="unknown key 'surprise'"):
+        pin_policy(path)
+    with pytest.raises(MalformedRequestError, match="cannot read policy file"):
+        pin_policy(tmp_path / "missing.toml")
+
+
+def test_the_example_policy_loads_and_judges() -> None:
+    path = Path(__file__).parent.parent / "configs" / "policy.example.toml"
+    policy = load_policy(path, pin_policy(path))
+    treasury = bytes.fromhex("70997970C51812dc3A010C7d01b50e0d17dc79C8")
+    assert policy.timelock is not None and policy.cosign is not None
+    assert policy.delegates and policy.messages.typed_data
+    request = tx(to=treasury, value=ETHER // 10)
+    history = _EmptyHistory()
+    assert policy.evaluate(request, now=NOW, ledger=history).outcome == "allow"
+    assert policy.evaluate(tx(to=treasury, value=ETHER // 4), now=NOW,
+                           ledger=history).outcome == "needs_approvals"
+
+
+class _EmptyHistory:
+    """A PolicyHistory with nothing in it."""
+
+    def spent_since(self, sender: bytes, since: float) -> int:
+        return 0
+
+    def pending(self, request_id: bytes) -> None:
+        return None
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("version = 1", "version = 1\nverison = 1"), "top level: unknown key 'verison'"),
+    (('per_24h = "3 ether"', 'per_24h = "3 ether"\nper_day = "1 ether"'),
+     "limits: unknown key 'per_day'"),
+    (('label = "treasury"', 'label = "treasury"\nlable = "x"'),
+     "destinations.allow[0]: unknown key 'lable'"),
+    (('primary_types = ["TaskResult"]', 'primary_types = ["TaskResult"]\nsalt = "0x00"'),
+     "messages.typed_data[0]: unknown key 'salt'"),
+    (("[cosign]", "[cosign]\nm = 2"), "cosign: unknown key 'm'"),
+    (("[fees]", "[fee]\nx = 1\n[fees]"), "top level: unknown key 'fee'"),
+])
+def test_unknown_keys_are_refused(edit: tuple[str, str], message: str) -> None:
+    with pytest.raises(MalformedRequestError) as raised:
+        policy_from(edits=(edit,))
+    assert message in str(raised.value)
+    assert str(raised.value).startswith("policy test.toml: ")
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (('per_transaction = "1 ether"', "per_transaction = 1.5"), "is a float"),
+    (('per_transaction = "1 ether"', 'per_transaction = "1.5"'), "is not '<decimal> <unit>'"),
+    (('per_transaction = "1 ether"', 'per_transaction = "1 eth"'), "is not '<decimal> <unit>'"),
+    (('per_transaction = "1 ether"', 'per_transaction = "-1 ether"'), "is not '<decimal>"),
+    (('per_transaction = "1 ether"', 'per_transaction = "1e18 wei"'), "is not '<decimal>"),
+    (('per_transaction = "1 ether"', 'per_transaction = "1  ether"'), "is not '<decimal>"),
+    (('per_transaction = "1 ether"', 'per_transaction = "01 ether"'), "is not '<decimal>"),
+    (('per_transaction = "1 ether"', 'per_transaction = "0.5 wei"'), "not a whole number"),
+    (('per_transaction = "1 ether"', 'per_transaction = "0.0000000001 gwei"'),
+     "not a whole number"),
+    (('per_transaction = "1 ether"', "per_transaction = -1"), "outside 0..2^256-1"),
+    (('per_transaction = "1 ether"', "per_transaction = true"), "is not an amount"),
+    (('per_transaction = "1 ether"', f'per_transaction = "{2**256} wei"'), "outside"),
+    (('per_transaction = "1 ether"', ""), "limits.per_transaction: is required"),
+    (("chain_id = 31337", ""), "chain_id: is required"),
+    (("chain_id = 31337", 'chain_id = "31337"'), "chain_id: must be int"),
+    (("chain_id = 31337", "chain_id = 0"), "chain_id: must be positive"),
+    (("version = 1", "version = 2"), "this wallet reads version 1"),
+    (("max_gas = 500000", "max_gas = true"), "max_gas: must be int"),
+    (('delay = "1h"', 'delay = "1 h"'), "is not '<integer><unit>'"),
+    (('delay = "1h"', 'delay = "10m"'), "is longer than the delay 10m"),
+    (('cancel_window = "30m"', 'cancel_window = "2h"'), "is longer than the delay 1h"),
+    (("required = 2", "required = 4"), "is 4 but only 3 operators"),
+    (("required = 2", "required = 0"), "must be positive"),
+    (("allow_create = false", 'allow_create = "no"'), "must be bool"),
+    (('selectors = ["transfer(address,uint256)"]', 'selectors = ["transfer(address, uint256)"]'),
+     "is neither a selector"),
+    (('selectors = ["transfer(address,uint256)"]',
+      'selectors = ["transfer(address,uint256)", "0xA9059CBB"]'), "is listed twice"),
+    (('selectors = ["transfer(address,uint256)"]', 'selectors = "0xa9059cbb"'),
+     "must be a list of strings"),
+    (('address = "0x1111111111111111111111111111111111111111"',
+      'address = "0x1111"'), "is not an address"),
+    (('address = "0x2222222222222222222222222222222222222222"',
+      'address = "0x1111111111111111111111111111111111111111"'), "is listed twice"),
+    # a valid EIP-55 checksum with one letter's case flipped
+    (('address = "0x1111111111111111111111111111111111111111"',
+      'address = "0x70997970c51812dc3A010C7d01b50e0d17dc79C8"'), "fails its EIP-55 checksum"),
+    (('primary_types = ["TaskResult"]', "primary_types = []"), "primary_types: is empty"),
+    (("version = 1", "version = 1 +"), "not valid TOML"),
+])
+def test_bad_values_are_refused(edit: tuple[str, str], message: str) -> None:
+    with pytest.raises(MalformedRequestError) as raised:
+        policy_from(edits=(edit,))
+    assert message in str(raised.value)
+
+
+MINIMAL = ('version = 1\nchain_id = 1\n[limits]\nper_transaction = 0\nper_24h = 0\n'
+           '[fees]\nmax_total_fee = "0.01 ether"\n')
+
+
+def test_only_required_sections_are_needed() -> None:
+    minimal = parse_policy(MINIMAL.encode())
+    assert minimal.destinations == {} and minimal.delegates == frozenset()
+    assert minimal.timelock is None and minimal.cosign is None
+    assert not minimal.messages.allow_personal and minimal.messages.typed_data == ()
+    assert len(minimal.sha256) == 64
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (MINIMAL.replace("[limits]", "limits = 1\n[x]"), "limits: must be a table"),
+    (MINIMAL + "[[delegation]]\nallow_delegates = []\n", "delegation: must be a table"),
+    (MINIMAL + "[delegation]\n", "delegation.allow_delegates: is required"),
+    (MINIMAL + "[[destinations]]\n", "destinations: must be a table"),
+    (MINIMAL + "[destinations]\nallow = 1\n", "must be an array of tables"),
+    (MINIMAL + "[cosign]\nthreshold = 0\nrequired = 1\noperators = []\n",
+     "cosign.operators: lists no operator"),
+    (MINIMAL.replace("[fees]", "[fees]\nmax_gas = 0"), "fees.max_gas: must be positive"),
+    (MINIMAL.replace('max_total_fee = "0.01 ether"', ""), "fees.max_total_fee: is required"),
+    (b"\xff", "not valid TOML"),
+])
+def test_bad_structure_is_refused(text: str | bytes, message: str) -> None:
+    with pytest.raises(MalformedRequestError, match=re.escape(message)):
+        parse_policy(text if isinstance(text, bytes) else text.encode())
+
+
+# --------------------------------------------------------------------------- grammar
+
+@pytest.mark.parametrize(("text", "wei"), [
+    ("0 wei", 0), ("21000 wei", 21000), ("20 gwei", 20 * GWEI), ("1.5 gwei", 1_500_000_000),
+    ("1 ether", ETHER), ("1.5 ether", 3 * ETHER // 2), ("0.000000000000000001 ether", 1),
+    ("1.50 ether", 3 * ETHER // 2), (7, 7), (MAX_UINT256, MAX_UINT256),
+])
+def test_amount_grammar(text: object, wei: int) -> None:
+    assert parse_amount(text) == wei
+
+
+@given(st.integers(min_value=0, max_value=MAX_UINT256))
+def test_format_wei_round_trips(wei: int) -> None:
+    shown = format_wei(wei)
+    assert parse_amount(shown) == wei
+    assert shown.endswith((" wei", " gwei", " ether"))
+
+
+def test_format_wei_picks_a_readable_unit() -> None:
+    assert format_wei(ETHER * 3 // 2) == "1.5 ether"
+    assert format_wei(10**15) == "0.001 ether"
+    assert format_wei(20 * GWEI) == "20 gwei"
+    assert format_wei(10**6) == "0.001 gwei"
+    assert format_wei(999_999) == "999999 wei"
+
+
+def test_duration_grammar() -> None:
+    assert [parse_duration(v) for v in (90, "90s", "30m", "6h", "2d", "0s")] == [
+        90, 90, 1800, 21600, 172800, 0]
+    assert [format_duration(v) for v in (21600, 90, 1800, 0, 1.5)] == [
+        "6h", "90s", "30m", "0s", "1.5s"]
+    for bad in ("6 h", "1.5h", "h", "-1s", True, 1.5):
+        with pytest.raises(MalformedRequestError):
+            parse_duration(bad)
+    with pytest.raises(MalformedRequestError):
+        parse_duration(-1)
+
+
+def test_selectors_from_signatures_and_hex() -> None:
+    assert parse_selector("transfer(address,uint256)") == (TRANSFER,
+                                                           "transfer(address,uint256)")
+    assert parse_selector("0xA9059CBB") == (TRANSFER, "0xa9059cbb")
+
+
+# --------------------------------------------------------------------------- requests
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"to": b"\x11" * 19}, "to must be 20 bytes"),
+    ({"value": -1}, "value must be an integer"),
+    ({"value": True}, "value must be an integer"),
+    ({"gas_price": GWEI}, "needs max_fee_per_gas and max_priority_fee_per_gas and no gas_price"),
+    ({"max_fee_per_gas": None}, "needs max_fee_per_gas"),
+    ({"tx_type": 4}, "needs a non-empty authorization list"),
+    ({"authorization_list": [auth()]}, "only an EIP-7702 (type 4) transaction"),
+    ({"tx_type": 4, "to": None, "authorization_list": [auth()]}, "cannot create a contract"),
+    ({"chain_id": None}, "a type 2 transaction must carry a chain id"),
+    ({"data": "0x"}, "data must be bytes"),
+    ({"digest": b"\x00" * 31}, "digest must be 32 bytes"),
+])
+def test_malformed_requests_are_refused(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(MalformedRequestError, match=re.escape(message)):
+        tx(**changes)
+
+
+def test_request_id_binds_every_field() -> None:
+    base = tx()
+    assert base.request_id == tx().request_id
+    for changes in ({"nonce": 8}, {"value": base.value + 1}, {"data": b"\x00"},
+                    {"digest": b"\x01" * 32}, {"max_fee_per_gas": 51 * GWEI}):
+        assert tx(**changes).request_id != base.request_id, changes
+
+
+def test_typed_data_request_reads_the_domain() -> None:
+    request = typed()
+    assert request.domain is not None
+    assert request.domain.verifying_contract == REGISTRY
+    assert (request.domain.name, request.domain.chain_id, request.primary_type) == (
+        "orbital", 31337, "TaskResult")
+    assert request.digest is not None and len(request.digest) == 32
+    assert typed(chainId="0x7a69").domain == request.domain  # hex chain id, same domain
+    with pytest.raises(MalformedRequestError):
+        SigningRequest.typed_data(sender=SENDER, document={"types": {}, "domain": {}})
+
+
+def test_typed_data_domain_fields_must_all_be_signed() -> None:
+    """The policy reads the domain object; the digest must commit to every field it read,
+    or a document could show the policy an allowed verifyingContract that is not signed.
+    eth-account refuses a domain field missing from ``types.EIP712Domain``."""
+    document = {
+        "types": {"EIP712Domain": [{"name": "name", "type": "string"},
+                                   {"name": "chainId", "type": "uint256"}],
+                  "TaskResult": [{"name": "x", "type": "uint256"}]},
+        "primaryType": "TaskResult", "message": {"x": 1},
+        "domain": {"name": "orbital", "chainId": 31337,
+                   "verifyingContract": "0x" + REGISTRY.hex()}}
+    with pytest.raises(MalformedRequestError, match="do not match"):
+        SigningRequest.typed_data(sender=SENDER, document=document)
+
+
+# --------------------------------------------------------------------------- history
+
+def test_rolling_24h_window_survives_a_restart(tmp_path: Path) -> None:
+    policy = policy_from(edits=(("[timelock]\nthreshold = \"0.5 ether\"",
+                                 "[timelock]\nthreshold = \"100 ether\""),
+                                ("threshold = \"0.8 ether\"", "threshold = \"100 ether\""),
+                                ('per_transaction = "1 ether"', 'per_transaction = "3 ether"')))
+    path = tmp_path / "ledger.sqlite"
+    with PolicyLedger(path) as ledger:
+        first = tx(value=2 * ETHER)
+        assert policy.evaluate(first, now=NOW, ledger=ledger).allowed
+        ledger.record_signed(first, NOW)
+    with PolicyLedger(path) as ledger:  # the wallet restarted
+        assert ledger.spent_since(SENDER, NOW - 1) == 2 * ETHER
+        second = tx(value=ETHER + 1, nonce=8)
+        decision = policy.evaluate(second, now=NOW + 23 * HOUR, ledger=ledger)
+        assert (decision.outcome, decision.rule) == ("deny", "per_24h")
+        assert policy.evaluate(tx(value=ETHER, nonce=8), now=NOW + 23 * HOUR,
+                               ledger=ledger).allowed
+        # the first spend leaves the window exactly 24 h after it was signed
+        assert policy.evaluate(second, now=NOW + 24 * HOUR, ledger=ledger).allowed
+        # another sender has its own window
+        other = tx(value=3 * ETHER, sender=bytes(20))
+        assert policy.evaluate(other, now=NOW, ledger=ledger).allowed
+
+
+def test_spends_are_summed_beyond_64_bits(ledger: PolicyLedger) -> None:
+    for nonce in range(3):
+        ledger.record_signed(tx(value=10 * ETHER, nonce=nonce), NOW)  # 10^19 > 2^63
+    assert ledger.spent_since(SENDER, NOW - 1) == 30 * ETHER
+
+
+def test_time_lock_delays_then_allows_once(ledger: PolicyLedger) -> None:
+    policy = policy_from()
+    request = tx(value=ETHER * 6 // 10)
+    first = policy.evaluate(request, now=NOW, ledger=ledger)
+    assert first.outcome == "delay" and first.not_before == NOW + HOUR
+    pending = ledger.queue(first)
+    assert (pending.created, pending.not_before, pending.cancel_until) == (
+        NOW, NOW + HOUR, NOW + HOUR / 2)
+    assert ledger.pending_requests() == [pending]
+
+    # asking again later neither restarts nor extends the lock
+    again = policy.evaluate(request, now=NOW + 600, ledger=ledger)
+    assert again.outcome == "delay" and again.not_before == NOW + HOUR
+    assert ledger.queue(again) == pending
+
+    assert policy.evaluate(request, now=NOW + HOUR - 0.001, ledger=ledger).outcome == "delay"
+    allowed = policy.evaluate(request, now=NOW + HOUR, ledger=ledger)
+    assert allowed.allowed and "time-lock elapsed" in allowed.reason
+    ledger.record_signed(request, NOW + HOUR)
+    assert ledger.pending_requests() == []
+    reused = policy.evaluate(request, now=NOW + 2 * HOUR, ledger=ledger)
+    assert (reused.outcome, reused.rule) == ("deny", "timelock")
+    assert "already signed" in reused.reason
+
+    # the lock is bound to the exact request: another nonce starts its own
+    assert policy.evaluate(tx(value=ETHER * 6 // 10, nonce=8), now=NOW + 2 * HOUR,
+                           ledger=ledger).outcome == "delay"
+
+
+def test_time_lock_cancel_window(ledger: PolicyLedger) -> None:
+    policy = policy_from()
+    request = tx(value=ETHER * 6 // 10)
+    ledger.queue(policy.evaluate(request, now=NOW, ledger=ledger))
+    cancelled = ledger.cancel(request.request_id, NOW + 29 * 60, reason="operator 1 said no")
+    assert cancelled.cancelled_at == NOW + 29 * 60 and not cancelled.open
+    assert ledger.cancel(request.request_id, NOW + 31 * 60) == cancelled  # harmless twice
+    decision = policy.evaluate(request, now=NOW + 2 * HOUR, ledger=ledger)
+    assert (decision.outcome, decision.rule) == ("deny", "timelock")
+    assert "cancelled" in decision.reason and "operator 1 said no" in decision.reason
+
+    late = tx(value=ETHER * 6 // 10, nonce=9)
+    ledger.queue(policy.evaluate(late, now=NOW, ledger=ledger))
+    with pytest.raises(PolicyDeniedError, match=r"cancel window .* closed"):
+        ledger.cancel(late.request_id, NOW + 30 * 60)  # the window is [created, +30m)
+    ledger.record_signed(late, NOW + HOUR)
+    with pytest.raises(PolicyDeniedError, match="already signed"):
+        ledger.cancel(late.request_id, NOW + HOUR)
+    with pytest.raises(MalformedRequestError, match="no pending request"):
+        ledger.cancel(b"\x00" * 32, NOW)
+    with pytest.raises(ValueError, match="only a delay decision"):
+        ledger.queue(policy.evaluate(tx(), now=NOW, ledger=ledger))
+
+
+def test_pending_requests_survive_a_restart(tmp_path: Path) -> None:
+    policy = policy_from()
+    request = tx(value=ETHER * 6 // 10)
+    with PolicyLedger(tmp_path / "l.sqlite") as ledger:
+        ledger.queue(policy.evaluate(request, now=NOW, ledger=ledger))
+    with PolicyLedger(tmp_path / "l.sqlite") as ledger:
+        assert policy.evaluate(request, now=NOW + HOUR, ledger=ledger).allowed
+
+
+# --------------------------------------------------------------------------- co-signatures
+
+@pytest.fixture
+def past_lock(ledger: PolicyLedger) -> tuple[Policy, SigningRequest, PolicyLedger]:
+    policy = policy_from()
+    request = tx(value=ETHER * 9 // 10)
+    ledger.queue(policy.evaluate(request, now=NOW - 2 * HOUR, ledger=ledger))
+    return policy, request, ledger
+
+
+@pytest.mark.parametrize(("approvals", "outcome", "counted"), [
+    ([], "needs_approvals", 0),
+    ([OP1], "needs_approvals", 1),
+    ([OP1, OP1, OP1], "needs_approvals", 1),  # duplicates count once
+    ([OP1, STRANGER, TREASURY], "needs_approvals", 1),  # non-operators do not count
+    ([OP1, OP3], "allow", 2),
+    ([OP1, OP2, OP3], "allow", 3),
+])
+def test_cosign_m_of_n(past_lock: tuple[Policy, SigningRequest, PolicyLedger],
+                       approvals: list[bytes], outcome: str, counted: int) -> None:
+    policy, request, ledger = past_lock
+    decision = policy.evaluate(request, now=NOW, ledger=ledger, approvals=approvals)
+    assert decision.outcome == outcome
+    assert len(decision.approvals) == counted
+    assert decision.approvals_missing == max(0, 2 - counted)
+    assert f"approvals from {counted} of 3 operators, 2 required" in decision.reason
+    if STRANGER in approvals:
+        assert "2 approval(s) from non-operators ignored" in decision.reason
+
+
+def test_malformed_approval_is_refused(past_lock: tuple[Policy, SigningRequest,
+                                                        PolicyLedger]) -> None:
+    policy, request, ledger = past_lock
+    with pytest.raises(MalformedRequestError, match="approval must be 20 bytes"):
+        policy.evaluate(request, now=NOW, ledger=ledger, approvals=[OP1[:19]])
+
+
+def test_every_delegation_in_a_7702_list_is_checked(ledger: PolicyLedger) -> None:
+    request = tx(tx_type=4, authorization_list=[auth(), auth(STRANGER), auth()])
+    decision = policy_from().evaluate(request, now=NOW, ledger=ledger)
+    assert (decision.outcome, decision.rule) == ("deny", "delegation")
+    assert "0x9999999999999999999999999999999999999999" in decision.reason
+    no_section = policy_from(edits=((f'[delegation]\nallow_delegates = ["0x{DELEGATE.hex()}"]',
+                                     ""),))
+    decision = no_section.evaluate(tx(tx_type=4, authorization_list=[auth()]), now=NOW,
+                                   ledger=ledger)
+    assert (decision.outcome, decision.rule) == ("deny", "delegation")
+
+
+# --------------------------------------------------------------------------- signing path
+
+def guarded_sign(policy: Policy, ledger: PolicyLedger, audit: AuditLog, signer: Any,
+                 request: SigningRequest, now: float,
+                 approvals: frozenset[bytes] = frozenset()) -> tuple[Decision,
+                                                                     Signature | None]:
+    """The on-board signing path as the wallet must wire it: judge, audit the decision,
+    sign only an allowed request, audit the signature, record the spend, then release."""
+    assert request.digest is not None
+    with ledger.signing_lock:
+        decision = policy.evaluate(request, now=now, ledger=ledger, approvals=approvals)
+        audit.append("policy_decision", {"request": request.to_payload(),
+                                         "decision": decision.to_payload()})
+        if decision.outcome == "delay":
+            ledger.queue(decision)
+        if not decision.allowed:
+            return decision, None
+        signature = signer.sign_digest(request.digest)
+        audit.append("signed", {"request_id": request.request_id, "digest": request.digest,
+                                "signature": signature.to_bytes()})
+        ledger.record_signed(request, now)
+    return decision, signature
+
+
+def _kinds(path: Path) -> list[tuple[str, bytes]]:
+    with sqlite3.connect(path) as conn:  # a separate connection: what is on disk
+        return [(kind, bytes(payload)) for kind, payload in
+                conn.execute("SELECT kind, payload FROM entries ORDER BY seq")]
+
+
+def test_a_denied_request_is_audited_and_never_signed(tmp_path: Path,
+                                                      ledger: PolicyLedger) -> None:
+    signer = SoftwareSigner()
+    path = tmp_path / "audit.sqlite"
+    request = tx(to=STRANGER, digest=b"\x42" * 32)
+    with AuditLog(path, signer) as audit:
+        decision, signature = guarded_sign(policy_from(), ledger, audit, signer, request, NOW)
+    assert decision.outcome == "deny" and signature is None
+    assert request.digest not in signer.signed  # the key never saw it
+    entries = _kinds(path)
+    assert [kind for kind, _ in entries] == ["policy_decision"]
+    assert b'"outcome":"deny"' in entries[0][1]
+    assert b'"rule":"destination"' in entries[0][1]
+    assert ledger.spent_since(SENDER, 0) == 0
+    assert verify(path, expected_signer=signer.address).seq == 1
+
+
+def test_an_allowed_request_is_audited_before_its_signature_is_released(
+        tmp_path: Path, ledger: PolicyLedger) -> None:
+    path = tmp_path / "audit.sqlite"
+    request = tx(digest=b"\x43" * 32)
+    seen_at_signing: list[list[str]] = []
+
+    class WatchingSigner(SoftwareSigner):
+        def sign_digest(self, digest: bytes) -> Signature:
+            if digest == request.digest:
+                seen_at_signing.append([kind for kind, _ in _kinds(path)])
+            return super().sign_digest(digest)
+
+    signer = WatchingSigner()
+    with AuditLog(path, signer) as audit:
+        decision, signature = guarded_sign(policy_from(), ledger, audit, signer, request, NOW)
+        assert decision.allowed and signature is not None
+        # before the key was used the decision was on disk; before the release, the signature
+        assert seen_at_signing == [["policy_decision"]]
+        entries = _kinds(path)
+        assert [kind for kind, _ in entries] == ["policy_decision", "signed"]
+        assert signature.to_bytes().hex().encode() in entries[1][1]
+    assert ledger.spent_since(SENDER, NOW - 1) == request.value
+
+
+def test_a_delayed_request_is_audited_queued_and_not_signed(tmp_path: Path,
+                                                            ledger: PolicyLedger) -> None:
+    signer = SoftwareSigner()
+    request = tx(value=ETHER * 6 // 10, digest=b"\x44" * 32)
+    with AuditLog(tmp_path / "audit.sqlite", signer) as audit:
+        decision, signature = guarded_sign(policy_from(), ledger, audit, signer, request, NOW)
+        assert decision.outcome == "delay" and signature is None
+        assert request.digest not in signer.signed
+        later, signature = guarded_sign(policy_from(), ledger, audit, signer, request,
+                                        NOW + HOUR)
+        assert later.allowed and signature is not None
+        assert [e.kind for e in audit.entries()] == ["policy_decision", "policy_decision",
+                                                     "signed"]
