@@ -15,7 +15,7 @@ integers, ``0x`` hex strings or decimal strings -- never floats; amounts in wei.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import rlp
@@ -288,36 +288,52 @@ def _eth_account_dict(request: TransactionRequest,
     return tx
 
 
-def signing_digest(request: TransactionRequest,
-                   authorizations: tuple[Authorization, ...] | None = None) -> bytes:
+def signing_digest(request: TransactionRequest) -> bytes:
     """The digest the sender signs: keccak256 of the unsigned payload (EIP-155 for
-    legacy, ``type || rlp(payload)`` for typed envelopes, EIP-2718)."""
-    auths = request.authorizations if authorizations is None else authorizations
-    return bytes(serializable_unsigned_transaction_from_dict(
-        _eth_account_dict(request, auths)).hash())
+    legacy, ``type || rlp(payload)`` for typed envelopes, EIP-2718). EIP-7702
+    authorizations must already be signed: their signatures are part of the payload."""
+    return bytes(_unsigned(request).hash())
 
 
-def sign_transaction(request: TransactionRequest, signer: Signer) -> SignedTransaction:
-    """Sign ``request``; unsigned EIP-7702 authorizations are signed by ``signer`` first.
-    The raw transaction is decoded again and must recover to ``signer.address``."""
+def _unsigned(request: TransactionRequest) -> Any:
+    if any(a.signature is None for a in request.authorizations):
+        raise SigningError("sign the EIP-7702 authorizations before the transaction")
+    return serializable_unsigned_transaction_from_dict(
+        _eth_account_dict(request, request.authorizations))
+
+
+def sign_authorizations(request: TransactionRequest, signer: Signer) -> TransactionRequest:
+    """``request`` with its unsigned EIP-7702 authorizations signed by ``signer``."""
     auths = tuple(a if a.signature is not None else sign_authorization(a, signer)
                   for a in request.authorizations)
-    unsigned = serializable_unsigned_transaction_from_dict(_eth_account_dict(request, auths))
-    digest = bytes(unsigned.hash())
-    signature = signer.sign_digest(digest)
+    return replace(request, authorizations=auths)
+
+
+def assemble(request: TransactionRequest, signature: Signature,
+             signer_address: bytes) -> SignedTransaction:
+    """Put ``signature`` into ``request``'s envelope (``v = chainId * 2 + 35 + yParity``
+    for EIP-155, ``yParity`` for typed envelopes), then decode the raw transaction again
+    and check it recovers to ``signer_address``; refuse to release it otherwise."""
     if request.tx_type != LEGACY:
         v = signature.y_parity
     elif request.chain_id is None:
         v = 27 + signature.y_parity
     else:
         v = request.chain_id * 2 + 35 + signature.y_parity  # EIP-155
-    raw = bytes(encode_transaction(unsigned, vrs=(v, signature.r, signature.s)))
+    raw = bytes(encode_transaction(_unsigned(request), vrs=(v, signature.r, signature.s)))
     try:
         sender = bytes.fromhex(Account.recover_transaction(raw)[2:])
     except Exception as exc:
         raise SigningError(f"the signed transaction does not decode: {exc}") from None
-    if sender != signer.address:
+    if sender != signer_address:
         raise SigningError(f"the signed transaction recovers to 0x{sender.hex()}, not the "
-                           f"signer 0x{signer.address.hex()}; nothing was released")
-    final = TransactionRequest(**{**request.__dict__, "authorizations": auths})
-    return SignedTransaction(final, raw, keccak(raw), sender, signature)
+                           f"signer 0x{signer_address.hex()}; nothing was released")
+    return SignedTransaction(request, raw, keccak(raw), sender, signature)
+
+
+def sign_transaction(request: TransactionRequest, signer: Signer) -> SignedTransaction:
+    """Sign ``request`` without any policy (the ground CLI's offline signing; on board,
+    :class:`wallet.onboard.OnboardSigner` adds the policy and the audit log). Unsigned
+    EIP-7702 authorizations are signed by ``signer`` first."""
+    request = sign_authorizations(request, signer)
+    return assemble(request, signer.sign_digest(signing_digest(request)), signer.address)

@@ -11,7 +11,8 @@ import sys
 from collections.abc import Sequence
 
 from node.chain.errors import ChainError, MalformedInputError, VerificationError
-from node.cli import demo, verify
+from node.cli import demo, ground, verify, wallet
+from wallet.errors import WalletError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_MALFORMED = 0, 1, 2
 
@@ -22,10 +23,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="orbital",
         description="Decentralised orbital verification node: verify Ethereum data you do "
                     "not trust, sign from an HSM, emulate satellite links, attest AI results.",
-        epilog="Exit codes: 0 ok, 1 verification failed, 2 malformed input. "
+        epilog="Exit codes: 0 ok, 1 verification failed, 2 malformed input, 3 policy "
+               "denied, 4 bad PIN or password, 5 token locked, 6 key not found, 7 signing "
+               "failed, 8 audit log damaged, 9 command rejected. "
                "Run 'orbital COMMAND --help' for details.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     verify.register(commands)
+    wallet.register(commands)
+    ground.register(commands)
     demo.register(commands)
     return parser
 
@@ -45,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChainError as exc:
         print(f"orbital: {exc}", file=sys.stderr)
         return EXIT_MISMATCH
+    except WalletError as exc:
+        print(f"orbital: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

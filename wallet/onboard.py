@@ -1,0 +1,121 @@
+"""The on-board signing path: policy, audit log and key, in that order.
+
+Every request becomes a :class:`~wallet.policy.SigningRequest` carrying the exact digest
+to be signed. Under the ledger's signing lock (so two requests cannot together slip
+under a rolling limit):
+
+1. the policy decides (allow / deny / delay / needs approvals);
+2. the decision is appended to the audit log, durably;
+3. only an allowed request reaches the key; the signature is checked (low-s, recovers
+   to the key), appended to the audit log durably, and the spend recorded in the ledger;
+4. only then is the signature released to the caller.
+
+A refused request raises :class:`~wallet.errors.PolicyDeniedError` with the rule and the
+reason; a time-locked one is queued in the ledger and says when it may be signed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from wallet.audit import AuditLog
+from wallet.errors import PolicyDeniedError
+from wallet.keys.signer import Signature, Signer
+from wallet.policy import Authorization as PolicyAuthorization
+from wallet.policy import Decision, Policy, PolicyLedger, SigningRequest, format_time
+from wallet.transactions import (
+    Authorization,
+    SignedTransaction,
+    TransactionRequest,
+    assemble,
+    signing_digest,
+)
+
+
+class OnboardSigner:
+    """Signs only what the policy allows, and audits every decision and signature."""
+
+    def __init__(self, signer: Signer, policy: Policy, ledger: PolicyLedger, audit: AuditLog,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.signer = signer
+        self.policy = policy
+        self.ledger = ledger
+        self.audit = audit
+        self.clock = clock
+
+    @property
+    def address(self) -> bytes:
+        return self.signer.address
+
+    def sign_transaction(self, request: TransactionRequest,
+                         approvals: frozenset[bytes] = frozenset()) -> SignedTransaction:
+        """Sign ``request`` if the policy allows it; its EIP-7702 authorizations by this
+        key go through the policy first, as requests of their own."""
+        auths = tuple(a if a.signature is not None else self._sign_authorization(a)
+                      for a in request.authorizations)
+        request = replace(request, authorizations=auths)
+        policy_request = transaction_signing_request(request, self.address,
+                                                     signing_digest(request))
+        signature = self._guarded(policy_request, approvals)
+        return assemble(request, signature, self.signer.address)
+
+    def sign_personal_message(self, message: bytes) -> Signature:
+        """Sign an EIP-191 personal message if the policy allows it."""
+        return self._guarded(SigningRequest.personal_message(sender=self.address,
+                                                             message=message))
+
+    def sign_typed_data(self, document: Mapping[str, Any]) -> Signature:
+        """Sign an EIP-712 document if the policy allows its domain."""
+        return self._guarded(SigningRequest.typed_data(sender=self.address, document=document))
+
+    def _sign_authorization(self, auth: Authorization) -> Authorization:
+        request = SigningRequest.authorization(
+            sender=self.address, digest=auth.digest(),
+            authorization=PolicyAuthorization(auth.chain_id, auth.address, auth.nonce))
+        return replace(auth, signature=self._guarded(request))
+
+    def _guarded(self, request: SigningRequest,
+                 approvals: frozenset[bytes] = frozenset()) -> Signature:
+        """Decide, audit, sign, audit, record -- then release (see the module docstring)."""
+        assert request.digest is not None
+        with self.ledger.signing_lock:
+            now = self.clock()
+            decision = self.policy.evaluate(request, now=now, ledger=self.ledger,
+                                            approvals=approvals)
+            self.audit.append("policy_decision", {"request": request.to_payload(),
+                                                  "decision": decision.to_payload()})
+            if decision.outcome == "delay":
+                self.ledger.queue(decision, request.describe(self.policy))
+            if not decision.allowed:
+                raise PolicyDeniedError(_explain(decision), decision.rule)
+            signature = self.signer.sign_digest(request.digest)
+            self.audit.append("signed", {"request_id": request.request_id,
+                                         "digest": request.digest,
+                                         "signature": signature.to_bytes()})
+            self.ledger.record_signed(request, now)
+        return signature
+
+
+def _explain(decision: Decision) -> str:
+    if decision.outcome == "delay" and decision.not_before is not None:
+        return f"{decision.reason} (time-locked until {format_time(decision.not_before)})"
+    if decision.outcome == "needs_approvals":
+        return f"{decision.reason} ({decision.approvals_missing} more approval(s) needed)"
+    return decision.reason
+
+
+def transaction_signing_request(request: TransactionRequest, sender: bytes,
+                                digest: bytes | None) -> SigningRequest:
+    """The policy's view of ``request`` signed by ``sender`` (``digest``: the signing hash,
+    once known; ``None`` for a dry-run check)."""
+    return SigningRequest.transaction(
+        sender=sender, chain_id=request.chain_id, to=request.to, value=request.value,
+        data=request.data, gas=request.gas, tx_type=request.tx_type, nonce=request.nonce,
+        max_fee_per_gas=request.max_fee_per_gas,
+        max_priority_fee_per_gas=request.max_priority_fee_per_gas, gas_price=request.gas_price,
+        authorization_list=[PolicyAuthorization(a.chain_id, a.address, a.nonce)
+                            for a in request.authorizations],
+        digest=digest)
