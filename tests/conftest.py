@@ -1,13 +1,19 @@
-"""Shared fixtures: a real anvil devnet (see tests/anvil.py)."""
+"""Shared fixtures: a real anvil devnet (see tests/anvil.py) and a real SoftHSM2 token
+directory used through p11-kit-proxy (see tests/softhsm.py)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from wallet.keys.pin import PinAttempts
+
 from anvil import Anvil, start_anvil
+from softhsm import SoftHsm, SoftHsmMissingError, start_softhsm
 
 
 @pytest.fixture(scope="module")
@@ -30,3 +36,46 @@ def anvil_rpc(anvil: Anvil) -> Callable[..., Any]:
     A JSON-RPC ``error`` raises ``anvil.RpcError``.
     """
     return anvil.rpc
+
+
+# -- SoftHSM2 through PKCS#11 (see tests/softhsm.py) ---------------------------------------
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
+    """A SoftHSM2 token directory for the whole test session (``SOFTHSM2_CONF`` points at it,
+    set before the PKCS#11 module is first loaded) with a pool of initialised tokens.
+
+    Fails (never skips) when SoftHSM2 or p11-kit-proxy is missing: run
+    `scripts/setup.sh --test`.
+    """
+    previous = os.environ.get("SOFTHSM2_CONF")
+    try:
+        hsm = start_softhsm(tmp_path_factory.mktemp("softhsm"))
+    except SoftHsmMissingError as exc:
+        missing = str(exc)
+    else:
+        missing = ""
+    if missing:
+        pytest.fail(missing, pytrace=False)
+    try:
+        yield hsm
+    finally:
+        # The module stays initialised with this directory for the rest of the process;
+        # children started later get the environment they had before.
+        if previous is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = previous
+
+
+@pytest.fixture
+def hsm_token(softhsm: SoftHsm) -> str:
+    """The label of a fresh SoftHSM2 token, used by no other test (SO PIN
+    ``softhsm.SO_PIN``, user PIN ``softhsm.USER_PIN``)."""
+    return softhsm.take()
+
+
+@pytest.fixture
+def pin_attempts(tmp_path: Path) -> PinAttempts:
+    """A failed-PIN counter (limit 5) in the test's own state directory."""
+    return PinAttempts.in_state_dir(tmp_path / "state")

@@ -1,0 +1,517 @@
+"""The PKCS#11 backend on a real SoftHSM2 token through p11-kit-proxy: key generation inside
+the token, signatures, PIN handling with the wallet's own lockout, and signing from many
+threads at once. Each test takes a fresh token from the session's pool (tests/softhsm.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pkcs11
+import pkcs11.exceptions as p11e
+import pytest
+from eth_account import Account
+from eth_utils import to_checksum_address
+from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
+from pkcs11.util.ec import encode_named_curve_parameters
+
+from wallet.errors import (
+    BadPinError,
+    KeyNotFoundError,
+    MalformedRequestError,
+    SigningError,
+    TokenLockedError,
+)
+from wallet.keys import pkcs11 as hsm
+from wallet.keys.pin import PinAttempts, read_pin
+from wallet.keys.signer import HALF_N, Signer, recover_address
+
+from softhsm import SO_PIN, USER_PIN, SoftHsm, write_conf
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def digests(count: int, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    return [rng.randbytes(32) for _ in range(count)]
+
+
+def session_on(label: str) -> pkcs11.Session:
+    """A plain python-pkcs11 session on the token (logged in if this process is)."""
+    return hsm.load_module().get_token(token_label=label).open()
+
+
+def assert_valid(digest: bytes, signature: object, address: bytes) -> None:
+    """Low-s, recovers to ``address`` -- checked with our recovery and with eth-account's."""
+    assert signature.s <= HALF_N  # type: ignore[attr-defined]
+    assert recover_address(digest, signature) == address  # type: ignore[arg-type]
+    vrs = (signature.v, signature.r, signature.s)  # type: ignore[attr-defined]
+    assert Account._recover_hash(digest, vrs=vrs).lower() == "0x" + address.hex()
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+def test_secp256k1_params_are_the_der_oid_1_3_132_0_10() -> None:
+    assert encode_named_curve_parameters(hsm.SECP256K1_OID) == hsm.SECP256K1_EC_PARAMS
+
+
+@pytest.mark.hsm
+def test_generated_key_stays_in_the_token_and_its_id_is_its_address(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        address = token.generate_key()
+        session = session_on(hsm_token)
+        try:
+            [private] = session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
+            [public] = session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY})
+            assert private[Attribute.KEY_TYPE] == KeyType.EC
+            for attribute, value in {
+                Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                Attribute.EXTRACTABLE: False, Attribute.ALWAYS_SENSITIVE: True,
+                Attribute.NEVER_EXTRACTABLE: True, Attribute.SIGN: True,
+                Attribute.DERIVE: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False,
+            }.items():
+                assert private[attribute] == value, attribute
+            with pytest.raises(p11e.AttributeSensitive):
+                private[Attribute.VALUE]  # the private scalar cannot be read
+            with pytest.raises(p11e.PKCS11Error):  # nor flipped to extractable
+                private[Attribute.EXTRACTABLE] = True
+            assert private[Attribute.ID] == public[Attribute.ID] == address
+            label = "orbital:" + to_checksum_address(address)
+            assert private[Attribute.LABEL] == public[Attribute.LABEL] == label
+            assert public[Attribute.EC_PARAMS] == hsm.SECP256K1_EC_PARAMS
+            ec_point = public[Attribute.EC_POINT]
+            assert len(ec_point) == 67 and ec_point[:2] == b"\x04\x41"  # DER OCTET STRING
+            assert hsm.address_from_ec_point(ec_point) == address
+        finally:
+            session.close()
+
+
+@pytest.mark.hsm
+def test_signatures_are_low_s_and_recover_to_the_address_of_the_ec_point(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts) as signer:
+        assert isinstance(signer, Signer)
+        assert signer.address == address
+        for digest in digests(100, seed=1):
+            assert_valid(digest, signer.sign_digest(digest), address)
+
+
+@pytest.mark.hsm
+def test_raw_ckm_ecdsa_is_r_s_and_about_half_high_s(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    """Why finalize_signature exists: the token returns raw r || s, high s half the time."""
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        address = token.generate_key()
+        session = session_on(hsm_token)
+        try:
+            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=address)
+            raws = [key.sign(d, mechanism=Mechanism.ECDSA) for d in digests(200, seed=2)]
+        finally:
+            session.close()
+    assert {len(raw) for raw in raws} == {64}
+    high = sum(int.from_bytes(raw[32:], "big") > HALF_N for raw in raws)
+    assert 50 < high < 150  # binomial(200, 1/2): mean 100, sd 7
+
+
+@pytest.mark.hsm
+def test_list_keys_finds_orbital_keys_with_and_without_login(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        first, second = token.generate_key(), token.generate_key()
+        # A P-256 key with a 20-byte id is not an orbital key.
+        session = hsm.load_module().get_token(token_label=hsm_token).open(rw=True)
+        try:
+            params = session.create_domain_parameters(
+                KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
+                local=True)
+            params.generate_keypair(store=True, id=b"\x11" * 20, label="not-orbital")
+        finally:
+            session.close()
+        assert token.list_keys() == sorted([first, second])
+    assert hsm.list_keys(hsm_token) == sorted([first, second])  # public keys, no PIN
+    assert hsm.list_keys(hsm_token, USER_PIN, attempts=pin_attempts) == sorted([first, second])
+
+
+@pytest.mark.hsm
+def test_missing_key_token_or_bad_digest_are_clear_errors(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    with pytest.raises(KeyNotFoundError, match="no public key 0x2222"):
+        hsm.Pkcs11Signer(hsm_token, b"\x22" * 20, USER_PIN, attempts=pin_attempts)
+    with pytest.raises(KeyNotFoundError, match="no token labelled 'no-such-token'"):
+        hsm.Pkcs11Signer("no-such-token", b"\x22" * 20, USER_PIN, attempts=pin_attempts)
+    with pytest.raises(MalformedRequestError, match="20 bytes"):
+        hsm.Pkcs11Signer(hsm_token, "0x1234", USER_PIN, attempts=pin_attempts)
+    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
+    with (hsm.Pkcs11Signer(hsm_token, "0x" + address.hex(), USER_PIN,
+                           attempts=pin_attempts) as signer,
+          pytest.raises(SigningError, match="31 bytes")):
+        signer.sign_digest(b"\x00" * 31)
+    with pytest.raises(SigningError, match="closed"):
+        signer.sign_digest(b"\x00" * 32)
+
+
+@pytest.mark.hsm
+def test_closing_the_last_user_logs_the_process_out(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
+    token = hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts)
+    signer = token.signer(address)  # shares the login
+    token.close()
+    signer.sign_digest(b"\x01" * 32)  # still logged in: the signer holds the login
+    session = session_on(hsm_token)
+    try:
+        assert list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
+        signer.close()
+        signer.close()  # idempotent
+        assert not list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
+    finally:
+        session.close()
+
+
+@pytest.mark.hsm
+def test_a_key_that_could_leave_the_token_is_refused(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        session = hsm.load_module().get_token(token_label=hsm_token).open(rw=True)
+        try:
+            params = session.create_domain_parameters(
+                KeyType.EC, {Attribute.EC_PARAMS: hsm.SECP256K1_EC_PARAMS}, local=True)
+            public, private = params.generate_keypair(
+                store=True, id=b"tmp", private_template={Attribute.EXTRACTABLE: True,
+                                                         Attribute.SENSITIVE: False})
+            address = hsm.address_from_ec_point(public[Attribute.EC_POINT])
+            public[Attribute.ID] = private[Attribute.ID] = address
+        finally:
+            session.close()
+        with pytest.raises(SigningError, match="extractable or not sensitive"):
+            token.signer(address)
+
+
+# -- PIN ------------------------------------------------------------------------------------
+
+@pytest.mark.hsm
+def test_wrong_pin_says_how_many_attempts_are_left_and_is_counted_durably(
+        hsm_token: str, tmp_path: Path) -> None:
+    attempts = PinAttempts(tmp_path / "pins.sqlite", limit=5)
+    with pytest.raises(BadPinError, match=f"wrong PIN for token '{hsm_token}': 4 attempts left"):
+        hsm.Pkcs11Token(hsm_token, "not-the-pin", attempts=attempts)
+    with pytest.raises(BadPinError, match="3 attempts left"):
+        hsm.generate_key(hsm_token, "still-not-it", attempts=attempts)
+    restarted = PinAttempts(tmp_path / "pins.sqlite", limit=5)  # a new process, same file
+    assert restarted.failures(hsm_token) == 2
+    assert restarted.remaining(hsm_token) == 3
+    hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=restarted).close()
+    assert attempts.failures(hsm_token) == 0  # a right PIN clears the count
+
+
+@pytest.mark.hsm
+def test_a_different_pin_while_logged_in_counts_as_wrong(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts):
+        with pytest.raises(BadPinError, match="4 attempts left"):
+            hsm.Pkcs11Token(hsm_token, "another-pin", attempts=pin_attempts)
+        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts).close()
+    assert pin_attempts.failures(hsm_token) == 0
+
+
+LOCKED_CHILD = textwrap.dedent("""
+    import json, sys
+    from wallet.errors import TokenLockedError
+    from wallet.keys import pkcs11 as hsm
+    from wallet.keys.pin import PinAttempts
+    label, path, pin = sys.argv[1:]
+    try:
+        hsm.Pkcs11Token(label, pin, attempts=PinAttempts(path, limit=3)).close()
+        print(json.dumps({"locked": False}))
+    except TokenLockedError as exc:
+        print(json.dumps({"locked": True, "message": str(exc)}))
+""")
+
+
+@pytest.mark.hsm
+def test_lockout_after_the_limit_survives_a_restart_until_the_so_unlocks(
+        hsm_token: str, tmp_path: Path) -> None:
+    path = tmp_path / "pins.sqlite"
+    attempts = PinAttempts(path, limit=3)
+    for left in (2, 1):
+        with pytest.raises(BadPinError, match=f"{left} attempts? left"):
+            hsm.Pkcs11Token(hsm_token, "0000", attempts=attempts)
+    with pytest.raises(TokenLockedError, match="3 failed attempts in a row"):
+        hsm.Pkcs11Token(hsm_token, "0000", attempts=attempts)
+    with pytest.raises(TokenLockedError, match="nothing was tried"):  # even the right PIN
+        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=attempts)
+    with pytest.raises(TokenLockedError):
+        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=PinAttempts(path, limit=3))
+    # A real restart: another process with the same state file.
+    child = subprocess.run([sys.executable, "-c", LOCKED_CHILD, hsm_token, str(path), USER_PIN],
+                           cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(child.stdout)["locked"] is True
+
+    with pytest.raises(BadPinError, match="wrong SO PIN"):
+        hsm.unlock_token(hsm_token, "wrong-so-pin", attempts=attempts)
+    assert attempts.is_locked(hsm_token)
+    hsm.unlock_token(hsm_token, SO_PIN, attempts=attempts, new_user_pin="fresh-pin-99")
+    assert not attempts.is_locked(hsm_token)
+    assert attempts.failures(hsm_token + hsm.SO_SUFFIX) == 0  # the SO's count is cleared too
+    with pytest.raises(BadPinError, match="2 attempts left"):  # the old PIN is gone
+        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=attempts)
+    hsm.Pkcs11Token(hsm_token, "fresh-pin-99", attempts=attempts).close()
+
+
+@pytest.mark.hsm
+def test_unlock_needs_this_process_s_signers_closed(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts) as signer:
+        signer.sign_digest(b"\x05" * 32)  # opens this thread's read-only session
+        with pytest.raises(MalformedRequestError, match="close this process's signers"):
+            hsm.unlock_token(hsm_token, SO_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts), \
+            pytest.raises(MalformedRequestError, match="close this process's signers"):
+        hsm.unlock_token(hsm_token, SO_PIN, attempts=pin_attempts)
+    hsm.unlock_token(hsm_token, SO_PIN, attempts=pin_attempts)
+
+
+def test_pin_attempts_rejects_a_zero_limit(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        PinAttempts(tmp_path / "p.sqlite", limit=0)
+
+
+def test_a_damaged_counter_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(MalformedRequestError, match="unreadable"):
+        PinAttempts(path).failures("t")
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_read_pin_sources_and_their_order(tmp_path: Path) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("from-file\n\n")
+    pin_file.chmod(0o600)
+    env = {"ORBITAL_HSM_PIN": "from-env"}
+    assert read_pin(str(pin_file), True, environ=env) == "from-file\n"  # one newline only
+    assert read_pin(None, True, environ=env) == "from-env"
+    asked: list[str] = []
+
+    def ask(prompt: str) -> str:
+        asked.append(prompt)
+        return "typed"
+
+    assert read_pin(None, True, environ={}, stdin=_Tty(), ask=ask) == "typed"
+    assert asked == ["HSM PIN: "]
+    with pytest.raises(MalformedRequestError, match="set ORBITAL_HSM_PIN, pass --pin-file"):
+        read_pin(None, True, environ={}, stdin=io.StringIO(), ask=ask)  # not a terminal
+    with pytest.raises(MalformedRequestError, match="never accepted on the command line"):
+        read_pin(None, False, environ={}, stdin=_Tty(), ask=ask)  # prompting not allowed
+    crlf = tmp_path / "crlf"
+    crlf.write_bytes(b"windows\r\n")
+    crlf.chmod(0o600)
+    assert read_pin(crlf, False, environ={}) == "windows"
+
+
+@pytest.mark.parametrize(("mode", "content", "message"), [
+    (0o644, "1234\n", r"accessible by group or others \(mode 644\): run `chmod 600"),
+    (0o640, "1234\n", "accessible by group or others"),
+    (0o600, "\n", "is empty"),
+])
+def test_read_pin_refuses_bad_pin_files(tmp_path: Path, mode: int, content: str,
+                                        message: str) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(content)
+    pin_file.chmod(mode)
+    with pytest.raises(MalformedRequestError, match=message):
+        read_pin(pin_file, False, environ={})
+
+
+def test_read_pin_refuses_missing_file_and_empty_variable(tmp_path: Path) -> None:
+    with pytest.raises(MalformedRequestError, match="does not exist"):
+        read_pin(tmp_path / "nope", False, environ={})
+    with pytest.raises(MalformedRequestError, match="is set but empty"):
+        read_pin(None, False, environ={"ORBITAL_HSM_PIN": ""})
+
+
+# -- threads --------------------------------------------------------------------------------
+
+def sign_in_threads(signer: hsm.Pkcs11Signer, threads: int, each: int) -> list[Exception]:
+    """``threads`` threads sign ``each`` digests at once; return what went wrong."""
+    errors: list[Exception] = []
+    start = threading.Barrier(threads)
+
+    def work(index: int) -> None:
+        try:
+            start.wait()
+            for digest in digests(each, seed=100 + index):
+                assert_valid(digest, signer.sign_digest(digest), signer.address)
+        except Exception as exc:  # collected, so that the test sees every failure
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return errors
+
+
+@pytest.mark.hsm
+def test_four_threads_sign_fifty_each_on_their_own_sessions(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    assert hsm.is_thread_safe(hsm.load_module())  # p11-kit-proxy: a session per thread
+    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts) as signer:
+        assert signer.concurrent
+        assert sign_in_threads(signer, threads=4, each=50) == []
+
+
+@pytest.mark.hsm
+def test_a_module_not_known_thread_safe_gets_one_session_and_a_lock(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts,
+                          concurrent=False) as signer:
+        assert sign_in_threads(signer, threads=4, each=25) == []
+
+
+@pytest.mark.hsm
+@pytest.mark.slow
+def test_stress_many_threads_two_keys_and_session_churn(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    """The check that a session per thread through p11-kit-proxy is safe (SoftHSM2 loaded
+    directly crashes under this): 8 threads on two keys at once, three rounds of fresh
+    threads (each opens its sessions, which close when it ends)."""
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        signers = [token.signer(token.generate_key()) for _ in range(2)]
+        try:
+            for _ in range(3):
+                errors: list[Exception] = []
+
+                def both(signer: hsm.Pkcs11Signer, out: list[Exception] = errors) -> None:
+                    out.extend(sign_in_threads(signer, threads=4, each=150))
+
+                pool = [threading.Thread(target=both, args=(s,)) for s in signers]
+                for thread in pool:
+                    thread.start()
+                for thread in pool:
+                    thread.join()
+                assert errors == []
+        finally:
+            for signer in signers:
+                signer.close()
+
+
+# -- token initialisation (a separate process: it re-initialises the module) -----------------
+
+INIT_CHILD = textwrap.dedent("""
+    import json, sys
+    from wallet.errors import BadPinError, MalformedRequestError
+    from wallet.keys import pkcs11 as hsm
+    from wallet.keys.pin import PinAttempts
+    attempts = PinAttempts(sys.argv[1])
+    out = {}
+    hsm.init_token(None, "first", "so-pin-1", "user-pin-1", attempts=attempts)
+    address = hsm.generate_key("first", "user-pin-1", attempts=attempts)
+    out["keys_before"] = [a.hex() for a in hsm.list_keys("first")]
+    # The module is loaded now: a second token is visible only after re-initialising it.
+    hsm.init_token(None, "second", "so-pin-2", "user-pin-2", attempts=attempts)
+    out["second_keys"] = hsm.list_keys("second", "user-pin-2", attempts=attempts)
+    try:
+        hsm.init_token(None, "first", "so-pin-1", "user-pin-1")
+    except MalformedRequestError as exc:
+        out["exists"] = str(exc)
+    try:
+        hsm.Pkcs11Token("first", "bad-pin", attempts=attempts)
+    except BadPinError:
+        pass
+    try:
+        hsm.init_token(None, "first", "wrong-so", "user-pin-3", reinitialize=True,
+                       attempts=attempts)
+    except BadPinError as exc:
+        out["wrong_so"] = str(exc)
+    token = hsm.Pkcs11Token("first", "user-pin-1", attempts=attempts)
+    try:
+        hsm.init_token(None, "first", "so-pin-1", "user-pin-3", reinitialize=True)
+    except MalformedRequestError as exc:
+        out["busy"] = str(exc)
+    token.close()
+    try:
+        hsm.Pkcs11Token("first", "bad-pin", attempts=attempts)
+    except BadPinError:
+        pass
+    out["failures_before_reinit"] = attempts.failures("first")
+    hsm.init_token(None, "first", "so-pin-1", "user-pin-3", reinitialize=True,
+                   attempts=attempts)
+    out["failures_after_reinit"] = attempts.failures("first")
+    out["keys_after"] = hsm.list_keys("first", "user-pin-3", attempts=attempts)
+    out["address"] = address.hex()
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.hsm
+def test_init_token_creates_and_reinitialises_softhsm_tokens(
+        softhsm: SoftHsm, tmp_path: Path) -> None:
+    env = {**os.environ, "SOFTHSM2_CONF": str(write_conf(tmp_path / "hsm"))}
+    child = subprocess.run([sys.executable, "-c", INIT_CHILD, str(tmp_path / "pins.sqlite")],
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    out = json.loads(child.stdout)
+    assert out["keys_before"] == [out["address"]]
+    assert out["second_keys"] == []
+    assert "already exists" in out["exists"]
+    assert out["wrong_so"].startswith("wrong SO PIN for token 'first'")
+    assert "close this process's signers" in out["busy"]
+    assert out["failures_before_reinit"] == 1
+    assert out["failures_after_reinit"] == 0
+    assert out["keys_after"] == []  # re-initialising wipes the keys
+
+
+def test_init_token_refuses_bad_labels_and_pins() -> None:
+    with pytest.raises(MalformedRequestError, match="1 to 32 bytes"):
+        hsm.init_token(None, "x" * 33, SO_PIN, USER_PIN)
+    with pytest.raises(MalformedRequestError, match="4 to 255 bytes"):
+        hsm.init_token(None, "ok", "123", USER_PIN)
+    with pytest.raises(MalformedRequestError, match="control characters"):
+        hsm.init_token(None, "ok", SO_PIN, "pin\x03pin")  # would be ^C on the terminal
+
+
+def test_ec_point_parsing() -> None:
+    key = Account.create()
+    public = key._key_obj.public_key.to_bytes()  # 64 bytes x || y
+    point = b"\x04" + public
+    address = bytes.fromhex(key.address[2:])
+    assert hsm.address_from_ec_point(b"\x04\x41" + point) == address  # DER
+    assert hsm.address_from_ec_point(b"\x04\x81\x41" + point) == address  # DER, long form
+    assert hsm.address_from_ec_point(point) == address  # bare point (some modules)
+    for bad in (b"\x04\x42" + point, b"\x04\x41" + point[:-1], b"\x04\x41\x05" + public,
+                b"\x04\x41\x04" + bytes(64)):
+        with pytest.raises(SigningError):
+            hsm.address_from_ec_point(bad)
+
+
+@pytest.mark.hsm
+@pytest.mark.slow
+def test_sign_benchmark_quick_run_reports_every_row(softhsm: SoftHsm) -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.sign", "--quick", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    names = " | ".join(row["capability"] for row in report["rows"])
+    for capability in ("1 thread: ours vs raw CKM_ECDSA", "ours: 2 threads vs 1 thread",
+                       "eth-account", "latency p99"):
+        assert capability in names
+    assert all(row["ours"] > 0 and (row["baseline"] or 1) > 0 for row in report["rows"])
+    assert any("policy" in note for note in report["notes"])
