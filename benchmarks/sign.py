@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import os
 import random
@@ -62,6 +61,7 @@ from wallet.keys.keystore import KeystoreSigner, create_keystore
 from wallet.keys.pin import PinAttempts
 from wallet.keys.pool import AsyncSigner
 from wallet.keys.signer import finalize_signature, recover_address
+from wallet.policy import SigningRequest, parse_policy
 
 PolicyCheck = Callable[[bytes], None]
 
@@ -70,19 +70,34 @@ def no_policy(digest: bytes) -> None:
     """The policy hook until the policy engine is wired: does nothing."""
 
 
-def policy_hook() -> tuple[PolicyCheck, str]:
-    """The per-signature policy check to time, and a note saying what it is.
+class _NoHistory:
+    """A ledger with nothing spent and nothing pending (the policy only reads it)."""
 
-    Wire the policy engine here: return a function that evaluates one signing request for
-    ``digest`` with ``wallet.policy`` (raising ``PolicyDeniedError`` on refusal), built from a
-    representative policy, and a note naming it."""
-    try:
-        importlib.import_module("wallet.policy")
-    except Exception as exc:  # ImportError now; anything while it is being written
-        return no_policy, (f"policy row pending: wallet.policy is not importable yet "
-                           f"({type(exc).__name__}); the per-signature policy hook is a no-op")
-    return no_policy, ("wallet.policy is importable but not wired into benchmarks/sign.py "
-                       "yet (policy_hook): the per-signature policy hook is a no-op")
+    def spent_since(self, sender: bytes, since: float) -> int:
+        return 0
+
+    def pending(self, request_id: bytes) -> None:
+        return None
+
+
+def policy_hook() -> tuple[PolicyCheck, str]:
+    """The per-signature policy check to time, and a note saying what it is: the example
+    policy (``configs/policy.example.toml``, every rule) judging a 0.1 ether EIP-1559
+    transfer to its treasury for the digest about to be signed; a refusal raises."""
+    data = (Path(__file__).resolve().parents[1] / "configs" / "policy.example.toml").read_bytes()
+    policy = parse_policy(data, "configs/policy.example.toml")
+    history = _NoHistory()
+    treasury = bytes.fromhex("70997970C51812dc3A010C7d01b50e0d17dc79C8")
+
+    def check(digest: bytes) -> None:
+        request = SigningRequest.transaction(
+            sender=bytes(20), chain_id=policy.chain_id, to=treasury, value=10**17, gas=21000,
+            tx_type=2, nonce=0, max_fee_per_gas=20 * 10**9, max_priority_fee_per_gas=10**9,
+            digest=digest)
+        policy.evaluate(request, now=time.time(), ledger=history).require_allowed()
+
+    return check, ("ours = wallet.policy evaluation of a 0.1 ether EIP-1559 transfer under "
+                   "configs/policy.example.toml, then the HSM signature")
 
 
 POLICY_HOOK: PolicyCheck = no_policy

@@ -94,9 +94,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, NoReturn, Protocol, runtime_checkable
 
-from eth_utils import is_checksum_address, keccak, to_checksum_address
+from eth_utils import is_checksum_address
 
 from wallet.errors import MalformedRequestError, PolicyDeniedError, WalletError
+from wallet.hashing import checksum_address, keccak256
 from wallet.messages import personal_message_digest, typed_data_digest
 
 POLICY_VERSION = 1
@@ -233,7 +234,7 @@ def parse_address(value: object) -> bytes:
 
 def format_address(address: bytes) -> str:
     """EIP-55 checksummed form of a 20-byte address."""
-    return to_checksum_address("0x" + address.hex())
+    return checksum_address(address)
 
 
 def parse_selector(value: object) -> tuple[bytes, str]:
@@ -243,7 +244,7 @@ def parse_selector(value: object) -> tuple[bytes, str]:
     if isinstance(value, str) and _SELECTOR_HEX.fullmatch(value):
         return bytes.fromhex(value[2:]), value.lower()
     if isinstance(value, str) and _SIGNATURE.fullmatch(value):
-        return keccak(text=value)[:4], value
+        return keccak256(value.encode())[:4], value
     raise MalformedRequestError(
         f"{value!r} is neither a selector (0x and 8 hex digits) nor a function signature "
         "without spaces (e.g. \"transfer(address,uint256)\")")
@@ -563,7 +564,7 @@ class SigningRequest:
         :meth:`to_payload`): names this exact request in the time-lock table, in operator
         approvals and in the audit log."""
         body = json.dumps(self.to_payload(), sort_keys=True, separators=(",", ":"))
-        return keccak(b"orbital-policy-request/1\x00" + body.encode())
+        return keccak256(b"orbital-policy-request/1\x00" + body.encode())
 
     def describe(self, policy: Policy | None = None) -> str:
         """A short human description ("transfer of 1 ether to 0x... (treasury)")."""

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import coincurve
-import sha3  # safe-pysha3: C keccak, ~10x faster than eth-utils' default backend
 
 from wallet.errors import SigningError
+from wallet.hashing import keccak256
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 HALF_N = SECP256K1_N // 2
@@ -64,7 +64,7 @@ def address_of_public_key(public_key: bytes) -> bytes:
     """Address of an uncompressed (65-byte, 0x04-prefixed) or compressed public key:
     the last 20 bytes of keccak256 of the 64-byte point (Yellow Paper, appendix F)."""
     point = coincurve.PublicKey(public_key).format(compressed=False)
-    return sha3.keccak_256(point[1:]).digest()[12:]
+    return keccak256(point[1:])[12:]
 
 
 def recover_address(digest: bytes, signature: Signature) -> bytes:
@@ -72,7 +72,7 @@ def recover_address(digest: bytes, signature: Signature) -> bytes:
     raw = (signature.r.to_bytes(32, "big") + signature.s.to_bytes(32, "big")
            + bytes([signature.y_parity]))
     public = coincurve.PublicKey.from_signature_and_message(raw, digest, hasher=None)
-    return sha3.keccak_256(public.format(compressed=False)[1:]).digest()[12:]
+    return keccak256(public.format(compressed=False)[1:])[12:]
 
 
 def finalize_signature(digest: bytes, r: int, s: int, address: bytes) -> Signature:
