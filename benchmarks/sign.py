@@ -309,14 +309,6 @@ def run(sizes: Sizes, say: Callable[[str], None] | None = None) -> list[Row]:
     return rows
 
 
-def _eth_hash_backend() -> str:
-    from eth_hash.auto import keccak
-
-    keccak(b"")
-    owner = getattr(getattr(keccak, "hasher", None), "__self__", None)
-    return type(owner).__name__ if owner is not None else "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     global POLICY_HOOK
     parser = argparse.ArgumentParser(prog="python -m benchmarks.sign",
@@ -337,8 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         policy_note,
         "software: eth-account unsafe_sign_hash and KeystoreSigner hold the key in memory",
         "latency: one request at a time; p50/p99 of the run with the lowest p99",
-        f"finalize_signature: coincurve recovery, keccak by eth-hash {_eth_hash_backend()} "
-        "backend",
+        "finalize_signature: coincurve recovery, keccak by safe-pysha3 (wallet.hashing)",
         f"not pinned ({cpus} CPUs usable; the two-thread rows need 2); "
         f"{'quick' if args.quick else 'full'} run",
     )
