@@ -125,3 +125,24 @@ def _flip_one_byte(path: Path, marker: bytes) -> None:
     at = data.index(marker) + len(b'"outcome":"')
     data[at] = ord("a")  # "deny" -> "aeny"
     path.write_bytes(bytes(data))
+
+
+def test_wrong_pin_lockout_and_malformed_input_have_their_own_exit_codes(
+        wallet_env: dict[str, str]) -> None:
+    assert orbital(wallet_env, "wallet", "init-token", "--label", "sat-2").returncode == 0
+    home = Path(wallet_env["ORBITAL_HOME"])
+    config = (home / "wallet.toml").read_text().replace("max_pin_attempts = 5",
+                                                        "max_pin_attempts = 2")
+    (home / "wallet.toml").write_text(config)
+    wrong = {**wallet_env, "ORBITAL_HSM_PIN": "not-the-pin"}
+    first = orbital(wrong, "wallet", "list")
+    assert first.returncode == 4 and "1 attempt" in first.stderr
+    assert first.stderr.count("\n") == 1
+    second = orbital(wrong, "wallet", "list")
+    assert second.returncode == 5
+    locked = orbital(wallet_env, "wallet", "list")  # the right PIN, after the lockout
+    assert locked.returncode == 5 and "locked" in locked.stderr
+    malformed = orbital(wallet_env, "wallet", "sign-tx", "--to", "0x1234", "--nonce", "0",
+                        "--gas", "21000", "--max-fee", "1", "--chain-id", "31337")
+    assert malformed.returncode == 2 and "20 bytes" in malformed.stderr
+    assert "Traceback" not in first.stderr + second.stderr + locked.stderr + malformed.stderr
