@@ -189,6 +189,17 @@ class Anvil:
         """Call a JSON-RPC method; return its ``result`` or raise :class:`RpcError`."""
         return rpc_call(self.url, method, *params)
 
+    def receipt(self, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
+        """The receipt of ``tx_hash``, mining blocks until it has one (automine answers
+        ``eth_sendRawTransaction`` a moment before the receipt exists); bounded."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            receipt = self.rpc("eth_getTransactionReceipt", tx_hash)
+            if receipt is not None:
+                return receipt
+            self.rpc("evm_mine")
+        raise AssertionError(f"{tx_hash} was not mined within {timeout} s")
+
     @property
     def running(self) -> bool:
         return self.process.poll() is None

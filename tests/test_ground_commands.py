@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -98,12 +97,7 @@ operators = [{", ".join(f'"0x{a.hex()}"' for _, a in operators)}]
 
     done = orbital(env, "wallet", "queue", "send", "--rpc", anvil.url)
     assert done.returncode == 0, done.stderr
-    deadline = time.monotonic() + 10
-    receipt = None
-    while receipt is None and time.monotonic() < deadline:
-        receipt = anvil.rpc("eth_getTransactionReceipt", queued)
-        if receipt is None:
-            anvil.rpc("evm_mine")
-    assert receipt is not None and receipt["status"] == "0x1"
+    receipt = anvil.receipt(queued)
+    assert receipt["status"] == "0x1"
     assert receipt["from"] == satellite
     assert orbital(env, "wallet", "queue", "list").stdout.strip() == ""

@@ -3,9 +3,6 @@ anvil and mined; the sender anvil records is the key's address."""
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from wallet.keys.pin import PinAttempts
@@ -20,16 +17,6 @@ pytestmark = [pytest.mark.devnet, pytest.mark.hsm]
 TO = "0x2222222222222222222222222222222222222222"
 DELEGATE = "0x3333333333333333333333333333333333333333"
 FEES = {"maxFeePerGas": "20000000000", "maxPriorityFeePerGas": "1000000000"}
-
-
-def _mined(anvil: Anvil, tx_hash: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        receipt = anvil.rpc("eth_getTransactionReceipt", tx_hash)
-        if receipt is not None:
-            return receipt
-        anvil.rpc("evm_mine")
-    raise AssertionError(f"{tx_hash} was not mined")
 
 
 def test_every_envelope_signed_in_the_hsm_is_mined(anvil: Anvil, softhsm: SoftHsm,
@@ -57,7 +44,7 @@ def test_every_envelope_signed_in_the_hsm_is_mined(anvil: Anvil, softhsm: SoftHs
                 signed = sign_transaction(request_from_json(body), signer)
                 tx_hash = anvil.rpc("eth_sendRawTransaction", "0x" + signed.raw.hex())
                 assert tx_hash == "0x" + signed.hash.hex()
-                receipt = _mined(anvil, tx_hash)
+                receipt = anvil.receipt(tx_hash)
                 assert receipt["status"] == "0x1" and receipt["from"] == sender
                 assert int(receipt["type"], 16) == body["type"]
             assert anvil.rpc("eth_getCode", sender, "latest") == "0xef0100" + DELEGATE[2:]

@@ -10,9 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -58,16 +56,6 @@ def wallet_env(tmp_path: Path) -> dict[str, str]:
             "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
-def _receipt(anvil: Anvil, tx_hash: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        receipt = anvil.rpc("eth_getTransactionReceipt", tx_hash)
-        if receipt is not None:
-            return receipt
-        anvil.rpc("evm_mine")
-    raise AssertionError(f"{tx_hash} was not mined")
-
-
 def test_hsm_wallet_signs_within_policy_denies_over_limit_and_audit_catches_an_edit(
         anvil: Anvil, wallet_env: dict[str, str], tmp_path: Path) -> None:
     done = orbital(wallet_env, "wallet", "init-token", "--label", "sat-1")
@@ -90,7 +78,7 @@ def test_hsm_wallet_signs_within_policy_denies_over_limit_and_audit_catches_an_e
                    "--json")
     assert done.returncode == 0, done.stderr
     sent = json.loads(done.stdout)
-    receipt = _receipt(anvil, sent["sent"])
+    receipt = anvil.receipt(sent["sent"])
     assert receipt["status"] == "0x1" and receipt["from"] == address
     assert receipt["type"] == "0x2" and sent["hash"] == sent["sent"]
 
