@@ -96,6 +96,9 @@ def test_hsm_wallet_signs_within_policy_denies_over_limit_and_audit_catches_an_e
 
     ok = orbital(wallet_env, "wallet", "audit", "verify", "--signer", address)
     assert ok.returncode == 0, ok.stderr
+    assert orbital(wallet_env, "wallet", "address").stdout.strip() == address
+    ok = orbital(wallet_env, "wallet", "audit", "verify")  # the signer defaults to the key
+    assert ok.returncode == 0, ok.stderr
     _flip_one_byte(audit_db, b'"outcome":"deny"')
     bad = orbital(wallet_env, "wallet", "audit", "verify", "--signer", address)
     assert bad.returncode == 8

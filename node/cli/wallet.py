@@ -121,7 +121,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = averbs.add_parser("verify", help="check every entry's hash link and signature")
     p.add_argument("--known-head", metavar="SEQ:HASH", help="a head seen before (catches "
                    "a cut tail)")
-    p.add_argument("--signer", help="expected signer address (default: this wallet's)")
+    p.add_argument("--signer", help="expected signer address (default: this wallet's key)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_audit_verify)
     p = averbs.add_parser("export", help="export entries from --from for downlink")
@@ -279,15 +279,18 @@ def _list(args: argparse.Namespace) -> int:
                  "\n".join("0x" + k.hex() for k in keys) or "(no keys)")
 
 
+def _default_address(config: WalletConfig) -> bytes:
+    """The address this wallet signs with, found without a PIN or password (public keys
+    of the token, or the keystores' stated addresses)."""
+    if config.backend == "pkcs11":
+        keys = pkcs11.list_keys(config.token, module=config.pkcs11_module)
+        return _choose(config, keys, f"token {config.token!r}")
+    return _choose(config, _keystore_addresses(config), str(config.keystore_dir))
+
+
 def _address(args: argparse.Namespace) -> int:
-    config = _config(args)
-    if config.key is not None:
-        print(f"0x{config.key.hex()}")
-        return 0
-    if config.backend == "keystore":
-        print(f"0x{_choose(config, _keystore_addresses(config), str(config.keystore_dir)).hex()}")
-        return 0
-    raise KeyNotFoundError("set `key = \"0x...\"` in wallet.toml (see `orbital wallet list`)")
+    print(f"0x{_default_address(_config(args)).hex()}")
+    return 0
 
 
 def _import_keystore(args: argparse.Namespace) -> int:
@@ -368,7 +371,7 @@ def _read_json(path: str) -> Any:
 def _policy_check(args: argparse.Namespace) -> int:
     config = _config(args)
     request = request_from_json(_read_json(args.file))
-    sender = config.key or (_keystore_addresses(config) or [bytes(20)])[0]
+    sender = _default_address(config)
     policy = _load_policy(config)
     with PolicyLedger(config.path("ledger.sqlite")) as ledger:
         decision = policy.evaluate(transaction_signing_request(request, sender, None),
@@ -395,7 +398,8 @@ def _policy_pin(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     config = _config(args)
     known = AuditHead.parse(args.known_head) if args.known_head else None
-    signer = bytes.fromhex(args.signer.removeprefix("0x")) if args.signer else config.key
+    signer = (bytes.fromhex(args.signer.removeprefix("0x")) if args.signer
+              else _default_address(config))
     head = audit_log.verify(config.path("audit.sqlite"), expected_signer=signer,
                             known_head=known)
     return _emit(args, {"verified": True, "head": str(head)},
