@@ -397,7 +397,10 @@ def test_demo_verifies_the_bundled_devnet_data_and_refuses_every_tampering(
     assert (code, err) == (0, "")
     assert "EIP-2930, EIP-1559, EIP-7702" in out
     assert out.count(" refused: ") == 6 and "ACCEPTED" not in out
-    assert out.rstrip().endswith("every tampered copy refused")
+    assert "sender recovered by the chain core: ok" in out
+    assert "2 ether: refused: policy denied (per_transaction)" in out
+    assert "one byte of the audit database edited: detected" in out
+    assert out.rstrip().endswith("its audit log caught an edit")
 
 
 # --- input limits ---------------------------------------------------------------------

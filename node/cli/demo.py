@@ -24,6 +24,7 @@ from node.chain.errors import ChainError
 from node.chain.header import verify_header
 from node.chain.header_store import Checkpoint, HeaderStore
 from node.chain.proof import verify_account_proof
+from node.cli.demo_wallet import run_wallet_demo
 
 TX_NAMES = {0: "legacy", 1: "EIP-2930", 2: "EIP-1559", 3: "EIP-4844", 4: "EIP-7702"}
 
@@ -62,29 +63,32 @@ def _run(args: argparse.Namespace) -> int:
             store.add_many(headers)
             head = store.head
             assert head is not None
-            print(f"[1/4] headers: {len(headers)} hashed and linked from checkpoint "
+            print(f"[1/5] headers: {len(headers)} hashed and linked from checkpoint "
                   f"{checkpoint.number} {_short(checkpoint.hash)} to head {head.number} "
                   f"{_short(head.hash)}")
 
     report = verify_block(block, receipts)
     kinds = ", ".join(TX_NAMES[t.tx_type] + ("" if t.tx_type or t.chain_id is None else "/155")
                       for t in report.transactions)
-    print(f"[2/4] block {report.header.number}: {len(report.transactions)} transactions "
+    print(f"[2/5] block {report.header.number}: {len(report.transactions)} transactions "
           f"({kinds})\n      verified: {', '.join(report.verified)}")
 
     proven = verify_account_proof(report.header.state_root, proof)
     slots = ", ".join(f"{_short(s.key)}={hex(s.value)}" for s in proven.storage)
-    print(f"[3/4] proof: account {proven.address.hex()[:8]}.. nonce {proven.account.nonce}, "
+    print(f"[3/5] proof: account {proven.address.hex()[:8]}.. nonce {proven.account.nonce}, "
           f"balance {proven.account.balance} wei, storage {slots}\n      verified against "
           f"stateRoot {_short(report.header.state_root)}")
 
-    print("[4/4] tampered copies must be refused:")
+    print("[4/5] tampered copies must be refused:")
     refused = [_expect_refusal(name, check) for name, check in _tamperings(block, receipts,
                                                                              proof, report)]
-    if all(refused):
-        print("\ndemo ok: every genuine input verified, every tampered copy refused")
+    with tempfile.TemporaryDirectory() as tmp:
+        wallet_ok = run_wallet_demo(Path(tmp), print)
+    if all(refused) and wallet_ok:
+        print("\ndemo ok: every genuine input verified, every tampered copy refused, "
+              "the wallet signed only within policy and its audit log caught an edit")
         return 0
-    print("\ndemo FAILED: a tampered copy was accepted")
+    print("\ndemo FAILED: see the lines marked as a bug above")
     return 1
 
 
