@@ -396,7 +396,7 @@ def test_demo_verifies_the_bundled_devnet_data_and_refuses_every_tampering(
     code, out, err = run(capsys, "demo")
     assert (code, err) == (0, "")
     assert "EIP-2930, EIP-1559, EIP-7702" in out
-    assert out.count(" refused: ") == 6 and "ACCEPTED" not in out
+    assert out.count(" refused: ") == 7 and "ACCEPTED" not in out  # 6 tamperings, 1 policy
     assert "sender recovered by the chain core: ok" in out
     assert "2 ether: refused: policy denied (per_transaction)" in out
     assert "one byte of the audit database edited: detected" in out
