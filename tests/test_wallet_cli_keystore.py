@@ -1,0 +1,124 @@
+"""``orbital wallet`` on the keystore backend (no HSM, no devnet): import a keystore,
+sign an EIP-191 message and an EIP-712 document within policy (checked with eth-account),
+check a request against the policy, and export an audit range that verifies on its own
+against the head the ground already knew."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct, encode_typed_data
+
+from wallet.keys.keystore import create_keystore
+
+pytestmark = pytest.mark.slow
+
+KEY = bytes.fromhex("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
+REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+TYPED = {
+    "types": {"EIP712Domain": [{"name": "name", "type": "string"},
+                               {"name": "version", "type": "string"},
+                               {"name": "chainId", "type": "uint256"},
+                               {"name": "verifyingContract", "type": "address"}],
+              "TaskResult": [{"name": "taskId", "type": "bytes32"},
+                             {"name": "epoch", "type": "uint64"}]},
+    "primaryType": "TaskResult",
+    "domain": {"name": "orbital", "version": "1", "chainId": 31337,
+               "verifyingContract": REGISTRY},
+    "message": {"taskId": "0x" + "11" * 32, "epoch": 7},
+}
+POLICY = f"""
+version = 1
+chain_id = 31337
+[[destinations.allow]]
+address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+[limits]
+per_transaction = "1 ether"
+per_24h = "3 ether"
+[fees]
+max_total_fee = "0.01 ether"
+[messages]
+allow_personal = true
+[[messages.typed_data]]
+name = "orbital"
+version = "1"
+chain_id = 31337
+verifying_contract = "{REGISTRY}"
+primary_types = ["TaskResult"]
+"""
+
+
+def orbital(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "ORBITAL_HOME": str(tmp_path / "home"),
+            "ORBITAL_KEYSTORE_PASSWORD": "pw",
+            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+
+def test_keystore_wallet_signs_messages_checks_policy_and_exports_audit(
+        env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "mine.json"
+    address = create_keystore(source, "pw", private_key=KEY, kdf="pbkdf2", iterations=2)
+    done = orbital(env, "wallet", "import-keystore", str(source), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["address"] == "0x" + address.hex()
+    (tmp_path / "policy.toml").write_text(POLICY)
+    assert orbital(env, "wallet", "policy", "pin", str(tmp_path / "policy.toml")).returncode == 0
+
+    done = orbital(env, "wallet", "sign-message", "hello orbit", "--json")
+    assert done.returncode == 0, done.stderr
+    signature = json.loads(done.stdout)["signature"]
+    recovered = Account.recover_message(encode_defunct(text="hello orbit"), signature=signature)
+    assert recovered.lower() == "0x" + address.hex()
+
+    (tmp_path / "typed.json").write_text(json.dumps(TYPED))
+    done = orbital(env, "wallet", "sign-typed", str(tmp_path / "typed.json"))
+    assert done.returncode == 0, done.stderr
+    recovered = Account.recover_message(encode_typed_data(full_message=TYPED),
+                                        signature=done.stdout.strip())
+    assert recovered.lower() == "0x" + address.hex()
+
+    foreign = dict(TYPED, domain={**TYPED["domain"], "name": "not-orbital"})
+    (tmp_path / "foreign.json").write_text(json.dumps(foreign))
+    refused = orbital(env, "wallet", "sign-typed", str(tmp_path / "foreign.json"))
+    assert refused.returncode == 3 and refused.stderr.count("\n") == 1
+
+    tx = tmp_path / "tx.json"
+    tx.write_text(json.dumps({"chainId": 31337, "nonce": 0, "gas": 21000,
+                              "to": "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+                              "value": "2000000000000000000", "maxFeePerGas": 10**9,
+                              "maxPriorityFeePerGas": 1}))
+    check = orbital(env, "wallet", "policy", "check", str(tx))
+    assert check.returncode == 3 and check.stdout.startswith("deny: per_transaction")
+
+    first = orbital(env, "wallet", "audit", "verify", "--json")
+    assert first.returncode == 0, first.stderr
+    known = json.loads(first.stdout)["head"]
+    done = orbital(env, "wallet", "sign-message", "second contact")
+    assert done.returncode == 0, done.stderr
+    seq = int(known.split(":")[0])
+    exported = tmp_path / "range.json"
+    done = orbital(env, "wallet", "audit", "export", "--from", str(seq + 1),
+                   "--out", str(exported))
+    assert done.returncode == 0, done.stderr
+    signer = "0x" + address.hex()
+    ok = orbital(env, "wallet", "audit", "verify-export", str(exported), "--known-head", known,
+                 "--signer", signer)
+    assert ok.returncode == 0, ok.stderr
+    document = json.loads(exported.read_text())
+    document["entries"][0]["payload"] = document["entries"][-1]["payload"]
+    exported.write_text(json.dumps(document))
+    bad = orbital(env, "wallet", "audit", "verify-export", str(exported), "--known-head", known,
+                  "--signer", signer)
+    assert bad.returncode == 8
