@@ -264,6 +264,8 @@ def merge(plans: Iterable[ContactPlan]) -> ContactPlan:
 
 def delay_samples_from_ranges(times: Sequence[float], ranges_km: Sequence[float]
                               ) -> tuple[tuple[float, float], ...]:
-    """Delay samples (one-way light time) from slant ranges in km at ``times``."""
-    return tuple((float(t), float(r) / SPEED_OF_LIGHT_KM_S) for t, r in zip(times, ranges_km,
-                                                                           strict=True))
+    """Delay samples (one-way light time, range / c) from slant ranges in km at ``times``
+    (lists or numpy arrays; a day of 100 satellites holds some 70,000 samples)."""
+    times_list = times.tolist() if hasattr(times, "tolist") else [float(t) for t in times]
+    ranges = ranges_km.tolist() if hasattr(ranges_km, "tolist") else list(ranges_km)
+    return tuple(zip(times_list, [r / SPEED_OF_LIGHT_KM_S for r in ranges], strict=True))
