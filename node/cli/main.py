@@ -11,7 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from node.chain.errors import ChainError, MalformedInputError, VerificationError
-from node.cli import demo, ground, verify, wallet
+from node.cli import demo, ground, link, verify, wallet
+from sim_link.contacts import ConfigError
+from sim_link.orbit import TleError
+from sim_link.plan import PlanError
+from sim_link.proxy import EmulatorError
 from wallet.errors import WalletError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_MALFORMED = 0, 1, 2
@@ -31,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.register(commands)
     wallet.register(commands)
     ground.register(commands)
+    link.register(commands)
     demo.register(commands)
     return parser
 
@@ -50,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChainError as exc:
         print(f"orbital: {exc}", file=sys.stderr)
         return EXIT_MISMATCH
+    except (PlanError, TleError, ConfigError, EmulatorError) as exc:
+        print(f"orbital: {exc}", file=sys.stderr)
+        return EXIT_MALFORMED
     except WalletError as exc:
         print(f"orbital: {exc}", file=sys.stderr)
         return exc.exit_code

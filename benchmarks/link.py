@@ -1,0 +1,29 @@
+"""The link emulator's benchmarks in one run (the issue's ``benchmarks/link.py``):
+
+* :mod:`benchmarks.link_plan` -- contact-plan computation for 100 satellites x 10 stations
+  x 24 h against a straightforward skyfield loop (target >= 10x faster, < 10 s);
+* :mod:`benchmarks.link_emulator` -- the emulator unshaped against a direct loopback
+  connection, and configured against measured rate and delay.
+
+Run from the repository root: ``python -m benchmarks.link [--quick] [--json] [--check]``
+(the flags are passed to both).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from benchmarks import link_emulator, link_plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    print("== contact plans ==", flush=True)
+    plan_code = link_plan.main(args)
+    print("\n== emulator ==", flush=True)
+    emulator_code = link_emulator.main(args)
+    return max(plan_code, emulator_code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

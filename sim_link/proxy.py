@@ -1,0 +1,679 @@
+"""The link emulator: an asyncio TCP proxy gated and shaped by a contact plan.
+
+One :class:`LinkEmulator` emulates one link ``A-B`` of a :class:`~sim_link.plan.ContactPlan`.
+It listens on a local address; a client that connects there is on the **A side** of the link
+(for ``SAT-GS``: the satellite), and every accepted connection is forwarded to the
+``upstream`` address, the **B side** (the ground station's service)::
+
+    client (A) --listen--> [ emulator: gate, rate, delay, loss ] --upstream--> server (B)
+
+**Direction.** Bytes client -> upstream travel A -> B: they use the contact's *forward*
+rate when the contact's ``source`` is A and its *reverse* rate when the contact is stated
+the other way round (``source`` is B). Bytes upstream -> client use the other rate. Delay
+and loss are the same both ways.
+
+**Time.** Plan time runs ``time_scale`` times faster than wall time (see
+:mod:`sim_link.clock`). Rates are bits per *plan* second, delays and the jitter are plan
+seconds: at ``time_scale=N`` a link moves N times more bytes per wall second and a delay
+lasts 1/N of its wall time. ``state()`` and events report plan times.
+
+**Gate.** Inside a window (``contact.start <= t < contact.end``) connections are accepted
+and forwarded. Outside, the kernel still completes the TCP handshake on the listening
+socket, but the emulator aborts the connection at once with ``SO_LINGER`` 0: the client sees
+its connection *reset* (``ConnectionResetError`` on its first read or write; an immediate
+EOF on some platforms) and nothing reaches upstream. A connection the upstream refuses is
+reset the same way. Back-to-back contacts of the link (one ends when the next starts) are a
+hand-over: the new contact applies, nothing is cut.
+
+**LOS.** At the end of a window, open connections are either
+
+* ``on_los="reset"``: reset on both sides (RST), bytes still in flight are dropped; or
+* ``on_los="stall"``: frozen -- the emulator stops reading and releasing bytes until the
+  link's next AOS, then carries on with the new contact's rate and delay; nothing is lost,
+  duplicated or reordered (a TCP connection over a link that goes silent and comes back).
+  Bytes that were in flight at LOS are delivered right at AOS. With no later contact, the
+  connection stays frozen until a side closes it or the emulator stops.
+
+**Shaping**, per direction, by a pump from the sending socket into a queue and a writer that
+releases the queue into the receiving socket:
+
+* *Rate.* The link serialises bytes one after another: a chunk read at wall time ``now``
+  finishes at ``done = max(now, previous done) + size / rate``. The pump reads in chunks of
+  ``BURST_S`` (plan 10 ms, at least 5 wall ms) of the rate and at most
+  ``READ_AHEAD_WALL_S`` (20 wall ms) ahead of the link, so a faster sender is held back by
+  TCP flow control, never buffered without bound.
+* *Delay.* The chunk leaves the link at ``done + delay(t)``, where ``delay(t)`` is the
+  contact's one-way delay interpolated at the plan time the chunk was read, plus
+  ``uniform(0, jitter_s)`` when jitter is set. Release times never decrease, so jitter
+  never reorders bytes. Bytes are never released early; they are released late by the event
+  loop's timer granularity (epoll waits whole milliseconds, rounded up, plus the kernel's
+  timer slack): measured +0.2 to +0.9 ms on loopback for delays from 1 ms to 1 s.
+* *Loss* is seen by a reliable stream as a retransmission stall: each chunk of ``n``
+  segments (``MSS`` bytes) is hit with probability ``1 - (1 - loss)**n``; a hit holds the
+  link for one retransmission timeout, ``max(200 ms, 2 * RTT)`` plan time, before that chunk
+  and therefore before every chunk after it. Bytes are never dropped.
+
+**Many links.** :class:`Emulator` runs several link emulators (one per link, each with its
+own listening port and upstream) behind one event queue and one status endpoint.
+
+**Events and state.** :meth:`LinkEmulator.subscribe` returns an :class:`asyncio.Queue` that
+receives a :class:`LinkEvent` for every AOS, LOS, accepted connection, refused connection
+and connection cut. :meth:`LinkEmulator.state` is a JSON-ready dict; with ``status=(host,
+port)`` the same dict is served as ``GET /status`` over HTTP/1.1 on that local address
+(stdlib asyncio, one response per connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import socket
+import struct
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from sim_link.clock import PlanClock
+from sim_link.plan import Contact, ContactPlan, PlanError
+
+__all__ = ["BURST_S", "MSS", "Emulator", "EmulatorError", "LinkEmulator", "LinkEvent",
+           "PlanClock", "parse_address"]
+
+MSS = 1460  # bytes per TCP segment on the emulated link (loss is per segment)
+BURST_S = 0.010  # chunk size: about this much plan time of the link's rate ...
+MIN_BURST_WALL_S = 0.005  # ... but at least this much wall time: well above the event
+#                          loop's timer granularity (~1 ms)
+READ_AHEAD_WALL_S = 0.020  # how far (wall) the pump may read ahead of the link: slack for
+#                           late wake-ups on a busy machine, so the link never idles
+MIN_RTO_S = 0.200  # the smallest retransmission timeout, plan seconds (RFC 6298 floor: 1 s;
+#                   Linux uses 200 ms)
+MIN_CHUNK = 16
+MAX_CHUNK = 256 * 1024
+MIN_QUEUE_BYTES = 256 * 1024  # in-flight bytes held per direction: at least this, or 2x BDP
+
+OnLos = Literal["reset", "stall"]
+EventKind = Literal["aos", "los", "connect", "refuse", "cut"]
+
+
+class EmulatorError(ValueError):
+    """The emulator was configured wrongly (option values, addresses); the message says
+    which option and what it accepts."""
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """Something that happened on a link, at plan time ``plan_time``.
+
+    ``kind``: ``"aos"`` (window opens; ``contact`` is the new one), ``"los"`` (window
+    closes; ``contact`` is the one that ended), ``"connect"`` (a client was forwarded),
+    ``"refuse"`` (a client was reset: outside a window, or upstream unreachable),
+    ``"cut"`` (an open connection was reset at LOS). ``detail`` says more in words
+    (peer address, reason)."""
+
+    kind: EventKind
+    plan_time: float
+    link: str
+    contact: Contact | None
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "plan_time": self.plan_time, "link": self.link,
+                "contact": None if self.contact is None else _contact_dict(self.contact),
+                "detail": self.detail}
+
+
+def parse_address(text: str, what: str = "address") -> tuple[str, int]:
+    """``"HOST:PORT"`` (or ``"[v6]:PORT"``) as ``(host, port)``; raises :class:`EmulatorError`."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise EmulatorError(f"{what} {text!r}: want HOST:PORT, e.g. 127.0.0.1:8545")
+    return host, int(port)
+
+
+def _contact_dict(c: Contact) -> dict[str, Any]:
+    return {"link": c.link, "start": c.start, "end": c.end,
+            "rate_bps": {"forward": c.rate_forward_bps, "reverse": c.rate_reverse_bps},
+            "loss": c.loss, "class": c.link_class}
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with RST: ``SO_LINGER`` on with a zero timeout, then abort."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+def _consume(task: asyncio.Task[None]) -> None:
+    """Mark a pump's exception (a reset socket) as seen."""
+    if not task.cancelled():
+        task.exception()
+
+
+@dataclass
+class _Chunk:
+    release: float  # monotonic wall time the chunk leaves the link
+    data: bytes  # b"" marks end of stream (half-close)
+
+
+class _Direction:
+    """One direction of one connection: pump (read, pace, stamp) and writer (release)."""
+
+    def __init__(self, emu: LinkEmulator, conn: _Connection, name: str,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 forward_if_a_is_source: bool) -> None:
+        self.emu, self.conn, self.name = emu, conn, name
+        self.reader, self.writer = reader, writer
+        self.a_to_b = forward_if_a_is_source
+        self.queue: deque[_Chunk] = deque()
+        self.queued_bytes = 0
+        self.link_free = 0.0  # wall time the link finishes serialising what it holds
+        self.last_release = 0.0
+        self.bytes = 0  # delivered to the receiving socket
+        self.done = False
+        self._item = asyncio.Event()  # queue became non-empty
+        self._room = asyncio.Event()  # queue has room
+        self._room.set()
+
+    def rate_Bps_wall(self, contact: Contact) -> float:
+        """Bytes per wall second for this direction under ``contact``."""
+        a = self.emu.side_a
+        forward = (contact.source == a) == self.a_to_b
+        bps = contact.rate_forward_bps if forward else contact.rate_reverse_bps
+        return bps / 8 * self.emu.clock.time_scale
+
+    async def pump(self) -> None:
+        emu, loop = self.emu, asyncio.get_running_loop()
+        while True:
+            await emu.wait_up()
+            contact = emu.contact
+            assert contact is not None
+            rate = self.rate_Bps_wall(contact)
+            burst = max(emu.clock.to_wall(BURST_S), MIN_BURST_WALL_S)
+            allowed = max(burst, READ_AHEAD_WALL_S)
+            ahead = self.link_free - loop.time()
+            if ahead > allowed:  # the link is busy: let TCP hold the sender back
+                await asyncio.sleep(ahead - allowed)
+                continue
+            while self.queued_bytes > self.queue_limit(rate, contact):
+                self._room.clear()
+                await self._room.wait()
+            size = max(MIN_CHUNK, min(MAX_CHUNK, int(rate * burst)))
+            data = await self.reader.read(size)
+            if not data:
+                self._push(_Chunk(max(loop.time(), self.last_release), b""))
+                return
+            await emu.wait_up()  # stall mode: bytes read just before LOS wait for AOS
+            contact = emu.contact
+            assert contact is not None
+            self._push(self._stamp(data, contact, loop.time()))
+
+    def queue_limit(self, rate: float, contact: Contact) -> float:
+        delay = self.emu.clock.to_wall(max(d for _, d in contact.delay_samples) + self.emu.jitter_s)
+        return max(MIN_QUEUE_BYTES, 2 * rate * delay)
+
+    def _stamp(self, data: bytes, contact: Contact, now: float) -> _Chunk:
+        emu = self.emu
+        rate = self.rate_Bps_wall(contact)
+        plan_now = emu.clock.plan_at(now)
+        delay = contact.delay_at(plan_now)
+        start = max(now, self.link_free)
+        if contact.loss > 0:
+            segments = -(-len(data) // MSS)
+            if emu.rng.random() < 1 - (1 - contact.loss) ** segments:
+                rto = max(MIN_RTO_S, 4 * delay)  # 2 x RTT, RTT = 2 x one-way delay
+                start += emu.clock.to_wall(rto)
+                emu.stalls += 1
+        self.link_free = start + len(data) / rate
+        extra = emu.rng.uniform(0, emu.jitter_s) if emu.jitter_s else 0.0
+        release = max(self.last_release, self.link_free + emu.clock.to_wall(delay + extra))
+        self.last_release = release
+        return _Chunk(release, data)
+
+    def _push(self, chunk: _Chunk) -> None:
+        self.queue.append(chunk)
+        self.queued_bytes += len(chunk.data)
+        self._item.set()
+
+    async def release(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self.queue:
+                self._item.clear()
+                await self._item.wait()
+            chunk = self.queue[0]
+            wait = chunk.release - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            await self.emu.wait_up()
+            self.queue.popleft()
+            self.queued_bytes -= len(chunk.data)
+            self._room.set()
+            if not chunk.data:
+                if self.writer.can_write_eof():
+                    self.writer.write_eof()
+                self.done = True
+                return
+            self.writer.write(chunk.data)
+            self.bytes += len(chunk.data)
+            self.emu.bytes[self.name] += len(chunk.data)
+            await self.writer.drain()
+
+
+@dataclass(eq=False)
+class _Connection:
+    ident: int
+    peer: str
+    opened: float  # plan time
+    client: asyncio.StreamWriter
+    upstream: asyncio.StreamWriter
+    directions: list[_Direction] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def reset(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        _reset(self.client)
+        _reset(self.upstream)
+
+    def as_dict(self) -> dict[str, Any]:
+        up, down = self.directions
+        return {"id": self.ident, "peer": self.peer, "opened": self.opened,
+                "bytes_up": up.bytes, "bytes_down": down.bytes,
+                "queued_up": up.queued_bytes, "queued_down": down.queued_bytes}
+
+
+class LinkEmulator:
+    """Emulates link ``link`` (``"A-B"``) of ``plan``; see the module docstring.
+
+    ``listen`` and ``upstream`` are ``(host, port)``; listen on port 0 and read
+    :attr:`port` after :meth:`start`. ``clock`` maps wall to plan time (default: real
+    time, scale 1). ``jitter_s`` (plan seconds) adds ``uniform(0, jitter_s)`` to each
+    chunk's delay; ``seed`` seeds jitter and loss. ``status=(host, port)`` serves
+    ``GET /status``.
+    """
+
+    def __init__(self, plan: ContactPlan, link: str, listen: tuple[str, int],
+                 upstream: tuple[str, int], clock: PlanClock | None = None, *,
+                 on_los: OnLos = "reset", jitter_s: float = 0.0, seed: int | None = None,
+                 status: tuple[str, int] | None = None) -> None:
+        contacts = plan.for_link(link)  # raises PlanError for a malformed link name
+        if not contacts:
+            known = sorted({f"{c.source}-{c.target}" for c in plan.contacts})
+            raise PlanError(f"link {link!r}: the plan has no contact between "
+                            f"{' and '.join(link.split('-', 1))}; links in the plan: "
+                            f"{', '.join(known) or 'none'}")
+        if on_los not in ("reset", "stall"):
+            raise EmulatorError(f"on_los {on_los!r}: want 'reset' or 'stall'")
+        if not (math.isfinite(jitter_s) and jitter_s >= 0):
+            raise EmulatorError(f"jitter {jitter_s!r}: want seconds >= 0")
+        self.plan, self.link = plan, link
+        self.side_a, self.side_b = link.split("-", 1)
+        self.contacts = contacts
+        self.listen, self.upstream, self.status_address = listen, upstream, status
+        self.clock = clock if clock is not None else PlanClock()
+        self.on_los: OnLos = on_los
+        self.jitter_s = float(jitter_s)
+        self.rng = random.Random(seed)
+        self.contact: Contact | None = None
+        self.bytes = {"up": 0, "down": 0}  # up: client (A) -> upstream (B)
+        self.stalls = 0
+        self.counts = {"accepted": 0, "refused": 0, "cut": 0}
+        self._up = asyncio.Event()
+        self._subscribers: list[asyncio.Queue[LinkEvent]] = []
+        self._connections: dict[int, _Connection] = {}
+        self._next_id = 0
+        self._server: asyncio.Server | None = None
+        self._status_server: asyncio.Server | None = None
+        self._schedule: asyncio.Task[None] | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the listening (and status) sockets and start following the plan.
+
+        Raises :class:`EmulatorError` when an address cannot be bound (in use, not local)."""
+        self._server = await _bind(self._on_client, self.listen, "listen")
+        self._update(self.clock.now())  # before any client is handled: no await in between
+        if self.status_address is not None:
+            try:
+                self._status_server = await _bind(_status_handler(self.state),
+                                                  self.status_address, "status")
+            except EmulatorError:
+                self._server.close()
+                raise
+        self._schedule = asyncio.create_task(self._follow_plan(), name=f"plan {self.link}")
+
+    async def stop(self) -> None:
+        """Stop listening and reset every open connection."""
+        for server in (self._server, self._status_server):
+            if server is not None:
+                server.close()
+        if self._schedule is not None:
+            self._schedule.cancel()
+        for conn in list(self._connections.values()):
+            conn.reset()
+        self._connections.clear()
+        for task in list(self._handlers):
+            task.cancel()
+        tasks = [t for t in (self._schedule, *self._handlers) if t is not None]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for server in (self._server, self._status_server):
+            if server is not None:
+                await server.wait_closed()
+
+    async def __aenter__(self) -> LinkEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def serve_forever(self) -> None:
+        """Run until cancelled (for the CLI), then stop."""
+        if self._server is None:
+            await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    @property
+    def port(self) -> int:
+        """The bound listening port."""
+        assert self._server is not None, "start() first"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def status_port(self) -> int | None:
+        if self._status_server is None:
+            return None
+        return int(self._status_server.sockets[0].getsockname()[1])
+
+    # -- events and state -----------------------------------------------------------------
+
+    def subscribe(self) -> asyncio.Queue[LinkEvent]:
+        """A queue that receives every later :class:`LinkEvent` of this link. Subscribe
+        before :meth:`start` to see the AOS of a window already open at start."""
+        queue: asyncio.Queue[LinkEvent] = asyncio.Queue()
+        self._subscribers.append(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[LinkEvent]) -> None:
+        with contextlib.suppress(ValueError):
+            self._subscribers.remove(queue)
+
+    def _publish(self, kind: EventKind, contact: Contact | None, detail: str = "",
+                 plan_time: float | None = None) -> None:
+        event = LinkEvent(kind, self.clock.now() if plan_time is None else plan_time,
+                          self.link, contact, detail)
+        for queue in self._subscribers:
+            queue.put_nowait(event)
+
+    @property
+    def is_up(self) -> bool:
+        return self._up.is_set()
+
+    async def wait_up(self) -> None:
+        await self._up.wait()
+
+    def next_aos(self, after: float | None = None) -> Contact | None:
+        """The first contact of the link starting after ``after`` (default: now)."""
+        t = self.clock.now() if after is None else after
+        return next((c for c in self.contacts if c.start > t), None)
+
+    def rates_bps(self, contact: Contact) -> dict[str, float]:
+        """Plan rates (bit/s) of ``contact`` as ``{"up": A->B, "down": B->A}``."""
+        a_is_source = contact.source == self.side_a
+        fwd, rev = contact.rate_forward_bps, contact.rate_reverse_bps
+        return {"up": fwd if a_is_source else rev, "down": rev if a_is_source else fwd}
+
+    def state(self) -> dict[str, Any]:
+        """Where the link stands (JSON-ready; plan times in UNIX seconds)."""
+        now = self.clock.now()
+        contact = self.contact if self.is_up else None
+        following = self.next_aos(now)
+        return {
+            "link": self.link, "side_a": self.side_a, "side_b": self.side_b,
+            "plan_time": now, "time_scale": self.clock.time_scale,
+            "up": self.is_up, "on_los": self.on_los,
+            "contact": None if contact is None else _contact_dict(contact),
+            "next_aos": None if following is None else following.start,
+            "next_los": None if contact is None else contact.end,
+            "delay_s": None if contact is None else contact.delay_at(now),
+            "rate_bps": None if contact is None else self.rates_bps(contact),
+            "loss": None if contact is None else contact.loss,
+            "jitter_s": self.jitter_s,
+            "listen": f"{self.listen[0]}:{self._server.sockets[0].getsockname()[1]}"
+                      if self._server else None,
+            "upstream": f"{self.upstream[0]}:{self.upstream[1]}",
+            "connections": [c.as_dict() for c in self._connections.values()],
+            "bytes": dict(self.bytes), "retransmission_stalls": self.stalls,
+            **self.counts,
+        }
+
+    # -- the plan -------------------------------------------------------------------------
+
+    def _update(self, now: float) -> float | None:
+        """Bring the link to the state the plan says for ``now``; return the plan time of
+        the next change (``None``: none left)."""
+        current = next((c for c in self.contacts if c.contains(now)), None)
+        if current is not None:
+            if not self.is_up:
+                self.contact = current
+                self._up.set()
+                self._publish("aos", current, plan_time=now)
+            elif current is not self.contact:  # hand-over between back-to-back contacts
+                self.contact = current
+                self._publish("aos", current, "hand-over", plan_time=now)
+            return current.end
+        if self.is_up:
+            ended = self.contact
+            self._up.clear()
+            self._publish("los", ended, plan_time=now)
+            if self.on_los == "reset":
+                for conn in list(self._connections.values()):
+                    self._cut(conn, "reset at LOS")
+        following = self.next_aos(now)
+        return None if following is None else following.start
+
+    async def _follow_plan(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            change = self._update(self.clock.now())
+            if change is None:
+                await asyncio.Event().wait()  # the plan is over: down for good
+                return
+            wait = self.clock.wall_at(change) - loop.time()
+            # wake at the boundary; a timer that fires a hair early just loops once more
+            await asyncio.sleep(max(wait, 0.0))
+            while self.clock.now() < change:
+                await asyncio.sleep(max(self.clock.wall_at(change) - loop.time(), 1e-4))
+
+    def _cut(self, conn: _Connection, why: str) -> None:
+        self._connections.pop(conn.ident, None)
+        conn.reset()
+        self.counts["cut"] += 1
+        self._publish("cut", self.contact, f"connection {conn.ident} ({conn.peer}): {why}")
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def _on_client(self, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._handle(reader, writer)
+        except asyncio.CancelledError:
+            # only stop() cancels a handler; ending quietly keeps asyncio's stream callback
+            # from logging the cancellation as an error
+            _reset(writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = "%s:%s" % writer.get_extra_info("peername")[:2]  # noqa: UP031
+        if not self.is_up:
+            self.counts["refused"] += 1
+            _reset(writer)
+            following = self.next_aos()
+            self._publish("refuse", None, f"{peer}: link down (next AOS "
+                          f"{'none' if following is None else following.start})")
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError as exc:
+            self.counts["refused"] += 1
+            _reset(writer)
+            self._publish("refuse", self.contact, f"{peer}: upstream {self.upstream}: {exc}")
+            return
+        if not self.is_up:  # LOS while connecting upstream
+            self.counts["refused"] += 1
+            _reset(writer)
+            _reset(up_writer)
+            self._publish("refuse", None, f"{peer}: link went down while connecting")
+            return
+        for w in (writer, up_writer):
+            sock = w.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._next_id += 1
+        conn = _Connection(self._next_id, peer, self.clock.now(), writer, up_writer)
+        conn.directions = [_Direction(self, conn, "up", reader, up_writer, True),
+                           _Direction(self, conn, "down", up_reader, writer, False)]
+        self._connections[conn.ident] = conn
+        self.counts["accepted"] += 1
+        self._publish("connect", self.contact, f"connection {conn.ident} from {peer}")
+        for d in conn.directions:
+            conn.tasks.append(asyncio.create_task(d.pump(), name=f"{self.link} {d.name} pump"))
+            conn.tasks.append(asyncio.create_task(d.release(),
+                                                  name=f"{self.link} {d.name} release"))
+        for task in conn.tasks:  # a socket error ends the connection; it is not a bug
+            task.add_done_callback(_consume)
+        try:
+            await self._supervise(conn)
+        finally:
+            if self._connections.pop(conn.ident, None) is not None:
+                conn.reset()
+
+    async def _supervise(self, conn: _Connection) -> None:
+        """Wait until both directions have delivered their end of stream, or any side
+        fails (then reset both sides, like a middlebox that loses its state)."""
+        pending = set(conn.tasks)
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if any(t.cancelled() or t.exception() is not None for t in done):
+                for other in pending:
+                    other.cancel()
+                return
+        for w in (conn.client, conn.upstream):
+            w.close()
+            with contextlib.suppress(OSError):
+                await w.wait_closed()
+
+
+async def _bind(handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter],
+                                  Awaitable[None]],
+                address: tuple[str, int], what: str) -> asyncio.Server:
+    try:
+        return await asyncio.start_server(handler, *address)
+    except OSError as exc:
+        raise EmulatorError(f"{what} {address[0]}:{address[1]}: cannot listen there: "
+                            f"{exc.strerror or exc}") from None
+
+
+def _status_handler(state: Callable[[], dict[str, Any]]
+                    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """An HTTP/1.1 handler answering ``GET /status`` with ``state()`` as JSON, then closing."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            method, target, *_ = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
+            if method != "GET":
+                code, body = "405 Method Not Allowed", {"error": "use GET"}
+            elif target.split("?", 1)[0] == "/status":
+                code, body = "200 OK", state()
+            else:
+                code, body = "404 Not Found", {"error": "see GET /status"}
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                ValueError, OSError):
+            writer.close()
+            return
+        data = json.dumps(body, indent=1).encode()
+        writer.write(f"HTTP/1.1 {code}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode()
+                     + data)
+        with contextlib.suppress(OSError):
+            await writer.drain()
+        writer.close()
+
+    return handle
+
+
+class Emulator:
+    """Several links at once: one :class:`LinkEmulator` per link, one event stream, one
+    status endpoint (``GET /status`` answers ``{"links": {name: state}}``)."""
+
+    def __init__(self, links: Sequence[LinkEmulator],
+                 status: tuple[str, int] | None = None) -> None:
+        names = [link.link for link in links]
+        if len(set(names)) != len(names):
+            raise EmulatorError(f"links {names}: each link may be emulated once")
+        self.links = {link.link: link for link in links}
+        self.status_address = status
+        self._status_server: asyncio.Server | None = None
+
+    def subscribe(self) -> asyncio.Queue[LinkEvent]:
+        """A queue that receives the events of every link (``event.link`` says which)."""
+        queue: asyncio.Queue[LinkEvent] = asyncio.Queue()
+        for link in self.links.values():
+            link._subscribers.append(queue)
+        return queue
+
+    def state(self) -> dict[str, Any]:
+        return {"links": {name: link.state() for name, link in self.links.items()}}
+
+    @property
+    def status_port(self) -> int | None:
+        if self._status_server is None:
+            return None
+        return int(self._status_server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        started: list[LinkEmulator] = []
+        try:
+            for link in self.links.values():
+                await link.start()
+                started.append(link)
+            if self.status_address is not None:
+                self._status_server = await _bind(_status_handler(self.state),
+                                                  self.status_address, "status")
+        except BaseException:
+            for link in started:
+                await link.stop()
+            raise
+
+    async def stop(self) -> None:
+        if self._status_server is not None:
+            self._status_server.close()
+        for link in self.links.values():
+            await link.stop()
+        if self._status_server is not None:
+            await self._status_server.wait_closed()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,116 @@
+"""``orbital link`` as a user runs it: a plan computed from the committed TLEs and
+stations (with ION lines and a PNG), ``next`` on it, and ``run`` emulating a link of a
+plan in a real process in front of a real TCP echo server."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from sim_link.plan import Contact, ContactPlan, plan_from_json
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def orbital(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_plan_writes_json_ion_and_png_and_next_answers(tmp_path: Path) -> None:
+    out, ion, png = tmp_path / "plan.json", tmp_path / "plan.ion", tmp_path / "passes.png"
+    done = orbital("link", "plan", "--tle", str(REPO / "configs/tle/sso550.tle"), "--hours",
+                   "24", "--start", "2026-11-23T00:00:00Z", "--out", str(out), "--ion",
+                   str(ion), "--plot", str(png))
+    assert done.returncode == 0, done.stderr
+    assert "passes" in done.stdout and "per day" in done.stdout
+    plan = plan_from_json(out.read_bytes())
+    assert len(plan.contacts) > 10
+    assert ion.read_text().count("a contact ") == 2 * len(plan.contacts)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    satellite = plan.contacts[0].source
+    done = orbital("link", "next", "--plan", str(out), "--sat", satellite, "--at",
+                   "2026-11-23T00:00:00Z", "--json")
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["start"] == time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                            time.gmtime(plan.contacts[0].start))
+
+
+def test_malformed_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
+    bad_tle = tmp_path / "bad.tle"
+    bad_tle.write_text("SAT\n1 25544U 98067A   26327.5 garbage\n2 25544\n")
+    done = orbital("link", "plan", "--tle", str(bad_tle), "--out", str(tmp_path / "p.json"))
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    bad_plan = tmp_path / "plan.json"
+    bad_plan.write_text('{"format": "orbital-contact-plan", "version": 9, "contacts": []}')
+    done = orbital("link", "next", "--plan", str(bad_plan), "--sat", "X")
+    assert done.returncode == 2 and "version" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def _echo_server() -> tuple[socket.socket, int]:
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(65536):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, server.getsockname()[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_run_emulates_a_link_in_front_of_an_echo_server(tmp_path: Path) -> None:
+    now = time.time()
+    plan = ContactPlan((Contact("SAT1", "GS", now - 60, now + 3600, 8e6, 8e6,
+                                ((now - 60, 0.02), (now + 3600, 0.02))),))
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    server, upstream = _echo_server()
+    listen = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "node.cli.main", "link", "run", "--plan",
+         str(tmp_path / "plan.json"), "--link", "SAT1-GS", "--listen", f"127.0.0.1:{listen}",
+         "--upstream", f"127.0.0.1:{upstream}"], env=ENV, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # printed once it listens
+        assert f"port {listen}" in first, first + process.stderr.read()
+        assert json.loads(process.stdout.readline())["kind"] == "aos"  # the window is open
+        with socket.create_connection(("127.0.0.1", listen), timeout=10) as sock:
+            started = time.monotonic()
+            sock.sendall(b"ping" * 100)
+            received = b""
+            while len(received) < 400:
+                chunk = sock.recv(65536)
+                assert chunk, "connection closed early"
+                received += chunk
+            elapsed = time.monotonic() - started
+        assert received == b"ping" * 100
+        assert elapsed >= 0.04  # 20 ms each way
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        server.close()

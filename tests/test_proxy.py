@@ -1,0 +1,494 @@
+"""The link emulator on real sockets (127.0.0.1): gate, rate, delay, integrity, LOS, time scale.
+
+Every test builds its own plan around a :class:`PlanClock` it controls (plan time 1000 is
+"now"), runs a local sink or echo server as the upstream, and waits on the emulator's events
+(never on sleeps) for AOS/LOS. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from sim_link.clock import PlanClock
+from sim_link.plan import Contact, ContactPlan, PlanError, plan_from_json
+from sim_link.proxy import Emulator, EmulatorError, LinkEmulator, LinkEvent, parse_address
+
+T0 = 1000.0  # plan time at the start of each test
+REPO = Path(__file__).resolve().parents[1]
+LOCAL = ("127.0.0.1", 0)
+
+
+def contact(start: float, end: float, *, forward: float = 1e9, reverse: float | None = None,
+            delay: float = 0.0, loss: float = 0.0, source: str = "SAT",
+            target: str = "GS") -> Contact:
+    return Contact(source, target, T0 + start, T0 + end, forward,
+                   forward if reverse is None else reverse, ((T0 + start, delay),), loss)
+
+
+def plan(*contacts: Contact) -> ContactPlan:
+    return ContactPlan(contacts, "test")
+
+
+# -- local upstream servers --------------------------------------------------------------
+
+@dataclass
+class Sink:
+    """Counts and hashes what it receives; ``expect`` bytes complete it."""
+
+    expect: int = -1
+    received: bytearray = field(default_factory=bytearray)
+    first_at: float | None = None
+    done_at: float | None = None
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    connections: int = 0
+    send_on_connect: bytes = b""
+    arrivals: list[float] = field(default_factory=list)  # time.monotonic() of each read
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        if self.send_on_connect:
+            writer.write(self.send_on_connect)
+            await writer.drain()
+            writer.write_eof()
+        try:
+            while data := await reader.read(1 << 16):
+                self.arrivals.append(time.monotonic())
+                if self.first_at is None:
+                    self.first_at = self.arrivals[-1]
+                self.received += data
+                if len(self.received) == self.expect:
+                    self.done_at = time.monotonic()
+                    self.finished.set()
+        except ConnectionError:
+            pass
+        finally:
+            self.finished.set()
+            writer.close()
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(1 << 16):
+            writer.write(data)
+            await writer.drain()
+        writer.write_eof()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+@asynccontextmanager
+async def server(handler: Callable[..., object]) -> AsyncIterator[tuple[str, int]]:
+    srv = await asyncio.start_server(handler, *LOCAL)
+    try:
+        yield "127.0.0.1", srv.sockets[0].getsockname()[1]
+    finally:
+        srv.close()
+
+
+@asynccontextmanager
+async def emulator(p: ContactPlan, upstream: tuple[str, int], scale: float = 1.0,
+                   **options: object) -> AsyncIterator[tuple[LinkEmulator,
+                                                           asyncio.Queue[LinkEvent]]]:
+    emu = LinkEmulator(p, "SAT-GS", LOCAL, upstream, PlanClock(T0, scale), **options)
+    events = emu.subscribe()
+    await emu.start()
+    try:
+        yield emu, events
+    finally:
+        await emu.stop()
+
+
+async def next_event(events: asyncio.Queue[LinkEvent], kind: str,
+                     timeout: float = 10) -> LinkEvent:
+    async def find() -> LinkEvent:
+        while (event := await events.get()).kind != kind:
+            pass
+        return event
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def connect(emu: LinkEmulator) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", emu.port), 5)
+
+
+# -- the clock ---------------------------------------------------------------------------
+
+def test_plan_clock_runs_plan_time_scale_times_faster() -> None:
+    wall = [50.0]
+    clock = PlanClock(T0, 30, monotonic=lambda: wall[0])
+    assert clock.now() == T0
+    wall[0] = 52.0
+    assert clock.now() == pytest.approx(T0 + 60)
+    assert clock.wall_at(T0 + 60) == pytest.approx(52.0)
+    assert clock.to_wall(60) == pytest.approx(2.0)
+    assert clock.to_plan(2.0) == pytest.approx(60)
+    for bad in (0, -1, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="time scale"):
+            PlanClock(T0, bad)
+
+
+# -- rate --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("rate_bps", "scale"), [
+    (9_600, 20), (64_000, 4), (1_000_000, 1), (10_000_000, 1), (100_000_000, 1)])
+async def test_throughput_within_5_percent_of_the_configured_rate(
+        rate_bps: float, scale: float) -> None:
+    wall_s = 1.5
+    size = int(rate_bps / 8 * scale * wall_s)
+    data = os.urandom(size)
+    sink = Sink(expect=size)
+    async with server(sink.handle) as up, emulator(plan(contact(0, 1e6, forward=rate_bps)),
+                                                   up, scale) as (emu, _):
+        _, writer = await connect(emu)
+        start = time.monotonic()
+        writer.write(data)
+        await asyncio.wait_for(sink.finished.wait(), wall_s * 3)
+        assert sink.done_at is not None
+        measured_bps = size * 8 / ((sink.done_at - start) * scale)  # bits per plan second
+        writer.close()
+    assert bytes(sink.received) == data
+    assert measured_bps == pytest.approx(rate_bps, rel=0.05)
+
+
+async def test_each_direction_gets_its_own_rate_whichever_way_the_contact_is_stated() -> None:
+    size = 60_000  # 0.6 s at 800 kbit/s down
+    sink = Sink(send_on_connect=os.urandom(size))
+    # stated GS -> SAT: forward is ground to satellite, i.e. "down" for a client on SAT
+    c = contact(0, 1e6, forward=800_000, reverse=9_600, source="GS", target="SAT")
+    async with server(sink.handle) as up, emulator(plan(c), up) as (emu, _):
+        assert emu.state()["rate_bps"] == {"up": 9_600, "down": 800_000}
+        reader, writer = await connect(emu)
+        start = time.monotonic()
+        got = await asyncio.wait_for(reader.readexactly(size), 5)
+        elapsed = time.monotonic() - start
+        writer.close()
+    assert got == sink.send_on_connect
+    assert size * 8 / elapsed == pytest.approx(800_000, rel=0.05)
+
+
+# -- delay -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("delay", [0.005, 0.050, 0.150])
+async def test_added_one_way_delay_within_2_ms(delay: float) -> None:
+    async with server(echo) as up, emulator(plan(contact(0, 1e6, delay=delay)), up) as (emu, _):
+        reader, writer = await connect(emu)
+        one_way = []
+        for i in range(7):
+            start = time.monotonic()
+            writer.write(b"ping %d" % i)
+            await asyncio.wait_for(reader.readexactly(6), 5)
+            one_way.append((time.monotonic() - start) / 2)
+        writer.close()
+    one_way.sort()
+    assert abs(one_way[len(one_way) // 2] - delay) <= 0.002, one_way
+
+
+async def test_delay_is_scaled_by_the_time_scale() -> None:
+    async with server(echo) as up, emulator(plan(contact(0, 1e6, delay=0.5)), up, 10) as (
+            emu, _):
+        reader, writer = await connect(emu)
+        rtts = []
+        for _ in range(5):
+            start = time.monotonic()
+            writer.write(b"x")
+            await asyncio.wait_for(reader.readexactly(1), 5)
+            rtts.append(time.monotonic() - start)
+        writer.close()
+    assert abs(sorted(rtts)[2] / 2 - 0.05) <= 0.002  # 500 plan ms = 50 wall ms at scale 10
+
+
+# -- integrity ---------------------------------------------------------------------------
+
+async def test_no_byte_lost_duplicated_or_reordered_with_jitter_and_loss_stalls() -> None:
+    size = 2_000_000
+    data = os.urandom(size)
+    c = contact(0, 1e6, forward=200e6, delay=0.002, loss=0.02)
+    async with server(echo) as up, emulator(plan(c), up, jitter_s=0.003, seed=7) as (emu, _):
+        reader, writer = await connect(emu)
+
+        async def send() -> None:
+            for i in range(0, size, 50_000):
+                writer.write(data[i:i + 50_000])
+                await writer.drain()
+            writer.write_eof()
+
+        sender = asyncio.create_task(send())
+        got = await asyncio.wait_for(reader.read(-1), 20)
+        await sender
+        assert emu.stalls > 0  # loss showed up as retransmission stalls, not as lost bytes
+        assert emu.state()["bytes"] == {"up": size, "down": size}
+        writer.close()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+# -- the gate ----------------------------------------------------------------------------
+
+async def assert_reset(emu: LinkEmulator) -> None:
+    reader, writer = await connect(emu)
+    try:
+        with pytest.raises(ConnectionError):
+            writer.write(b"hello")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(100), 5) != b""
+            raise ConnectionResetError  # an immediate EOF counts as refused too
+    finally:
+        writer.close()
+
+
+async def test_connections_are_refused_outside_the_window_and_accepted_inside() -> None:
+    sink = Sink()
+    # at scale 20: the window opens 0.25 s after start and lasts 0.5 s
+    async with server(sink.handle) as up, emulator(plan(contact(5, 15)), up, 20) as (
+            emu, events):
+        assert emu.state()["up"] is False
+        assert emu.state()["next_aos"] == T0 + 5
+        await assert_reset(emu)
+        refused = await next_event(events, "refuse")
+        assert "link down" in refused.detail
+        aos = await next_event(events, "aos")
+        assert aos.plan_time == pytest.approx(T0 + 5, abs=0.2)
+        _, writer = await connect(emu)
+        writer.write(b"inside")
+        await writer.drain()
+        await next_event(events, "connect")
+        await next_event(events, "los")
+        await assert_reset(emu)
+        writer.close()
+    assert sink.connections == 1  # the refused clients never reached upstream
+    assert bytes(sink.received) == b"inside"
+
+
+async def test_unreachable_upstream_resets_the_client() -> None:
+    srv = await asyncio.start_server(echo, *LOCAL)
+    dead = ("127.0.0.1", srv.sockets[0].getsockname()[1])
+    srv.close()
+    await srv.wait_closed()
+    async with emulator(plan(contact(0, 1e6)), dead) as (emu, events):
+        await assert_reset(emu)
+        assert "upstream" in (await next_event(events, "refuse")).detail
+
+
+# -- LOS ---------------------------------------------------------------------------------
+
+async def test_reset_at_los_cuts_an_in_flight_transfer() -> None:
+    size = 200_000  # 16 s at 100 kbit/s: far longer than the 0.6 s window
+    data = os.urandom(size)
+    sink = Sink(expect=size)
+    async with server(sink.handle) as up, emulator(
+            plan(contact(0, 0.6, forward=100_000)), up, on_los="reset") as (emu, events):
+        reader, writer = await connect(emu)
+        writer.write(data)
+        los = await next_event(events, "los")
+        cut = await next_event(events, "cut")
+        released = emu.state()["bytes"]["up"]  # what the emulator let through
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(100), 5)
+        await asyncio.wait_for(sink.finished.wait(), 5)  # upstream side reset too
+        writer.close()
+        assert emu.state()["bytes"]["up"] == released
+        after_los = [t for t in sink.arrivals if emu.clock.plan_at(t) > los.plan_time + 0.05]
+    assert "reset at LOS" in cut.detail
+    assert 0 < len(sink.received) <= released < size
+    assert not after_los  # nothing arrives after LOS
+    assert bytes(sink.received) == data[:len(sink.received)]  # an intact prefix
+
+
+async def test_stall_at_los_resumes_at_the_next_aos_without_loss() -> None:
+    size = 75_000  # 1.5 s at 400 kbit/s; the first window holds 0.5 s of it
+    data = os.urandom(size)
+    sink = Sink(expect=size)
+    p = plan(contact(0, 0.5, forward=400_000), contact(1.0, 10, forward=400_000))
+    async with server(sink.handle) as up, emulator(p, up, on_los="stall") as (emu, events):
+        _, writer = await connect(emu)
+        writer.write(data)
+        los = await next_event(events, "los")
+        at_los = emu.state()["bytes"]["up"]
+        assert emu.state()["connections"]  # frozen, not cut
+        aos = await next_event(events, "aos")
+        await asyncio.wait_for(sink.finished.wait(), 5)
+        assert sink.done_at is not None
+        writer.close()
+        during_los = [t for t in sink.arrivals
+                      if los.plan_time + 0.05 < emu.clock.plan_at(t) < aos.plan_time]
+    assert 0 < at_los < size
+    assert not during_los  # nothing moved while the link was down
+    assert emu.clock.plan_at(sink.done_at) > aos.plan_time
+    assert bytes(sink.received) == data
+    assert emu.counts["cut"] == 0
+
+
+# -- time scale --------------------------------------------------------------------------
+
+@pytest.mark.slow
+async def test_a_60_s_contact_at_scale_30_lasts_2_wall_seconds() -> None:
+    async with server(echo) as up, emulator(plan(contact(3, 63)), up, 30) as (_, events):
+        aos = await next_event(events, "aos")
+        aos_wall = time.monotonic()
+        los = await next_event(events, "los")
+        wall = time.monotonic() - aos_wall
+    assert wall == pytest.approx(2.0, abs=0.05)
+    assert aos.plan_time == pytest.approx(T0 + 3, abs=0.05 * 30)
+    assert los.plan_time == pytest.approx(T0 + 63, abs=0.05 * 30)
+    assert los.contact is not None and los.contact.duration == 60
+
+
+async def test_back_to_back_contacts_hand_over_without_cutting() -> None:
+    p = plan(contact(0, 0.3, forward=1e6), contact(0.3, 10, forward=2e6))
+    async with server(echo) as up, emulator(p, up) as (emu, events):
+        reader, writer = await connect(emu)
+        await next_event(events, "connect")
+        hand_over = await next_event(events, "aos")
+        assert hand_over.detail == "hand-over"
+        writer.write(b"still here")
+        assert await asyncio.wait_for(reader.readexactly(10), 5) == b"still here"
+        assert emu.state()["rate_bps"] == {"up": 2e6, "down": 2e6}
+        writer.close()
+    assert emu.counts["cut"] == 0
+
+
+# -- status and errors -------------------------------------------------------------------
+
+async def test_status_endpoint_serves_the_state_as_json() -> None:
+    async with server(echo) as up, emulator(plan(contact(0, 100, delay=0.01)), up,
+                                            status=LOCAL) as (emu, _):
+        assert emu.status_port is not None
+
+        async def get(path: str) -> tuple[str, dict[str, object]]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", emu.status_port)
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            raw = await asyncio.wait_for(reader.read(-1), 5)
+            writer.close()
+            head, _, body = raw.partition(b"\r\n\r\n")
+            return head.split(b"\r\n")[0].decode(), json.loads(body)
+
+        status, state = await get("/status")
+        assert status == "HTTP/1.1 200 OK"
+        assert state["up"] is True and state["link"] == "SAT-GS"
+        assert state["delay_s"] == pytest.approx(0.01)
+        assert state["next_los"] == T0 + 100
+        status, _ = await get("/nope")
+        assert status.startswith("HTTP/1.1 404")
+
+
+def test_malformed_plan_and_bad_options_give_clear_errors() -> None:
+    with pytest.raises(PlanError, match="not JSON"):
+        plan_from_json("{")
+    with pytest.raises(PlanError, match=r"contacts\[0\]: missing field\(s\) delay_s"):
+        plan_from_json(json.dumps({"format": "orbital-contact-plan", "version": 1,
+                                   "contacts": [{"source": "A", "target": "B", "start": 0,
+                                                 "end": 1, "rate_bps": {"forward": 1,
+                                                                        "reverse": 1}}]}))
+    good = plan(contact(0, 10))
+    with pytest.raises(PlanError, match=r"'SAT-MARS'.*links in the plan: SAT-GS"):
+        LinkEmulator(good, "SAT-MARS", LOCAL, LOCAL)
+    with pytest.raises(PlanError, match="want SOURCE-TARGET"):
+        LinkEmulator(good, "SATGS", LOCAL, LOCAL)
+    with pytest.raises(EmulatorError, match="on_los"):
+        LinkEmulator(good, "SAT-GS", LOCAL, LOCAL, on_los="drop")  # type: ignore[arg-type]
+    with pytest.raises(EmulatorError, match="jitter"):
+        LinkEmulator(good, "SAT-GS", LOCAL, LOCAL, jitter_s=-1)
+    assert parse_address("127.0.0.1:8545") == ("127.0.0.1", 8545)
+    assert parse_address("[::1]:80") == ("::1", 80)
+    with pytest.raises(EmulatorError, match="HOST:PORT"):
+        parse_address("localhost")
+
+
+# -- many links --------------------------------------------------------------------------
+
+async def test_emulator_runs_several_links_behind_one_event_stream_and_status() -> None:
+    isl = Contact("SAT1", "SAT2", T0 + 2, T0 + 4, 1e6, 1e6, ((T0, 0.001),))
+    p = plan(contact(0, 100), isl)
+    async with server(echo) as up:
+        clock = PlanClock(T0, 10)
+        both = Emulator([LinkEmulator(p, "SAT-GS", LOCAL, up, clock),
+                         LinkEmulator(p, "SAT1-SAT2", LOCAL, up, clock)], status=LOCAL)
+        events = both.subscribe()
+        async with both:
+            first = await next_event(events, "aos")
+            assert first.link == "SAT-GS"
+            assert both.state()["links"]["SAT1-SAT2"]["up"] is False
+            second = await next_event(events, "aos")
+            assert second.link == "SAT1-SAT2"
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", both.links["SAT1-SAT2"].port)
+            writer.write(b"isl")
+            assert await asyncio.wait_for(reader.readexactly(3), 5) == b"isl"
+            writer.close()
+            reader, writer = await asyncio.open_connection("127.0.0.1", both.status_port)
+            writer.write(b"GET /status HTTP/1.1\r\n\r\n")
+            raw = await asyncio.wait_for(reader.read(-1), 5)
+            writer.close()
+    state = json.loads(raw.partition(b"\r\n\r\n")[2])
+    assert set(state["links"]) == {"SAT-GS", "SAT1-SAT2"}
+    with pytest.raises(EmulatorError, match="once"):
+        Emulator([LinkEmulator(p, "SAT-GS", LOCAL, LOCAL), LinkEmulator(p, "SAT-GS", LOCAL,
+                                                                         LOCAL)])
+    # the same pair the other way round is another emulated link: clients on the GS side
+    assert len(Emulator([LinkEmulator(p, "SAT-GS", LOCAL, LOCAL),
+                         LinkEmulator(p, "GS-SAT", LOCAL, LOCAL)]).links) == 2
+
+
+# -- the benchmark stays runnable ----------------------------------------------------------
+
+@pytest.mark.slow
+def test_link_emulator_benchmark_quick_run_reports_overhead_and_accuracy() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.link_emulator", "--quick",
+                           "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    names = " | ".join(row["capability"] for row in doc["rows"])
+    assert "unshaped throughput" in names and "round trip" in names
+    assert all(row["ours"] > 0 and row["baseline"] > 0 for row in doc["rows"])
+    assert {a["quantity"] for a in doc["accuracy"]} == {"rate", "delay"}
+
+
+async def test_serve_forever_stops_cleanly_when_cancelled() -> None:
+    async with server(echo) as up:
+        emu = LinkEmulator(plan(contact(0, 100)), "SAT-GS", LOCAL, up, PlanClock(T0))
+        events = emu.subscribe()
+        task = asyncio.create_task(emu.serve_forever())
+        await next_event(events, "aos")
+        reader, writer = await connect(emu)
+        await next_event(events, "connect")
+        port = emu.port
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 5)
+        with pytest.raises(ConnectionError):  # the open connection was reset ...
+            writer.write(b"x")
+            await writer.drain()
+            assert await asyncio.wait_for(reader.read(1), 5) != b""
+            raise ConnectionResetError
+        writer.close()
+        with pytest.raises(OSError):  # ... and nothing listens any more
+            await connect_to(port)
+
+
+async def connect_to(port: int) -> None:
+    _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    writer.close()
+
+
+async def test_an_address_in_use_gives_a_clear_error() -> None:
+    async with server(echo) as up:
+        emu = LinkEmulator(plan(contact(0, 100)), "SAT-GS", up, up, PlanClock(T0))
+        with pytest.raises(EmulatorError, match=r"listen 127\.0\.0\.1:\d+: cannot listen"):
+            await emu.start()
+        emu = LinkEmulator(plan(contact(0, 100)), "SAT-GS", LOCAL, up, PlanClock(T0),
+                           status=up)
+        with pytest.raises(EmulatorError, match=r"status .*cannot listen"):
+            await emu.start()
