@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from sim_link.errors import LinkError
 from sim_link.orbit import (
     DEFAULT_STEP_S,
     Ephemeris,
@@ -45,7 +46,7 @@ from sim_link.orbit import (
 from sim_link.plan import Contact, ContactPlan, delay_samples_from_ranges
 
 
-class ConfigError(ValueError):
+class ConfigError(LinkError):
     """A stations or links configuration is malformed; the message names file and key."""
 
 

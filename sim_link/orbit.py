@@ -52,6 +52,8 @@ from datetime import UTC, datetime
 import numpy as np
 from sgp4.api import WGS72, Satrec, SatrecArray
 
+from sim_link.errors import LinkError
+
 # WGS72 (the SGP4 gravity model) and WGS84 (station geodetic coordinates).
 WGS72_MU_KM3_S2 = 398_600.8
 WGS72_RADIUS_KM = 6378.135
@@ -68,7 +70,7 @@ _CROSSING_TOL_S = 1e-4  # Illinois iterations stop when no estimate moves more
 _PEAK_TOL_S = 0.5  # then a parabola through the three best samples
 
 
-class TleError(ValueError):
+class TleError(LinkError):
     """A TLE is malformed; the message names the line and what is wrong."""
 
 

@@ -35,13 +35,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sim_link.errors import LinkError
+
 FORMAT = "orbital-contact-plan"
 VERSION = 1
 SPEED_OF_LIGHT_KM_S = 299_792.458
 _NAME = re.compile(r"[A-Za-z0-9_.]+\Z")
 
 
-class PlanError(ValueError):
+class PlanError(LinkError):
     """A plan file or contact is malformed; the message names the field."""
 
 

@@ -78,6 +78,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sim_link.clock import PlanClock
+from sim_link.errors import LinkError
 from sim_link.plan import Contact, ContactPlan, PlanError
 
 __all__ = ["BURST_S", "MSS", "Emulator", "EmulatorError", "LinkEmulator", "LinkEvent",
@@ -99,7 +100,7 @@ OnLos = Literal["reset", "stall"]
 EventKind = Literal["aos", "los", "connect", "refuse", "cut"]
 
 
-class EmulatorError(ValueError):
+class EmulatorError(LinkError):
     """The emulator was configured wrongly (option values, addresses); the message says
     which option and what it accepts."""
 

@@ -24,7 +24,6 @@ from node.chain.errors import ChainError
 from node.chain.header import verify_header
 from node.chain.header_store import Checkpoint, HeaderStore
 from node.chain.proof import verify_account_proof
-from node.cli.demo_wallet import run_wallet_demo
 
 TX_NAMES = {0: "legacy", 1: "EIP-2930", 2: "EIP-1559", 3: "EIP-4844", 4: "EIP-7702"}
 
@@ -82,6 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     print("[4/5] tampered copies must be refused:")
     refused = [_expect_refusal(name, check) for name, check in _tamperings(block, receipts,
                                                                              proof, report)]
+    from node.cli.demo_wallet import run_wallet_demo  # eth-account: only when it runs
+
     with tempfile.TemporaryDirectory() as tmp:
         wallet_ok = run_wallet_demo(Path(tmp), print)
     if all(refused) and wallet_ok:

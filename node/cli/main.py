@@ -12,10 +12,7 @@ from collections.abc import Sequence
 
 from node.chain.errors import ChainError, MalformedInputError, VerificationError
 from node.cli import demo, ground, link, verify, wallet
-from sim_link.contacts import ConfigError
-from sim_link.orbit import TleError
-from sim_link.plan import PlanError
-from sim_link.proxy import EmulatorError
+from sim_link.errors import LinkError
 from wallet.errors import WalletError
 
 EXIT_OK, EXIT_MISMATCH, EXIT_MALFORMED = 0, 1, 2
@@ -55,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ChainError as exc:
         print(f"orbital: {exc}", file=sys.stderr)
         return EXIT_MISMATCH
-    except (PlanError, TleError, ConfigError, EmulatorError) as exc:
+    except LinkError as exc:
         print(f"orbital: {exc}", file=sys.stderr)
         return EXIT_MALFORMED
     except WalletError as exc:
