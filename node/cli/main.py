@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from node.chain.errors import ChainError, MalformedInputError, VerificationError
-from node.cli import demo, ground, link, verify, wallet
+from node.cli import contracts, demo, ground, link, verify, wallet
 from sim_link.errors import LinkError
 from wallet.errors import WalletError
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     wallet.register(commands)
     ground.register(commands)
     link.register(commands)
+    contracts.register(commands)
     demo.register(commands)
     return parser
 
