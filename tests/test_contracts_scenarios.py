@@ -1,8 +1,9 @@
-"""The attestation contracts on eth-tester (py-evm, Prague), in process.
-
-The same scenarios as the anvil suite, through :class:`contracts_chain.Scenario`: a 3-of-5
-certificate, every way a certificate is refused, batches with member proofs, equivocation
-evidence, and the Python EIP-712 digest against the contract's for random results.
+"""The attestation contracts on both devnets: eth-tester (py-evm, Prague, in process) and
+anvil (Prague) -- every scenario runs on each, through :class:`contracts_chain.Scenario`: a
+3-of-5 certificate, every way a certificate is refused, batches with member proofs,
+equivocation evidence, and the Python EIP-712 digest against the contract's for random
+results. (tests/test_contracts_anvil.py adds anvil-only cases: registry lifecycle and
+events, the domain separator after a chain-id change.)
 """
 
 from __future__ import annotations
@@ -20,12 +21,24 @@ from hypothesis import strategies as st
 
 from contracts import eip712
 
-from contracts_chain import DevChain, Scenario, ethtester_web3, high_s, result_tuple, task_digest
+from contracts_chain import (
+    DevChain,
+    Scenario,
+    anvil_web3,
+    ethtester_web3,
+    high_s,
+    result_tuple,
+    task_digest,
+)
 
 
-@pytest.fixture(scope="module")
-def chain() -> Iterator[DevChain]:
-    yield ethtester_web3()
+@pytest.fixture(scope="module", params=["eth-tester",
+                                        pytest.param("anvil", marks=pytest.mark.devnet)])
+def chain(request: pytest.FixtureRequest) -> Iterator[DevChain]:
+    if request.param == "anvil":
+        yield anvil_web3(request.getfixturevalue("anvil"))
+    else:
+        yield ethtester_web3()
 
 
 @pytest.fixture(scope="module")
