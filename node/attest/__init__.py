@@ -1,0 +1,59 @@
+"""Task attestations (DESIGN.md, data flow 4): sign EIP-712 ``TaskResult`` through the wallet,
+verify peers' attestations, assemble k-of-n certificates, detect equivocation.
+
+* :mod:`node.attest.attestation` -- :class:`SignedAttestation`, :func:`attest`,
+  :func:`verify_attestation`, registry views, the :class:`AttestationError` family;
+* :mod:`node.attest.codec` -- the compact gossip encoding and message id;
+* :mod:`node.attest.certificate` -- :class:`CertificateBuilder`, batch certificates;
+* :mod:`node.attest.equivocation` -- :class:`EquivocationDetector`, :class:`Evidence`.
+"""
+
+from node.attest.attestation import (
+    AttestationError,
+    BadSignature,
+    ChainRegistry,
+    HighS,
+    MalformedSignature,
+    SignedAttestation,
+    StaticRegistry,
+    UnknownSigner,
+    WrongDomain,
+    WrongModel,
+    attest,
+    verify_attestation,
+)
+from node.attest.certificate import (
+    BatchCertificate,
+    Certificate,
+    CertificateBuilder,
+    Task,
+    batch_certificate,
+)
+from node.attest.codec import DecodeError, decode, encode, message_id
+from node.attest.equivocation import EquivocationDetector, Evidence
+
+__all__ = [
+    "AttestationError",
+    "BadSignature",
+    "BatchCertificate",
+    "Certificate",
+    "CertificateBuilder",
+    "ChainRegistry",
+    "DecodeError",
+    "EquivocationDetector",
+    "Evidence",
+    "HighS",
+    "MalformedSignature",
+    "SignedAttestation",
+    "StaticRegistry",
+    "Task",
+    "UnknownSigner",
+    "WrongDomain",
+    "WrongModel",
+    "attest",
+    "batch_certificate",
+    "decode",
+    "encode",
+    "message_id",
+    "verify_attestation",
+]

@@ -1,0 +1,162 @@
+"""node/attest against TaskAttestations on both devnets (eth-tester in process, anvil):
+attestations signed by registered satellites, gossiped in the compact encoding, verified
+against the deployed SatelliteRegistry, assembled by CertificateBuilder and accepted by
+``submitCertificate``; batch certificates; equivocation evidence accepted by
+``reportEquivocation``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account.signers.local import LocalAccount
+
+from contracts import eip712
+from node.attest import (
+    CertificateBuilder,
+    ChainRegistry,
+    EquivocationDetector,
+    SignedAttestation,
+    UnknownSigner,
+    attest,
+    batch_certificate,
+    decode,
+    encode,
+    verify_attestation,
+)
+from wallet.audit import AuditLog
+from wallet.onboard import OnboardSigner
+from wallet.policy import PolicyLedger, parse_policy
+
+from contracts_chain import DevChain, Scenario, anvil_web3, ethtester_web3, rand32
+from signers import SoftwareSigner, labelled_signer
+
+
+@pytest.fixture(scope="module", params=["eth-tester",
+                                        pytest.param("anvil", marks=pytest.mark.devnet)])
+def chain(request: pytest.FixtureRequest) -> Iterator[DevChain]:
+    if request.param == "anvil":
+        yield anvil_web3(request.getfixturevalue("anvil"))
+    else:
+        yield ethtester_web3()
+
+
+@pytest.fixture(scope="module")
+def sc(chain: DevChain) -> Scenario:
+    return Scenario(chain, satellites=5)
+
+
+def key(account: LocalAccount) -> SoftwareSigner:
+    """The satellite's key as a wallet Signer."""
+    return SoftwareSigner(private_key=bytes(account.key))
+
+
+def contract_address(sc: Scenario) -> bytes:
+    return bytes.fromhex(sc.deployment.attestations[2:])
+
+
+def gossip(sc: Scenario, account: LocalAccount, result: eip712.TaskResult) -> bytes:
+    """What a satellite publishes: its attestation of ``result``, encoded."""
+    return encode(attest(result, key(account), sc.chain_id, contract_address(sc)))
+
+
+def receive(sc: Scenario, data: bytes, models: set[bytes]) -> SignedAttestation:
+    """What a peer does with a gossip message before the application sees it."""
+    att = decode(data)
+    verify_attestation(att, ChainRegistry(sc.registry), models, chain_id=sc.chain_id,
+                       contract=contract_address(sc))
+    return att
+
+
+def test_gossiped_certificate_is_accepted(sc: Scenario) -> None:
+    task = sc.post_task(quorum=3)
+    good, bad = sc.result(task), sc.result(task)
+    builder = CertificateBuilder((*task, 3), sc.chain_id, sc.deployment.attestations)
+    messages = [gossip(sc, a, good) for a in reversed(sc.satellites[:4])]
+    messages += [gossip(sc, sc.satellites[4], bad), messages[0]]  # a dissenter, a duplicate
+    for data in messages:
+        builder.add(receive(sc, data, {task[1]}))
+    assert builder.ready(good.output_hash) and not builder.ready(bad.output_hash)
+    cert = builder.certificate(good.output_hash)
+    assert len(cert.signers) == 4
+    receipt = sc.send(sc.attestations.functions.submitCertificate(*cert.to_contract_args()))
+    assert receipt["status"] == 1
+    assert sc.certified_output(task[0]) == good.output_hash
+    (event,) = sc.attestations.events.TaskCertified().process_receipt(receipt)
+    assert event["args"]["signers"] == 4
+
+
+def test_onboard_signed_attestation_counts_on_chain(sc: Scenario, tmp_path: Path) -> None:
+    """One satellite signs through its on-board policy + audit path."""
+    policy = parse_policy(f"""version = 1
+chain_id = {sc.chain_id}
+[limits]
+per_transaction = 0
+per_24h = 0
+[fees]
+max_total_fee = "0.01 ether"
+[[messages.typed_data]]
+name = "OrbitalTaskAttestations"
+chain_id = {sc.chain_id}
+verifying_contract = "{sc.deployment.attestations}"
+""".encode())
+    audit = AuditLog(tmp_path / "audit.sqlite", labelled_signer("audit"))
+    with audit:
+        onboard = OnboardSigner(key(sc.satellites[0]), policy,
+                                PolicyLedger(tmp_path / "ledger.sqlite"), audit)
+        task = sc.post_task(quorum=2)
+        result = sc.result(task)
+        builder = CertificateBuilder((*task, 2), sc.chain_id, sc.deployment.attestations)
+        assert builder.add(attest(result, onboard, sc.chain_id, sc.deployment.attestations))
+        assert builder.add(decode(gossip(sc, sc.satellites[3], result)))
+        sc.send(sc.attestations.functions.submitCertificate(
+            *builder.certificate(result.output_hash).to_contract_args()))
+        assert [e.kind for e in audit.entries()][-1] == "signed"
+    assert sc.certified_output(task[0]) == result.output_hash
+
+
+def test_chain_registry_view_follows_the_registry(sc: Scenario) -> None:
+    extra = sc.add_satellites(1)[0]
+    task = sc.post_task(quorum=1)
+    data = gossip(sc, extra, sc.result(task))
+    view = ChainRegistry(sc.registry)
+    assert verify_attestation(decode(data), view, {task[1]}) == bytes.fromhex(extra.address[2:])
+    calls = view.calls
+    assert view.is_active(bytes.fromhex(extra.address[2:]))  # same block: cached
+    assert view.calls == calls
+    sc.send(sc.registry.functions.deactivate(extra.address))
+    try:
+        with pytest.raises(UnknownSigner):
+            verify_attestation(decode(data), view, {task[1]})
+        assert view.calls == calls + 1
+    finally:
+        sc.send(sc.registry.functions.reactivate(extra.address))
+    assert not view.is_active(labelled_signer("stranger").address)
+
+
+def test_batch_certificate_is_accepted(sc: Scenario) -> None:
+    tasks = [sc.post_task(quorum=3) for _ in range(3)]
+    results = [sc.result(t, epoch=5) for t in tasks]
+    cert = batch_certificate(results, [key(a) for a in sc.satellites[1:4]], sc.chain_id,
+                             sc.deployment.attestations)
+    sc.send(sc.attestations.functions.submitBatchCertificate(*cert.to_contract_args()))
+    for index, result in enumerate(results):
+        sc.send(sc.attestations.functions.proveBatchMember(*cert.proof(index)))
+        assert sc.certified_output(result.task_id) == result.output_hash
+
+
+def test_equivocation_evidence_is_accepted(sc: Scenario, tmp_path: Path) -> None:
+    task = sc.post_task(quorum=3)
+    cheat = sc.satellites[2]
+    with EquivocationDetector(tmp_path / "equivocation.sqlite") as detector:
+        assert detector.observe(decode(gossip(sc, cheat, sc.result(task)))) is None
+        evidence = detector.observe(decode(gossip(sc, cheat, sc.result(task, rand32()))))
+        assert evidence is not None
+    receipt = sc.send(sc.attestations.functions.reportEquivocation(
+        *evidence.to_contract_args()))
+    (event,) = sc.attestations.events.Equivocation().process_receipt(receipt)
+    assert event["args"]["signer"] == cheat.address
+    assert bytes(event["args"]["taskId"]) == task[0]
+    assert sc.reverts(sc.attestations.functions.reportEquivocation(
+        *evidence.to_contract_args())) == "AlreadyReported"
