@@ -141,6 +141,18 @@ pip_have="$(cat "$pip_stamp" 2>/dev/null || true)"
 if [ "$pip_have" = "$pip_want" ] || [ "$pip_have" = "$pyproject_sha test,dev $repo_root" ]; then
     log "python packages up to date (.[$extras])"
 else
+    # fastecdsa (required by libp2p) is published as source only: building it needs a C
+    # compiler, libc and Python headers, and GMP's headers. A plain Debian 12 has none.
+    build_deps=()
+    command -v gcc >/dev/null 2>&1 || build_deps+=(gcc)
+    [ -f /usr/include/stdio.h ] || build_deps+=(libc6-dev)
+    py_include="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+    [ -f "$py_include/Python.h" ] || build_deps+=(python3-dev)
+    { [ -f /usr/include/gmp.h ] || compgen -G '/usr/include/*/gmp.h' >/dev/null; } \
+        || build_deps+=(libgmp-dev)
+    if [ "${#build_deps[@]}" -gt 0 ]; then
+        apt_install "${build_deps[@]}"
+    fi
     log "pip install -e '.[$extras]'"
     rm -f "$pip_stamp"
     quietly .venv/bin/python -m pip install --disable-pip-version-check -e ".[$extras]"
