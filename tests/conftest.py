@@ -13,6 +13,7 @@ import pytest
 from wallet.keys.pin import PinAttempts
 
 from anvil import Anvil, start_anvil
+from contracts_chain import DevChain, Scenario, anvil_web3, ethtester_web3
 from softhsm import SoftHsm, SoftHsmMissingError, start_softhsm
 
 
@@ -79,3 +80,22 @@ def hsm_token(softhsm: SoftHsm) -> str:
 def pin_attempts(tmp_path: Path) -> PinAttempts:
     """A failed-PIN counter (limit 5) in the test's own state directory."""
     return PinAttempts.in_state_dir(tmp_path / "state")
+
+
+# -- the attestation contracts on both devnets (see tests/contracts_chain.py) -------------
+
+@pytest.fixture(scope="module", params=["eth-tester",
+                                        pytest.param("anvil", marks=pytest.mark.devnet)])
+def chain(request: pytest.FixtureRequest) -> Iterator[DevChain]:
+    """The contracts' devnet: eth-tester (py-evm, in process), then anvil; tests using it
+    run once on each."""
+    if request.param == "anvil":
+        yield anvil_web3(request.getfixturevalue("anvil"))
+    else:
+        yield ethtester_web3()
+
+
+@pytest.fixture(scope="module")
+def sc(chain: DevChain) -> Scenario:
+    """Registry and attestations deployed on :func:`chain`, five satellites registered."""
+    return Scenario(chain, satellites=5)

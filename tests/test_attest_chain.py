@@ -6,7 +6,6 @@ against the deployed SatelliteRegistry, assembled by CertificateBuilder and acce
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,22 +28,8 @@ from wallet.audit import AuditLog
 from wallet.onboard import OnboardSigner
 from wallet.policy import PolicyLedger, parse_policy
 
-from contracts_chain import DevChain, Scenario, anvil_web3, ethtester_web3, rand32
+from contracts_chain import Scenario, rand32
 from signers import SoftwareSigner, labelled_signer
-
-
-@pytest.fixture(scope="module", params=["eth-tester",
-                                        pytest.param("anvil", marks=pytest.mark.devnet)])
-def chain(request: pytest.FixtureRequest) -> Iterator[DevChain]:
-    if request.param == "anvil":
-        yield anvil_web3(request.getfixturevalue("anvil"))
-    else:
-        yield ethtester_web3()
-
-
-@pytest.fixture(scope="module")
-def sc(chain: DevChain) -> Scenario:
-    return Scenario(chain, satellites=5)
 
 
 def key(account: LocalAccount) -> SoftwareSigner:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,28 +21,11 @@ from hypothesis import strategies as st
 from contracts import eip712
 
 from contracts_chain import (
-    DevChain,
     Scenario,
-    anvil_web3,
-    ethtester_web3,
     high_s,
     result_tuple,
     task_digest,
 )
-
-
-@pytest.fixture(scope="module", params=["eth-tester",
-                                        pytest.param("anvil", marks=pytest.mark.devnet)])
-def chain(request: pytest.FixtureRequest) -> Iterator[DevChain]:
-    if request.param == "anvil":
-        yield anvil_web3(request.getfixturevalue("anvil"))
-    else:
-        yield ethtester_web3()
-
-
-@pytest.fixture(scope="module")
-def sc(chain: DevChain) -> Scenario:
-    return Scenario(chain, satellites=5)
 
 
 def test_three_of_five_certificate_stores_the_output(sc: Scenario) -> None:
