@@ -8,6 +8,7 @@ speed-up of ours over the baseline, and the target if the issue sets one.
 
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import platform
@@ -196,3 +197,15 @@ def as_json(rows: Sequence[Row], **meta: Any) -> dict[str, Any]:
         **meta,
         "rows": [{**asdict(row), "ratio": row.ratio, "passed": row.passed} for row in rows],
     }
+
+
+def benchmark_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The command line every benchmark shares: ``--quick`` (small sizes, for smoke
+    tests), ``--check`` (exit 1 when a target is missed) and ``--json``; a benchmark adds
+    its own options to the parser it gets."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}",
+                                     description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of the tables")
+    return parser

@@ -32,7 +32,6 @@ The scenario code (deploy, register satellites, sign EIP-712 results) is the tes
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import Row, Target, as_json, environment, render
+from benchmarks.common import Row, Target, as_json, benchmark_parser, environment, render
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "tests") not in sys.path:
@@ -147,11 +146,7 @@ def open_chain(kind: str) -> tuple[DevChain, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.gas",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser = benchmark_parser("benchmarks.gas", __doc__)
     parser.add_argument("--chain", choices=("auto", "anvil", "eth-tester"), default="auto",
                         help="where to measure (default: anvil if installed, else eth-tester)")
     args = parser.parse_args(argv)

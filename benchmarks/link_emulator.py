@@ -26,7 +26,6 @@ upstream alike, so the baseline pays the same client/server costs), pinned to on
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -37,7 +36,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from benchmarks.common import Row, Samples, as_json, environment, pin_to_one_core, render
+from benchmarks.common import (
+    Row,
+    Samples,
+    as_json,
+    benchmark_parser,
+    environment,
+    pin_to_one_core,
+    render,
+)
 from sim_link.clock import PlanClock
 from sim_link.plan import Contact, ContactPlan
 from sim_link.proxy import LinkEmulator
@@ -260,11 +267,7 @@ async def run(sizes: Sizes, say: Callable[[str], None]) -> tuple[list[Row], list
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.link_emulator",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the tables")
+    parser = benchmark_parser("benchmarks.link_emulator", __doc__)
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     cpu = pin_to_one_core()

@@ -28,7 +28,6 @@ and the largest AOS/LOS difference is reported.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -42,6 +41,7 @@ from benchmarks.common import (
     Samples,
     Target,
     as_json,
+    benchmark_parser,
     environment,
     measured,
     pin_to_one_core,
@@ -174,11 +174,7 @@ def run(sizes: Sizes, say: Callable[[str], None] | None = None) -> tuple[list[Ro
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.link_plan",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser = benchmark_parser("benchmarks.link_plan", __doc__)
     parser.add_argument("--baseline-pairs", type=int, default=None,
                         help="time the skyfield loop on this many satellite x station pairs "
                              "and scale (default: all)")

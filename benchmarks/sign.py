@@ -36,7 +36,6 @@ to time (a no-op until then) and the note under the table says which it was.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -55,7 +54,16 @@ from typing import Any
 from eth_account import Account
 from pkcs11 import Mechanism, ObjectClass
 
-from benchmarks.common import Row, Target, as_json, environment, interleaved, measured, render
+from benchmarks.common import (
+    Row,
+    Target,
+    as_json,
+    benchmark_parser,
+    environment,
+    interleaved,
+    measured,
+    render,
+)
 from wallet.keys import pkcs11 as hsm
 from wallet.keys.keystore import KeystoreSigner, create_keystore
 from wallet.keys.pin import PinAttempts
@@ -311,11 +319,7 @@ def run(sizes: Sizes, say: Callable[[str], None] | None = None) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     global POLICY_HOOK
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.sign",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser = benchmark_parser("benchmarks.sign", __doc__)
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     POLICY_HOOK, policy_note = policy_hook()

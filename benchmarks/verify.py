@@ -42,7 +42,6 @@ the same C Keccak (eth-hash is pointed at its ``pysha3`` backend unless
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
@@ -61,6 +60,7 @@ from benchmarks.common import (
     Row,
     Target,
     as_json,
+    benchmark_parser,
     environment,
     interleaved,
     measured,
@@ -477,11 +477,7 @@ def _eth_hash_backend() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.verify",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    parser = benchmark_parser("benchmarks.verify", __doc__)
     parser.add_argument("--vectors", type=Path, default=VECTORS,
                         help="execution-apis/tests directory (default: %(default)s)")
     args = parser.parse_args(argv)
