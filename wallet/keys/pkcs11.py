@@ -313,13 +313,7 @@ def _objects(session: Any, object_class: ObjectClass, key_id: bytes | None = Non
 
 def _public_key(session: Any, address: bytes, label: str) -> Any:
     """The public key with ``CKA_ID`` = ``address``, checked to be that address's key."""
-    found = _objects(session, ObjectClass.PUBLIC_KEY, address)
-    if not found:
-        raise KeyNotFoundError(f"no public key 0x{address.hex()} on token {label!r}")
-    if len(found) > 1:
-        raise KeyNotFoundError(f"{len(found)} public keys have the id 0x{address.hex()} on "
-                               f"token {label!r}: remove the duplicates")
-    public = found[0]
+    public = _unique(session, ObjectClass.PUBLIC_KEY, address, label, "public key")
     if public[Attribute.EC_PARAMS] != SECP256K1_EC_PARAMS:
         raise KeyNotFoundError(f"key 0x{address.hex()} on token {label!r} is not secp256k1")
     if address_from_ec_point(public[Attribute.EC_POINT]) != address:
@@ -329,11 +323,18 @@ def _public_key(session: Any, address: bytes, label: str) -> Any:
 
 
 def _private_key(session: Any, address: bytes, label: str) -> Any:
-    found = _objects(session, ObjectClass.PRIVATE_KEY, address)
+    return _unique(session, ObjectClass.PRIVATE_KEY, address, label, "private key")
+
+
+def _unique(session: Any, object_class: ObjectClass, address: bytes, label: str,
+            what: str) -> Any:
+    """The one object of ``object_class`` with ``CKA_ID`` = ``address``: none, or more
+    than one, is an error naming the key and the token."""
+    found = _objects(session, object_class, address)
     if not found:
-        raise KeyNotFoundError(f"no private key 0x{address.hex()} on token {label!r}")
+        raise KeyNotFoundError(f"no {what} 0x{address.hex()} on token {label!r}")
     if len(found) > 1:
-        raise KeyNotFoundError(f"{len(found)} private keys have the id 0x{address.hex()} on "
+        raise KeyNotFoundError(f"{len(found)} {what}s have the id 0x{address.hex()} on "
                                f"token {label!r}: remove the duplicates")
     return found[0]
 
