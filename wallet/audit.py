@@ -59,6 +59,7 @@ from eth_utils import keccak
 
 from wallet.errors import AuditError, MalformedRequestError, SigningError
 from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
+from wallet.sqlite import write_transaction
 
 FORMAT_VERSION = 1
 EXPORT_FORMAT = "orbital-audit-export/1"
@@ -210,23 +211,17 @@ class AuditLog:
             raise
 
     def _initialise(self) -> bytes:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for statement in _SCHEMA:
-                    self._conn.execute(statement)
-                meta = dict(self._conn.execute("SELECT key, value FROM meta"))
-                if not meta:
-                    log_id = os.urandom(16)
-                    self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                        ("format", str(FORMAT_VERSION)), ("signer", self._address),
-                        ("log_id", log_id), ("created_ms", str(int(self._clock() * 1000)))])
-                    meta = {"format": str(FORMAT_VERSION), "signer": self._address,
-                            "log_id": log_id}
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with write_transaction(self._conn, self._lock):
+            for statement in _SCHEMA:
+                self._conn.execute(statement)
+            meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+            if not meta:
+                log_id = os.urandom(16)
+                self._conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+                    ("format", str(FORMAT_VERSION)), ("signer", self._address),
+                    ("log_id", log_id), ("created_ms", str(int(self._clock() * 1000)))])
+                meta = {"format": str(FORMAT_VERSION), "signer": self._address,
+                        "log_id": log_id}
         signer, log_id = _check_meta(meta, self.path)
         if signer != self._address:
             raise AuditError(
@@ -279,14 +274,9 @@ class AuditLog:
         body = canonical_json(payload)
         kind_bytes = kind.encode()
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
+            with write_transaction(self._conn):
                 entry = self._append_locked(kind, kind_bytes, body)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._last = entry.head
+            self._last = entry.head  # only once the entry is committed
         return entry
 
     def _append_locked(self, kind: str, kind_bytes: bytes, body: bytes) -> AuditEntry:

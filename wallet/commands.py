@@ -63,6 +63,7 @@ from wallet.errors import CommandRejectedError, MalformedRequestError
 from wallet.jsondepth import json_nesting_exceeds
 from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
 from wallet.messages import typed_data_digest
+from wallet.sqlite import write_transaction
 
 DOMAIN_NAME = "orbital-command"
 """EIP-712 domain ``name`` of operator commands (distinct from the attestation domain)."""
@@ -557,28 +558,22 @@ class NonceStore:
     def advance(self, satellite_id: bytes, nonce: int, digest: bytes, now: int) -> None:
         """Record ``nonce`` as accepted if it is greater than the last one, atomically;
         otherwise raise :class:`CommandRejectedError` and record nothing."""
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading
-            try:
-                row = self._conn.execute(
-                    "SELECT nonce, digest FROM command_nonce WHERE satellite_id = ?",
-                    (satellite_id,)).fetchone()
-                if row is not None and nonce <= int(row[0]):
-                    again = nonce == int(row[0]) and bytes(row[1]) == digest
-                    raise CommandRejectedError(
-                        f"command rejected (nonce): nonce {nonce} is not greater than the last "
-                        f"accepted nonce {row[0]} for satellite 0x{satellite_id.hex()}"
-                        + (" (this command was already accepted: replay)" if again else ""))
-                self._conn.execute(
-                    "INSERT INTO command_nonce (satellite_id, nonce, digest, accepted_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT (satellite_id) DO UPDATE SET"
-                    " nonce = excluded.nonce, digest = excluded.digest,"
-                    " accepted_at = excluded.accepted_at",
-                    (satellite_id, str(nonce), digest, now))
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with write_transaction(self._conn, self._lock):  # take the write lock before reading
+            row = self._conn.execute(
+                "SELECT nonce, digest FROM command_nonce WHERE satellite_id = ?",
+                (satellite_id,)).fetchone()
+            if row is not None and nonce <= int(row[0]):
+                again = nonce == int(row[0]) and bytes(row[1]) == digest
+                raise CommandRejectedError(
+                    f"command rejected (nonce): nonce {nonce} is not greater than the last "
+                    f"accepted nonce {row[0]} for satellite 0x{satellite_id.hex()}"
+                    + (" (this command was already accepted: replay)" if again else ""))
+            self._conn.execute(
+                "INSERT INTO command_nonce (satellite_id, nonce, digest, accepted_at)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (satellite_id) DO UPDATE SET"
+                " nonce = excluded.nonce, digest = excluded.digest,"
+                " accepted_at = excluded.accepted_at",
+                (satellite_id, str(nonce), digest, now))
 
     def close(self) -> None:
         with self._lock:

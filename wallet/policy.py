@@ -86,6 +86,7 @@ import sqlite3
 import threading
 import tomllib
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -99,6 +100,7 @@ from eth_utils import is_checksum_address
 from wallet.errors import MalformedRequestError, PolicyDeniedError, WalletError
 from wallet.hashing import checksum_address, keccak256
 from wallet.messages import personal_message_digest, typed_data_digest
+from wallet.sqlite import write_transaction
 
 POLICY_VERSION = 1
 """The ``version`` a policy file must declare."""
@@ -1286,8 +1288,8 @@ class PolicyLedger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _transaction(self) -> _Txn:
-        return _Txn(self._conn, self._lock)
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self._conn, self._lock)
 
     # -- PolicyHistory
 
@@ -1383,27 +1385,4 @@ def _pending_from_row(row: tuple[Any, ...]) -> PendingRequest:
     request_id, created, not_before, cancel_until, summary, cancelled, why, signed = row
     return PendingRequest(bytes(request_id), created, not_before, cancel_until, summary,
                           cancelled, why, signed)
-
-
-class _Txn:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT`` under the connection's lock; rollback on error."""
-
-    def __init__(self, conn: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.conn = conn
-        self.lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self.conn
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.lock.release()
 

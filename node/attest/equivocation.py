@@ -20,6 +20,7 @@ from typing import Any
 
 from node.attest import codec
 from node.attest.attestation import SignedAttestation, check_signature
+from wallet.sqlite import write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS first_seen (
@@ -101,30 +102,24 @@ class EquivocationDetector:
         claimed signer's."""
         check_signature(att)
         key = (att.contract, att.chain_id, att.signer, att.result.task_id)
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute(
-                    "SELECT attestation FROM first_seen WHERE contract=? AND chain_id=? AND "
-                    "signer=? AND task_id=?", key).fetchone()
-                if row is None:
-                    self._conn.execute("INSERT INTO first_seen VALUES (?, ?, ?, ?, ?)",
-                                       (*key, codec.encode(att)))
-                    found = None
-                else:
-                    first = codec.decode(bytes(row[0]))
-                    found = None
-                    if first.result.output_hash != att.result.output_hash:
-                        cursor = self._conn.execute(
-                            "INSERT OR IGNORE INTO evidence (contract, chain_id, signer, "
-                            "task_id, first, second) VALUES (?, ?, ?, ?, ?, ?)",
-                            (*key, codec.encode(first), codec.encode(att)))
-                        if cursor.rowcount:
-                            found = Evidence(first, att)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
+        with write_transaction(self._conn, self._lock):
+            row = self._conn.execute(
+                "SELECT attestation FROM first_seen WHERE contract=? AND chain_id=? AND "
+                "signer=? AND task_id=?", key).fetchone()
+            if row is None:
+                self._conn.execute("INSERT INTO first_seen VALUES (?, ?, ?, ?, ?)",
+                                   (*key, codec.encode(att)))
+                found = None
+            else:
+                first = codec.decode(bytes(row[0]))
+                found = None
+                if first.result.output_hash != att.result.output_hash:
+                    cursor = self._conn.execute(
+                        "INSERT OR IGNORE INTO evidence (contract, chain_id, signer, "
+                        "task_id, first, second) VALUES (?, ?, ?, ?, ?, ?)",
+                        (*key, codec.encode(first), codec.encode(att)))
+                    if cursor.rowcount:
+                        found = Evidence(first, att)
         return found
 
     def evidence(self) -> list[Evidence]:

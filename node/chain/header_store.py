@@ -31,6 +31,7 @@ from pathlib import Path
 
 from node.chain.errors import HeaderStoreError
 from node.chain.header import Header, header_from_rlp
+from wallet.sqlite import write_transaction
 
 SCHEMA_VERSION = 1
 
@@ -340,12 +341,10 @@ class HeaderStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT; on error ROLLBACK and forget cached state."""
-        self._db.execute("BEGIN IMMEDIATE")
+        """A write transaction; on error it is rolled back and the cached tip reloaded."""
         try:
-            yield
+            with write_transaction(self._db):
+                yield
         except BaseException:
-            self._db.execute("ROLLBACK")
             self._tip = self._load_tip()
             raise
-        self._db.execute("COMMIT")
