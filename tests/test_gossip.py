@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import threading
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
 
@@ -271,6 +272,60 @@ async def test_sync_catches_up_beyond_the_gossip_window(started: list[GossipNode
     assert sorted(got) == sorted(stored)
     assert inbox.empty()
     assert await new.sync_from(old.peer_id) == 0  # nothing new the second time
+
+
+async def test_restart_with_the_same_store_fetches_only_what_it_missed(
+        started: list[GossipNode], tmp_path: Path) -> None:
+    server = await start(started, "store-server")
+    durable = GossipConfig(store_path=str(tmp_path / "client.sqlite"))
+    client = await start(started, "store-client", config=durable)
+    before = [attestation(i) for i in range(2)]
+    for data in before:
+        await server.publish(data)
+    await client.connect(server.listen_addr)  # gossip or sync, either way both are stored
+    await until(lambda: client.delivered_count == 2, "the first two")
+    await client.stop()
+
+    missed = [attestation(i, epoch=8) for i in range(QUORUM)]
+    for data in missed:
+        await server.publish(data)
+
+    again = await start(started, "store-client", config=durable)
+    assert sorted(again.stored()) == sorted(before)  # kept on disk across the restart
+    inbox = again.subscribe()
+    await again.connect(server.listen_addr, sync=False)
+    await again.sync_from(server.peer_id)
+    await until(lambda: again.delivered_count == len(missed), "the missed ones")
+    assert again.sync_fetched == len(missed)  # asked after its cursor, not from the start
+    assert sorted(again.stored()) == sorted(before + missed)
+    got = [inbox.get_nowait() for _ in range(len(missed))]
+    assert sorted(got) == sorted(missed) and inbox.empty()  # nothing old delivered twice
+
+    # the server loses its disk (same identity, new store): the cursor no longer applies and
+    # the client asks from the start; everything offered is already stored, nothing delivered
+    await server.stop()
+    fresh = await start(started, "store-server")
+    for data in before:
+        await fresh.publish(data)
+    fetched = again.sync_fetched
+    await again.connect(fresh.listen_addr, sync=False)
+    assert await again.sync_from(fresh.peer_id) == 0
+    assert again.sync_fetched - fetched == len(before)
+    assert inbox.empty()
+
+
+async def test_sync_pages_through_a_long_gap(started: list[GossipNode]) -> None:
+    small = GossipConfig(sync_page=2)
+    old = await start(started, "pages-old", validator=None, config=small)
+    sent = [attestation(i % QUORUM, epoch=100 + i) for i in range(7)]
+    for data in sent:
+        await old.publish(data)
+    new = await start(started, "pages-new", config=small)
+    await new.connect(old.listen_addr, sync=False)
+    await new.sync_from(old.peer_id)  # 4 pages of at most 2
+    await until(lambda: new.delivered_count == len(sent), "every page")
+    assert new.sync_fetched == len(sent)
+    assert sorted(new.stored()) == sorted(sent)
 
 
 @pytest.mark.slow

@@ -38,28 +38,32 @@ rate falls with the number of nodes per process; one node per process handles ~4
 Drops are counted in :attr:`GossipNode.dropped_rpcs` (py-libp2p only logs them at debug).
 
 Catch-up: a node that was down misses what was gossiped meanwhile (gossipsub replays only its
-few-heartbeat message cache). Every node therefore keeps the last ``delivered_ids`` delivered
-messages in memory and serves them on a request/response stream protocol
-(:data:`SYNC_PROTOCOL`): the dialler sends nothing, the server answers ``uint32 count`` then
-``count`` frames of ``uint16 length || message`` and closes. :meth:`GossipNode.connect` runs this
-sync after every dial, so a restarted node catches up from the neighbours it dials; synced
-messages pass the same validator and deduplication as gossip. (The store is in memory; durable
-storage across process restarts is the outbox's job.)
+few-heartbeat message cache). Every node therefore commits each message it delivers to its
+:class:`~node.gossip.store.GossipStore` (SQLite, before the application sees it) and serves the
+store on a request/response stream protocol (:data:`SYNC_PROTOCOL`): the dialler asks for the
+messages after sequence number ``since`` (``uint64 since || uint32 limit``); the server answers
+``store_id[16] || uint32 count || uint8 more`` then ``count`` frames of
+``uint64 seq || uint16 length || message`` and closes. The dialler keeps, per peer and per
+peer ``store_id``, the highest ``seq`` it fetched (in its own store, so it survives restarts)
+and asks again while ``more`` is set. :meth:`GossipNode.connect` runs this sync after every
+dial, so a node whose links return fetches only what it missed, from each neighbour it dials;
+synced messages pass the same validator and deduplication as gossip.
 
-Duplicates: py-libp2p's seen-cache drops repeats for ``seen_ttl`` seconds; on top of that each
-node keeps its own bounded set of delivered message ids, so the application never sees the same
-bytes twice (also across the seen-cache expiry).
+Duplicates: py-libp2p's seen-cache drops repeats for ``seen_ttl`` seconds; on top of that the
+store's primary key is the message id, so the application never sees the same bytes twice
+(also across the seen-cache expiry and across restarts with the same store file).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import struct
 import threading
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -81,6 +85,7 @@ from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.tools.anyio_service import background_trio_service
 
 from node.attest.codec import message_id
+from node.gossip.store import GossipStore
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +94,11 @@ GOSSIPSUB_PROTOCOLS = (TProtocol("/meshsub/1.2.0"), TProtocol("/meshsub/1.1.0"),
                        TProtocol("/meshsub/1.0.0"))
 
 
-SYNC_PROTOCOL = TProtocol("/orbital/attestations-sync/1.0.0")
+SYNC_PROTOCOL = TProtocol("/orbital/attestations-sync/2.0.0")
 _MAX_FRAME = 4096
+_SYNC_REQUEST = struct.Struct(">16sQI")    # store_id, since, limit
+_SYNC_HEADER = struct.Struct(">16sIB")     # store_id, count, more
+_SYNC_FRAME = struct.Struct(">QH")         # seq, length
 
 
 class GossipError(Exception):
@@ -114,10 +122,10 @@ class GossipConfig:
     min_mesh_diversity_ips: int = 1   # all peers share 127.0.0.1 in tests
     publish_rate: float = 50.0        # messages/s admitted by publish() (see module docstring)
     publish_burst: int = 16           # token bucket size (< 32, the silent per-peer queue)
-    delivered_ids: int = 65536        # own dedup set (message ids) kept per node
+    store_path: str = ":memory:"      # the node's GossipStore (SQLite file; see store.py)
     start_timeout: float = 15.0
     max_connections: int = 64
-    sync_max: int = 65536             # most messages served in one catch-up answer
+    sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
 
 
 def _sha256_msg_id(msg: Any) -> bytes:
@@ -202,8 +210,8 @@ class GossipNode:
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._queues: list[asyncio.Queue[bytes]] = []
-        self._delivered: OrderedDict[bytes, bytes] = OrderedDict()  # id -> data
-        self._store_lock = threading.Lock()  # _delivered is read by the sync server (trio)
+        self.store = GossipStore(config.store_path, max_message_bytes=_MAX_FRAME)
+        self._count_lock = threading.Lock()  # counters are bumped from both threads
         self._publish_lock = asyncio.Lock()
         self._bucket = _TokenBucket(config.publish_rate, config.publish_burst)
         self._stopped = False
@@ -213,6 +221,7 @@ class GossipNode:
         self.delivered_count = 0
         self.duplicates_dropped = 0
         self.synced_count = 0
+        self.sync_fetched = 0   # frames received over the sync protocol (new or not)
         self.sync_rejected = 0
         self.host: Any = None
         self.pubsub: Any = None
@@ -258,6 +267,7 @@ class GossipNode:
             await asyncio.to_thread(self._thread.join, 10.0)
             if self._thread.is_alive():  # pragma: no cover - diagnostic
                 raise GossipError(f"gossip thread for {self.peer_id} did not stop")
+        self.store.close()
 
     # ---- asyncio-facing API ----------------------------------------------------------------
 
@@ -267,6 +277,14 @@ class GossipNode:
         info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
 
         async def dial() -> None:
+            # py-libp2p dials only the first TCP address it has for a peer, so a neighbour that
+            # came back on a new port would be dialled at its old one: the address we are
+            # given replaces whatever the peerstore remembers. A recent failed dial must not
+            # block this one either (py-libp2p's negative cache).
+            self.host.get_peerstore().clear_addrs(info.peer_id)
+            negative = getattr(self.host.get_network(), "_negative_peer_cache", None)
+            if negative is not None:
+                negative.evict(str(info.peer_id))
             await self.host.connect(info)
             await self.pubsub.wait_for_peer(info.peer_id, timeout=5.0)
 
@@ -278,38 +296,64 @@ class GossipNode:
         """Catch up from a connected peer over :data:`SYNC_PROTOCOL`; return how many messages
         were new to us.
 
-        Each offered message passes our validator (else it is counted in ``sync_rejected``
-        and dropped); a new one is delivered and re-published (paced) so that peers behind us,
-        cut off while we were down, get it by ordinary gossip -- its message id is
-        ``sha256(data)``, so nodes that already have it drop the copy."""
+        Asks for what the peer stored after the last sequence number we fetched from it (0 the
+        first time, or when its ``store_id`` changed), page by page. Each offered message passes
+        our validator (else it is counted in ``sync_rejected`` and dropped); a new one is
+        stored, delivered and re-published (paced) so that peers behind us, cut off while we
+        were down, get it by ordinary gossip -- its message id is ``sha256(data)``, so nodes
+        that already have it drop the copy. The cursor moves only after a page is stored."""
         pid = ID.from_base58(peer_id)
+        page = self.config.sync_page
 
-        async def fetch() -> list[bytes]:
+        async def fetch(store_id: bytes, since: int) -> tuple[bytes, bool, list[tuple[int, bytes]]]:
             stream = await self.host.new_stream(pid, [SYNC_PROTOCOL])
             try:
-                (count,) = struct.unpack(">I", await _read_exactly(stream, 4))
-                if count > self.config.sync_max:
-                    raise GossipError(f"peer {peer_id} offers {count} messages, "
-                                      f"more than sync_max={self.config.sync_max}")
-                out = []
+                await stream.write(_SYNC_REQUEST.pack(store_id, since, page))
+                store_id, count, more = _SYNC_HEADER.unpack(
+                    await _read_exactly(stream, _SYNC_HEADER.size))
+                if count > page:
+                    raise GossipError(f"peer {peer_id} sent {count} messages in a page of "
+                                      f"at most {page}")
+                frames: list[tuple[int, bytes]] = []
+                last = 0
                 for _ in range(count):
-                    (size,) = struct.unpack(">H", await _read_exactly(stream, 2))
-                    out.append(await _read_exactly(stream, size))
-                return out
+                    seq, size = _SYNC_FRAME.unpack(await _read_exactly(stream, _SYNC_FRAME.size))
+                    if size > _MAX_FRAME or seq <= last:
+                        raise GossipError(f"peer {peer_id} sent a bad sync frame "
+                                          f"(seq {seq} after {last}, {size} bytes)")
+                    frames.append((seq, await _read_exactly(stream, size)))
+                    last = seq
+                return store_id, bool(more), frames
             finally:
                 await stream.close()
 
-        messages = await self._call(fetch)
         new = 0
-        for data in messages:
-            if self._validator is not None and not self._validator(data):
-                self.sync_rejected += 1
-                continue
-            if not self._deliver(data):
-                continue
-            new += 1
-            await self.publish(data)
-        self.synced_count += new
+        store_id, since = self.store.cursor(peer_id)
+        more = True
+        while more:
+            asked = store_id
+            store_id, more, frames = await self._call(functools.partial(fetch, store_id, since))
+            if store_id != asked:  # first contact, or the peer's store started over
+                since = 0
+            if frames and frames[0][0] <= since:
+                raise GossipError(f"peer {peer_id} answered from seq {frames[0][0]}, "
+                                  f"asked after {since}")
+            for _, data in frames:
+                if self._validator is not None and not self._validator(data):
+                    with self._count_lock:
+                        self.sync_rejected += 1
+                    continue
+                if not await asyncio.to_thread(self._deliver, data):
+                    continue
+                new += 1
+                await self.publish(data)
+            with self._count_lock:
+                self.sync_fetched += len(frames)
+            if frames:
+                since = frames[-1][0]
+            self.store.set_cursor(peer_id, store_id, since)
+        with self._count_lock:
+            self.synced_count += new
         return new
 
     async def publish(self, data: bytes) -> bytes:
@@ -333,9 +377,9 @@ class GossipNode:
         return dict(self.gossipsub.dropped) if self.gossipsub is not None else {}
 
     def stored(self) -> list[bytes]:
-        """Messages delivered so far (oldest first, bounded by ``delivered_ids``)."""
-        with self._store_lock:
-            return list(self._delivered.values())
+        """Every message delivered so far (oldest first), from the store: after a restart with
+        the same ``store_path`` this includes what was delivered before."""
+        return self.store.all()
 
     def subscribe(self) -> asyncio.Queue[bytes]:
         """A new queue receiving every message delivered from now on (validated, deduplicated;
@@ -472,11 +516,16 @@ class GossipNode:
                     await trio.sleep_forever()
 
     async def _serve_sync(self, stream: Any) -> None:
-        with self._store_lock:
-            stored = list(self._delivered.values())[-self.config.sync_max:]
         try:
-            parts = [struct.pack(">I", len(stored))]
-            parts += [struct.pack(">H", len(d)) + d for d in stored]
+            store_id, since, limit = _SYNC_REQUEST.unpack(
+                await _read_exactly(stream, _SYNC_REQUEST.size))
+            if store_id != self.store.store_id:  # the asker's cursor is for another store
+                since = 0
+            limit = min(limit, self.config.sync_page)
+            rows = await trio.to_thread.run_sync(self.store.since, since, limit + 1)
+            page, more = rows[:limit], len(rows) > limit
+            parts = [_SYNC_HEADER.pack(self.store.store_id, len(page), more)]
+            parts += [_SYNC_FRAME.pack(seq, len(d)) + d for seq, d in page]
             await stream.write(b"".join(parts))
         except Exception as exc:
             log.warning("sync stream failed: %r", exc)
@@ -499,23 +548,24 @@ class GossipNode:
     async def _deliver_loop(self, subscription: Any) -> None:
         while True:
             msg = await subscription.get()
-            data = bytes(msg.data)
-            self._loop.call_soon_threadsafe(self._deliver, data)
+            # the store's fsync happens off the trio loop, one message at a time, in order
+            await trio.to_thread.run_sync(self._deliver, bytes(msg.data))
 
     def _deliver(self, data: bytes) -> bool:
-        """On the asyncio loop: drop duplicates by message id, fan out to subscribers;
-        True if ``data`` was new."""
-        mid = message_id(data)
-        with self._store_lock:
-            if mid in self._delivered:
+        """Store ``data`` durably (dropping duplicates by message id), then hand it to the
+        subscribers on the asyncio loop; True if it was new. Runs in a worker thread."""
+        if len(data) > _MAX_FRAME:
+            return False
+        if not self.store.add(data):
+            with self._count_lock:
                 self.duplicates_dropped += 1
-                return False
-            if len(data) > _MAX_FRAME:
-                return False
-            self._delivered[mid] = data
-            if len(self._delivered) > self.config.delivered_ids:
-                self._delivered.popitem(last=False)
-        self.delivered_count += 1
+            return False
+        with self._count_lock:
+            self.delivered_count += 1
+        with contextlib.suppress(RuntimeError):  # the asyncio loop is already closed
+            self._loop.call_soon_threadsafe(self._fan_out, data)
+        return True
+
+    def _fan_out(self, data: bytes) -> None:
         for queue in self._queues:
             queue.put_nowait(data)
-        return True
