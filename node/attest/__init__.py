@@ -5,7 +5,8 @@ verify peers' attestations, assemble k-of-n certificates, detect equivocation.
   :func:`verify_attestation`, registry views, the :class:`AttestationError` family;
 * :mod:`node.attest.codec` -- the compact gossip encoding and message id;
 * :mod:`node.attest.certificate` -- :class:`CertificateBuilder`, batch certificates;
-* :mod:`node.attest.equivocation` -- :class:`EquivocationDetector`, :class:`Evidence`.
+* :mod:`node.attest.equivocation` -- :class:`EquivocationDetector`, :class:`Evidence`;
+* :mod:`node.attest.cosigner` -- :class:`Cosigner`: re-execute a peer's task, co-sign a match.
 """
 
 from node.attest.attestation import (
@@ -30,6 +31,7 @@ from node.attest.certificate import (
     batch_certificate,
 )
 from node.attest.codec import DecodeError, decode, encode, message_id
+from node.attest.cosigner import Consideration, Cosigner
 from node.attest.equivocation import EquivocationDetector, Evidence
 
 __all__ = [
@@ -39,6 +41,8 @@ __all__ = [
     "Certificate",
     "CertificateBuilder",
     "ChainRegistry",
+    "Consideration",
+    "Cosigner",
     "DecodeError",
     "EquivocationDetector",
     "Evidence",

@@ -2,10 +2,17 @@
 
 * :mod:`node.gossip.host` -- :class:`GossipNode`, a py-libp2p gossipsub host run in its own
   trio thread behind an asyncio API (the one trio <-> asyncio bridge), :class:`GossipConfig`;
-* :mod:`node.gossip.validator` -- :class:`AttestationValidator`, the topic validator.
+* :mod:`node.gossip.validator` -- :class:`AttestationValidator`, the topic validator;
+* :mod:`node.gossip.store` -- :class:`GossipStore`, the durable message store behind delivery
+  and catch-up;
+* :mod:`node.gossip.service` -- :class:`AttestationService`: deliveries -> equivocation check,
+  certificates, re-execution and co-signing.
 """
 
 from node.gossip.host import TOPIC, GossipConfig, GossipError, GossipNode
+from node.gossip.service import AttestationService
+from node.gossip.store import GossipStore
 from node.gossip.validator import AttestationValidator
 
-__all__ = ["TOPIC", "AttestationValidator", "GossipConfig", "GossipError", "GossipNode"]
+__all__ = ["TOPIC", "AttestationService", "AttestationValidator", "GossipConfig", "GossipError",
+           "GossipNode", "GossipStore"]

@@ -1,0 +1,138 @@
+"""The attestation service: gossip in, certificates out (DESIGN.md, data flow 4).
+
+:class:`AttestationService` is what a satellite runs on top of its :class:`GossipNode`: every
+delivered attestation (already validated by the topic validator, deduplicated and stored) is
+decoded, checked for equivocation (:class:`~node.attest.equivocation.EquivocationDetector`,
+when given), counted toward its task's certificate, and handed to the node's
+:class:`~node.attest.cosigner.Cosigner`, which re-executes the task when it holds the input and
+co-signs on a match; our own attestation is published back to the topic. A restarted service
+starts from what the gossip store already holds, so certificates survive restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from node.attest.attestation import SignedAttestation, as_address
+from node.attest.certificate import Certificate, CertificateBuilder, Task
+from node.attest.codec import decode, encode
+from node.attest.cosigner import Consideration, Cosigner
+from node.attest.equivocation import EquivocationDetector, Evidence
+from node.gossip.host import GossipNode
+from node.tasks.task import Task as RunnableTask
+
+log = logging.getLogger(__name__)
+
+
+class AttestationService:
+    """Consumes one gossip node's deliveries for the TaskAttestations domain
+    ``(chain_id, contract)``; see the module docstring. Use as an async context manager (or
+    :meth:`start` / :meth:`stop`)."""
+
+    def __init__(self, gossip: GossipNode, chain_id: int, contract: bytes | str, *,
+                 cosigner: Cosigner | None = None,
+                 detector: EquivocationDetector | None = None) -> None:
+        self.gossip = gossip
+        self.chain_id = chain_id
+        self.contract = as_address(contract)
+        if cosigner is not None and (cosigner.chain_id, cosigner.contract) != (
+                self.chain_id, self.contract):
+            raise ValueError("the cosigner signs for another TaskAttestations domain")
+        self.cosigner = cosigner
+        self.detector = detector
+        self.attestations: dict[bytes, list[SignedAttestation]] = {}
+        """Every attestation delivered, by task id, in delivery order."""
+        self.considered: list[Consideration] = []
+        """What the cosigner did with peers' attestations it re-executed."""
+        self.evidence: list[Evidence] = []
+        self._changed = asyncio.Condition()
+        self._inbox = gossip.subscribe()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> AttestationService:
+        """Replay what the gossip store holds (after a restart: our own attestations mark
+        their tasks as signed, peers' ones not yet co-signed are considered now), then
+        consume new deliveries."""
+        stored = [decode(data) for data in self.gossip.stored()]
+        if self.cosigner is not None:
+            for att in stored:
+                if att.signer == self._our_address():
+                    self.cosigner.signed.setdefault(att.result.task_id, att.result)
+        for att in stored:
+            await self._handle(att)
+        self._task = asyncio.create_task(self._consume(), name="attestation-service")
+        return self
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def __aenter__(self) -> AttestationService:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def run_task(self, task: RunnableTask, epoch: int) -> SignedAttestation:
+        """Run ``task`` here, sign the result and gossip it (the originating satellite)."""
+        if self.cosigner is None:
+            raise RuntimeError("this node has no cosigner (no signer or model) to run tasks")
+        att = await asyncio.to_thread(self.cosigner.run, task, epoch)
+        await self.gossip.publish(encode(att))
+        return att
+
+    def builder(self, task: Task) -> CertificateBuilder:
+        """A certificate builder holding every attestation delivered so far for ``task``."""
+        builder = CertificateBuilder(task, self.chain_id, self.contract)
+        for att in self.attestations.get(task.task_id, ()):
+            builder.add(att)
+        return builder
+
+    async def certificate(self, task: Task, output_hash: bytes | None = None) -> Certificate:
+        """Wait until ``task.quorum`` signers attested one result (with ``output_hash``, or
+        any output) and return its certificate (signers ascending, as the contract wants)."""
+        async with self._changed:
+            while True:
+                builder = self.builder(task)
+                ready = builder.ready_outputs()
+                if output_hash is not None:
+                    ready = [out for out in ready if out == output_hash]
+                if ready:
+                    return builder.certificate(ready[0])
+                await self._changed.wait()
+
+    def _our_address(self) -> bytes | None:
+        return None if self.cosigner is None else bytes(self.cosigner.signer.address)
+
+    async def _consume(self) -> None:
+        while True:
+            data = await self._inbox.get()
+            try:
+                await self._handle(decode(data))
+            except Exception:  # one bad message must not stop the service
+                log.exception("attestation service failed on a message")
+
+    async def _handle(self, att: SignedAttestation) -> None:
+        if self.detector is not None:
+            found = await asyncio.to_thread(self.detector.observe, att)
+            if found is not None:
+                log.warning("equivocation by 0x%s on task 0x%s", found.signer.hex(),
+                            found.task_id.hex())
+                self.evidence.append(found)
+        async with self._changed:
+            self.attestations.setdefault(att.result.task_id, []).append(att)
+            self._changed.notify_all()
+        if self.cosigner is None or att.signer == self._our_address():
+            return
+        outcome = await asyncio.to_thread(self.cosigner.consider, att)
+        if outcome.attestation is None:
+            return
+        self.considered.append(outcome)
+        if not outcome.agreed:
+            log.warning("task 0x%s: %s", att.result.task_id.hex(), outcome.reason)
+        await self.gossip.publish(encode(outcome.attestation))
