@@ -271,9 +271,10 @@ class GossipNode:
 
     # ---- asyncio-facing API ----------------------------------------------------------------
 
-    async def connect(self, addr: str, *, sync: bool = True) -> None:
+    async def connect(self, addr: str, *, sync: bool = True) -> int:
         """Dial the peer at ``addr`` (a multiaddr with ``/p2p/<peer id>``), then (``sync``)
-        catch up from it with :meth:`sync_from`."""
+        catch up from it with :meth:`sync_from`; return how many messages were new (0 without
+        ``sync``)."""
         info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
 
         async def dial() -> None:
@@ -289,8 +290,7 @@ class GossipNode:
             await self.pubsub.wait_for_peer(info.peer_id, timeout=5.0)
 
         await self._call(dial)
-        if sync:
-            await self.sync_from(str(info.peer_id))
+        return await self.sync_from(str(info.peer_id)) if sync else 0
 
     async def sync_from(self, peer_id: str) -> int:
         """Catch up from a connected peer over :data:`SYNC_PROTOCOL`; return how many messages

@@ -1,0 +1,93 @@
+"""Gossip through the sim_link emulator: a satellite reaches its neighbour only inside the
+contact plan's windows (the emulator resets connections at LOS); what was gossiped while the
+link was down arrives when it returns, because the node dials at AOS and catches up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from node.gossip import GossipNode
+from node.gossip.contacts import dial_on_contacts
+from sim_link.clock import PlanClock
+from sim_link.plan import Contact, ContactPlan
+from sim_link.proxy import LinkEmulator, LinkEvent
+
+from gossip_attestations import attestation, make_validator
+
+T0 = 1_000_000.0
+SCALE = 30.0          # 60 plan seconds per 2 wall seconds
+TIMEOUT = 20.0
+
+
+def window(start: float, end: float) -> Contact:
+    return Contact("SATB", "SATA", T0 + start, T0 + end, 1e6, 1e6, ((T0 + start, 0.004),))
+
+
+@pytest.fixture
+async def nodes() -> AsyncIterator[list[GossipNode]]:
+    started: list[GossipNode] = []
+    yield started
+    await asyncio.gather(*(n.stop() for n in started))
+
+
+async def next_event(events: asyncio.Queue[LinkEvent], kind: str) -> LinkEvent:
+    async with asyncio.timeout(TIMEOUT):
+        while (event := await events.get()).kind != kind:
+            pass
+    return event
+
+
+@pytest.mark.slow
+async def test_attestations_missed_during_los_arrive_after_aos(nodes: list[GossipNode]) -> None:
+    a = await GossipNode.start(key_seed="link A", validator=make_validator())
+    b = await GossipNode.start(key_seed="link B", validator=make_validator())
+    nodes += [a, b]
+    inbox = b.subscribe()
+    # windows of 60 plan s (2 wall s), 90 plan s (3 wall s) apart
+    plan = ContactPlan((window(30, 90), window(180, 240)), "isl")
+    clock = PlanClock(T0, SCALE)
+    host, port = a.listen_addr.split("/")[2], int(a.listen_addr.split("/")[4])
+    emu = LinkEmulator(plan, "SATB-SATA", ("127.0.0.1", 0), (host, port), clock)
+    events = emu.subscribe()
+    await emu.start()
+    try:
+        via_link = f"/ip4/127.0.0.1/tcp/{emu.port}/p2p/{a.peer_id}"
+        dialler = asyncio.create_task(dial_on_contacts(b, plan, "SATB-SATA", via_link, clock))
+
+        await next_event(events, "aos")
+        await next_event(events, "connect")
+        async with asyncio.timeout(TIMEOUT):
+            while b.peer_id not in await a.mesh_peers():
+                await asyncio.sleep(0.05)
+        first = attestation(0)
+        await a.publish(first)
+        async with asyncio.timeout(TIMEOUT):
+            assert await inbox.get() == first  # over the link, inside the window
+
+        await next_event(events, "los")
+        async with asyncio.timeout(TIMEOUT):
+            while a.peer_id in await b.connected_peers():
+                await asyncio.sleep(0.05)  # the reset reached B's libp2p
+        assert clock.now() < T0 + 180
+        missed = [attestation(1), attestation(2)]
+        for data in missed:
+            await a.publish(data)  # nobody can hear: the link is down
+        await a.publish(attestation(0, epoch=9))
+        missed.append(attestation(0, epoch=9))
+        assert inbox.empty() and b.delivered_count == 1
+
+        dials = await asyncio.wait_for(dialler, TIMEOUT)  # AOS: dial, sync, plan finished
+        assert len(dials.connected) == 2 and dials.missed_windows == 0
+        assert T0 + 180 <= dials.connected[1] < T0 + 240
+        got = set()
+        async with asyncio.timeout(TIMEOUT):
+            while len(got) < len(missed):
+                got.add(await inbox.get())
+        assert got == set(missed)
+        assert b.delivered_count == 4 and inbox.empty()
+        assert emu.counts["accepted"] >= 2
+    finally:
+        await emu.stop()
