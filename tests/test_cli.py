@@ -396,11 +396,17 @@ def test_demo_verifies_the_bundled_devnet_data_and_refuses_every_tampering(
     code, out, err = run(capsys, "demo")
     assert (code, err) == (0, "")
     assert "EIP-2930, EIP-1559, EIP-7702" in out
-    assert out.count(" refused: ") == 7 and "ACCEPTED" not in out  # 6 tamperings, 1 policy
+    # 6 tamperings, 1 policy refusal, 1 forged attestation
+    assert out.count(" refused: ") == 8 and "ACCEPTED" not in out and "bug" not in out
     assert "sender recovered by the chain core: ok" in out
     assert "2 ether: refused: policy denied (per_transaction)" in out
     assert "one byte of the audit database edited: detected" in out
-    assert out.rstrip().endswith("its audit log caught an edit")
+    assert "8 of 8 match the labels" in out
+    assert "SAT-1, SAT-2 re-executed: same bytes, co-signed" in out
+    assert "certificate 3-of-3 on every satellite" in out and ": identical," in out
+    assert "forged attestation (unregistered key): refused" in out
+    assert "audit logs: 6 entries verified across 3 satellites" in out
+    assert out.rstrip().endswith("certified a re-executed AI task over gossip")
 
 
 # --- input limits ---------------------------------------------------------------------

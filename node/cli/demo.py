@@ -4,8 +4,10 @@ Verifies chain data captured from a real anvil devnet (``node/examples``, record
 ``scripts/capture_example.py``): the headers hash and link into a header store from a
 checkpoint; a block holding every transaction envelope rebuilds its roots and senders
 from its body and receipts; a state proof proves an account and its storage. Then
-tampered copies of each are shown to be refused. Exit 0 only if every genuine input
-verifies and every tampered one is refused.
+tampered copies of each are shown to be refused. The wallet signs within a pinned policy
+and its audit log catches an edit. Last, three satellites on 127.0.0.1 gossip a signed AI
+task result, re-execute it, co-sign and assemble the same k-of-n certificate. Exit 0 only if
+every genuine input verifies and every tampered one is refused.
 """
 
 from __future__ import annotations
@@ -62,32 +64,37 @@ def _run(args: argparse.Namespace) -> int:
             store.add_many(headers)
             head = store.head
             assert head is not None
-            print(f"[1/5] headers: {len(headers)} hashed and linked from checkpoint "
+            print(f"[1/6] headers: {len(headers)} hashed and linked from checkpoint "
                   f"{checkpoint.number} {_short(checkpoint.hash)} to head {head.number} "
                   f"{_short(head.hash)}")
 
     report = verify_block(block, receipts)
     kinds = ", ".join(TX_NAMES[t.tx_type] + ("" if t.tx_type or t.chain_id is None else "/155")
                       for t in report.transactions)
-    print(f"[2/5] block {report.header.number}: {len(report.transactions)} transactions "
+    print(f"[2/6] block {report.header.number}: {len(report.transactions)} transactions "
           f"({kinds})\n      verified: {', '.join(report.verified)}")
 
     proven = verify_account_proof(report.header.state_root, proof)
     slots = ", ".join(f"{_short(s.key)}={hex(s.value)}" for s in proven.storage)
-    print(f"[3/5] proof: account {proven.address.hex()[:8]}.. nonce {proven.account.nonce}, "
+    print(f"[3/6] proof: account {proven.address.hex()[:8]}.. nonce {proven.account.nonce}, "
           f"balance {proven.account.balance} wei, storage {slots}\n      verified against "
           f"stateRoot {_short(report.header.state_root)}")
 
-    print("[4/5] tampered copies must be refused:")
+    print("[4/6] tampered copies must be refused:")
     refused = [_expect_refusal(name, check) for name, check in _tamperings(block, receipts,
                                                                              proof, report)]
     from node.cli.demo_wallet import run_wallet_demo  # eth-account: only when it runs
 
     with tempfile.TemporaryDirectory() as tmp:
         wallet_ok = run_wallet_demo(Path(tmp), print)
-    if all(refused) and wallet_ok:
+    from node.cli.demo_constellation import run_constellation_demo  # libp2p: only now
+
+    with tempfile.TemporaryDirectory() as tmp:
+        constellation_ok = run_constellation_demo(Path(tmp), print)
+    if all(refused) and wallet_ok and constellation_ok:
         print("\ndemo ok: every genuine input verified, every tampered copy refused, "
-              "the wallet signed only within policy and its audit log caught an edit")
+              "the wallet signed only within policy and its audit log caught an edit, "
+              "three satellites certified a re-executed AI task over gossip")
         return 0
     print("\ndemo FAILED: see the lines marked as a bug above")
     return 1

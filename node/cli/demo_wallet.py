@@ -40,7 +40,7 @@ def run_wallet_demo(directory: Path, say: Callable[[str], None]) -> bool:
     (directory / "policy.toml").write_text(POLICY)
     pin = pin_policy(directory / "policy.toml")
     policy = load_policy(directory / "policy.toml", pin)
-    say(f"[5/5] wallet: keystore key 0x{address.hex()}, policy pinned (sha256 {pin[:12]}..)")
+    say(f"[5/6] wallet: keystore key 0x{address.hex()}, policy pinned (sha256 {pin[:12]}..)")
 
     def transfer(value: int, nonce: int) -> TransactionRequest:
         return request_from_json({"chainId": 31337, "nonce": nonce, "gas": 21000,
