@@ -150,9 +150,25 @@ def attest(result: eip712.TaskResult, signer: Any, chain_id: int,
 
 # --------------------------------------------------------------------------- verifying
 
-def recover_signer(digest: bytes, signature: bytes) -> bytes:
+Recover = Callable[[bytes, bytes], bytes]
+"""Public-key recovery: ``(digest, 65-byte r||s||v signature) -> 20-byte address``, raising on
+a signature that recovers to no key. The default is :func:`coincurve_recover`; the gossip
+benchmark swaps in eth-account's as its baseline."""
+
+
+def coincurve_recover(digest: bytes, signature: bytes) -> bytes:
+    """The address recovered from a 65-byte ``r || s || v`` (v 27/28) signature by
+    libsecp256k1 (coincurve; it raises a bare ``Exception`` when recovery fails)."""
+    public = coincurve.PublicKey.from_signature_and_message(
+        signature[:64] + bytes([signature[64] - 27]), digest, hasher=None)
+    return keccak(public.format(compressed=False)[1:])[12:]
+
+
+def recover_signer(digest: bytes, signature: bytes, *,
+                   recover: Recover = coincurve_recover) -> bytes:
     """The address that made ``signature`` (65 bytes r||s||v, v 27/28, low s) over ``digest``.
-    Raises :class:`MalformedSignature`, :class:`HighS` or :class:`BadSignature`."""
+    Raises :class:`MalformedSignature`, :class:`HighS` or :class:`BadSignature`.
+    ``recover`` does the curve step once the format checks have passed."""
     if len(signature) != 65:
         raise MalformedSignature(f"signature is {len(signature)} bytes, expected 65")
     r = int.from_bytes(signature[:32], "big")
@@ -165,16 +181,16 @@ def recover_signer(digest: bytes, signature: bytes) -> bytes:
     if s > eip712.HALF_N:
         raise HighS("signature has a high s (EIP-2)")
     try:
-        public = coincurve.PublicKey.from_signature_and_message(
-            signature[:64] + bytes([v - 27]), digest, hasher=None)
-    except Exception:  # coincurve raises a bare Exception when recovery fails
+        return recover(digest, signature)
+    except AttestationError:
+        raise
+    except Exception:
         raise BadSignature("signature recovers to no key") from None
-    return keccak(public.format(compressed=False)[1:])[12:]
 
 
-def check_signature(att: SignedAttestation) -> bytes:
+def check_signature(att: SignedAttestation, *, recover: Recover = coincurve_recover) -> bytes:
     """Signature checks only: well formed, low s, recovers to ``att.signer``."""
-    recovered = recover_signer(att.digest, att.signature)
+    recovered = recover_signer(att.digest, att.signature, recover=recover)
     if recovered != att.signer:
         raise BadSignature(f"signature recovers to {_hx(recovered)}, not the claimed signer "
                            f"{_hx(att.signer)}")
@@ -228,19 +244,20 @@ class ChainRegistry:
 
 def verify_attestation(att: SignedAttestation, registry: RegistryView,
                        accepted_models: Collection[bytes], *, chain_id: int | None = None,
-                       contract: bytes | str | None = None) -> bytes:
+                       contract: bytes | str | None = None,
+                       recover: Recover = coincurve_recover) -> bytes:
     """Check a peer's attestation; return its signer or raise an :class:`AttestationError`.
 
     In order: the domain is this node's (when ``chain_id`` / ``contract`` are given), the
-    signature is well formed and low-s and recovers to the claimed signer, the signer is
-    active in ``registry``, and the model is in ``accepted_models``.
+    signature is well formed and low-s and recovers (with ``recover``) to the claimed signer,
+    the signer is active in ``registry``, and the model is in ``accepted_models``.
     """
     if chain_id is not None and att.chain_id != chain_id:
         raise WrongDomain(f"attestation is for chain {att.chain_id}, not {chain_id}")
     if contract is not None and att.contract != as_address(contract):
         raise WrongDomain(f"attestation is for contract {_hx(att.contract)}, not "
                           f"{_hx(as_address(contract))}")
-    signer = check_signature(att)
+    signer = check_signature(att, recover=recover)
     if not registry.is_active(signer):
         raise UnknownSigner(f"signer {_hx(signer)} is not an active registered satellite")
     if att.result.model_hash not in accepted_models:
