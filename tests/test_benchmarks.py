@@ -24,3 +24,21 @@ def test_verify_benchmark_quick_run_reports_every_capability() -> None:
         assert capability in names
     assert all(row["ours"] > 0 for row in rows)
     assert all(row["baseline"] > 0 for row in rows if row["baseline"] is not None)
+
+
+@pytest.mark.slow
+def test_gossip_benchmark_quick_run_reports_latency_delivery_and_validation() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gossip", "--quick", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    names = " | ".join(row["capability"] for row in report["rows"])
+    for capability in ("propagation to all 5 nodes, p50", "propagation to all 5 nodes, p99",
+                       "delivered to all 5 nodes", "coincurve vs eth-account recovery"):
+        assert capability in names
+    assert all(row["ours"] >= 0 for row in report["rows"])
+    validation = next(r for r in report["rows"] if "validate" in r["capability"])
+    assert validation["ours"] > 0 and validation["baseline"] > 0
+    (rate,) = report["rates"]
+    assert rate["nodes"] == 5 and rate["expected"] == 5 * rate["messages"]
+    assert "propagation:" in done.stderr  # progress goes to stderr

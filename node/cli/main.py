@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from node.chain.errors import ChainError, MalformedInputError, VerificationError
-from node.cli import contracts, demo, ground, link, verify, wallet
+from node.cli import contracts, demo, ground, link, node, verify, wallet
 from sim_link.errors import LinkError
 from wallet.errors import WalletError
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     link.register(commands)
     contracts.register(commands)
     demo.register(commands)
+    node.register(commands)
     return parser
 
 
