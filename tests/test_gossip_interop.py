@@ -24,13 +24,13 @@ import threading
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-from js_gossip_peer import JsPeer, JsPeerError, JsPeerMissingError
 
 from node.attest.codec import message_id
 from node.gossip import AttestationValidator, GossipConfig, GossipNode
 
 from gossip_attestations import attestation as make_attestation
 from gossip_attestations import forgeries, make_validator
+from js_gossip_peer import JsPeer, JsPeerError, JsPeerMissingError
 
 pytestmark = pytest.mark.slow
 
