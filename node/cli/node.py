@@ -27,9 +27,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "and validations per second against eth-account recovery. Needs the "
                     "source checkout (benchmarks/ is not installed).")
     p.add_argument("--nodes", type=int, help="node processes (default 10; --quick 5)")
-    p.add_argument("--messages", type=int, help="attestations per rate (default 400)")
+    p.add_argument("--messages", type=int, help="attestations per rate (default 300)")
     p.add_argument("--rate", type=float, action="append", metavar="MSG_PER_S",
-                   help="publish rate (repeatable; default 10, 20 and 50)")
+                   help="publish rate (repeatable; default 5, 10, 20 and 50)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
