@@ -288,6 +288,29 @@ async def test_restart_with_the_same_store_fetches_only_what_it_missed(
     assert inbox.empty()
 
 
+async def test_the_dialled_side_catches_up_from_the_dialler_too(
+        started: list[GossipNode]) -> None:
+    """A - B - C; B is down while A and C each gossip something the other misses (past the
+    gossip cache). B returns and dials A, then C: C catches up on A's message from B because
+    B's dial asks C to sync back, not because B happened to dial in a helpful order."""
+    short = GossipConfig(gossip_window=1, gossip_history=1)
+    a, b, c = [await start(started, f"back-{n}", config=short) for n in "ABC"]
+    await line([a, b, c])
+    await b.stop()
+    from_a, from_c = attestation(0, epoch=31), attestation(1, epoch=32)
+    await a.publish(from_a)
+    await c.publish(from_c)
+    await until(lambda: not a.gossipsub.mcache.msgs and not c.gossipsub.mcache.msgs,
+                "the gossip caches to forget")
+    b = await start(started, "back-B", config=short)
+    await b.connect(a.listen_addr)
+    await until(lambda: not b.gossipsub.mcache.msgs, "B's gossip cache to forget")
+    await b.connect(c.listen_addr)
+    await until(lambda: sorted(c.stored()) == sorted([from_a, from_c]), "C to catch up")
+    await until(lambda: sorted(a.stored()) == sorted([from_a, from_c]), "A to catch up")
+    assert sorted(b.stored()) == sorted([from_a, from_c])
+
+
 async def test_sync_pages_through_a_long_gap(started: list[GossipNode]) -> None:
     small = GossipConfig(sync_page=2)
     old = await start(started, "pages-old", validator=None, config=small)

@@ -96,7 +96,7 @@ GOSSIPSUB_PROTOCOLS = (TProtocol("/meshsub/1.2.0"), TProtocol("/meshsub/1.1.0"),
 
 SYNC_PROTOCOL = TProtocol("/orbital/attestations-sync/2.0.0")
 _MAX_FRAME = 4096
-_SYNC_REQUEST = struct.Struct(">16sQI")    # store_id, since, limit
+_SYNC_REQUEST = struct.Struct(">16sQIB")   # store_id, since, limit, sync back
 _SYNC_HEADER = struct.Struct(">16sIB")     # store_id, count, more
 _SYNC_FRAME = struct.Struct(">QH")         # seq, length
 
@@ -216,6 +216,7 @@ class GossipNode:
         self._bucket = _TokenBucket(config.publish_rate, config.publish_burst)
         self._stopped = False
         self._pending: set[asyncio.Future[Any]] = set()  # asyncio side only
+        self._background: set[asyncio.Task[Any]] = set()  # sync-back tasks
         self.peer_id = ""
         self.listen_addr = ""
         self.delivered_count = 0
@@ -254,6 +255,10 @@ class GossipNode:
         """Close the host and join its thread. Idempotent."""
         if self._stopped:
             return
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         if self._trio_token is not None and not self._done.done():
             # close connections first so peers see EOF now, not when their keep-alive fails
             with contextlib.suppress(Exception):
@@ -290,9 +295,9 @@ class GossipNode:
             await self.pubsub.wait_for_peer(info.peer_id, timeout=5.0)
 
         await self._call(dial)
-        return await self.sync_from(str(info.peer_id)) if sync else 0
+        return await self.sync_from(str(info.peer_id), sync_back=True) if sync else 0
 
-    async def sync_from(self, peer_id: str) -> int:
+    async def sync_from(self, peer_id: str, *, sync_back: bool = False) -> int:
         """Catch up from a connected peer over :data:`SYNC_PROTOCOL`; return how many messages
         were new to us.
 
@@ -301,14 +306,18 @@ class GossipNode:
         our validator (else it is counted in ``sync_rejected`` and dropped); a new one is
         stored, delivered and re-published (paced) so that peers behind us, cut off while we
         were down, get it by ordinary gossip -- its message id is ``sha256(data)``, so nodes
-        that already have it drop the copy. The cursor moves only after a page is stored."""
+        that already have it drop the copy. The cursor moves only after a page is stored.
+
+        ``sync_back`` asks the peer to catch up from us in turn (what :meth:`connect` does): a
+        link that returns is caught up in both directions whichever side dialled."""
         pid = ID.from_base58(peer_id)
         page = self.config.sync_page
 
-        async def fetch(store_id: bytes, since: int) -> tuple[bytes, bool, list[tuple[int, bytes]]]:
+        async def fetch(store_id: bytes, since: int,
+                        back: bool) -> tuple[bytes, bool, list[tuple[int, bytes]]]:
             stream = await self.host.new_stream(pid, [SYNC_PROTOCOL])
             try:
-                await stream.write(_SYNC_REQUEST.pack(store_id, since, page))
+                await stream.write(_SYNC_REQUEST.pack(store_id, since, page, back))
                 store_id, count, more = _SYNC_HEADER.unpack(
                     await _read_exactly(stream, _SYNC_HEADER.size))
                 if count > page:
@@ -332,7 +341,9 @@ class GossipNode:
         more = True
         while more:
             asked = store_id
-            store_id, more, frames = await self._call(functools.partial(fetch, store_id, since))
+            store_id, more, frames = await self._call(functools.partial(fetch, store_id, since,
+                                                                        sync_back))
+            sync_back = False  # asked once
             if store_id != asked:  # first contact, or the peer's store started over
                 since = 0
             if frames and frames[0][0] <= since:
@@ -517,8 +528,11 @@ class GossipNode:
 
     async def _serve_sync(self, stream: Any) -> None:
         try:
-            store_id, since, limit = _SYNC_REQUEST.unpack(
+            store_id, since, limit, back = _SYNC_REQUEST.unpack(
                 await _read_exactly(stream, _SYNC_REQUEST.size))
+            if back:  # the asker may hold what we missed: catch up from it too
+                peer = str(stream.muxed_conn.peer_id)
+                self._loop.call_soon_threadsafe(self._sync_back, peer)
             if store_id != self.store.store_id:  # the asker's cursor is for another store
                 since = 0
             limit = min(limit, self.config.sync_page)
@@ -531,6 +545,19 @@ class GossipNode:
             log.warning("sync stream failed: %r", exc)
         finally:
             await stream.close()
+
+    def _sync_back(self, peer_id: str) -> None:
+        """On the asyncio loop: catch up from ``peer_id`` in the background (once per ask)."""
+        if self._stopped:
+            return
+        task = asyncio.create_task(self.sync_from(peer_id), name=f"sync-back-{peer_id}")
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[Any]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("sync back failed: %r", task.exception())
 
     async def _command_loop(self, cmd_recv: Any, nursery: trio.Nursery) -> None:
         async for fn, fut in cmd_recv:
@@ -546,26 +573,39 @@ class GossipNode:
             self._resolve(fut, result)
 
     async def _deliver_loop(self, subscription: Any) -> None:
+        channel = subscription.receive_channel
         while True:
-            msg = await subscription.get()
-            # the store's fsync happens off the trio loop, one message at a time, in order
-            await trio.to_thread.run_sync(self._deliver, bytes(msg.data))
+            batch = [bytes((await channel.receive()).data)]
+            while len(batch) < 256:  # whatever else is already waiting: one group commit
+                try:
+                    batch.append(bytes(channel.receive_nowait().data))
+                except trio.WouldBlock:
+                    break
+            # the store's fsync happens off the trio loop, in order
+            await trio.to_thread.run_sync(self._deliver_many, batch)
 
     def _deliver(self, data: bytes) -> bool:
-        """Store ``data`` durably (dropping duplicates by message id), then hand it to the
-        subscribers on the asyncio loop; True if it was new. Runs in a worker thread."""
-        if len(data) > _MAX_FRAME:
-            return False
-        if not self.store.add(data):
-            with self._count_lock:
-                self.duplicates_dropped += 1
-            return False
-        with self._count_lock:
-            self.delivered_count += 1
-        with contextlib.suppress(RuntimeError):  # the asyncio loop is already closed
-            self._loop.call_soon_threadsafe(self._fan_out, data)
-        return True
+        """Store ``data`` durably and hand it to the subscribers; True if it was new."""
+        return self._deliver_many([data])[0]
 
-    def _fan_out(self, data: bytes) -> None:
-        for queue in self._queues:
-            queue.put_nowait(data)
+    def _deliver_many(self, batch: list[bytes]) -> list[bool]:
+        """Store ``batch`` durably in one transaction (dropping duplicates by message id), then
+        hand the new messages to the subscribers on the asyncio loop. Runs in a worker
+        thread."""
+        fits = [len(data) <= _MAX_FRAME for data in batch]
+        added = iter(self.store.add_many([d for d, ok in zip(batch, fits, strict=True) if ok]))
+        new = [ok and next(added) for ok in fits]
+        fresh = [d for d, is_new in zip(batch, new, strict=True) if is_new]
+        with self._count_lock:
+            self.delivered_count += len(fresh)
+            self.duplicates_dropped += sum(1 for ok, is_new in zip(fits, new, strict=True)
+                                           if ok and not is_new)
+        if fresh:
+            with contextlib.suppress(RuntimeError):  # the asyncio loop is already closed
+                self._loop.call_soon_threadsafe(self._fan_out, fresh)
+        return new
+
+    def _fan_out(self, fresh: list[bytes]) -> None:
+        for data in fresh:
+            for queue in self._queues:
+                queue.put_nowait(data)

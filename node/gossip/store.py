@@ -78,14 +78,20 @@ class GossipStore:
     def add(self, data: bytes) -> bool:
         """Store ``data`` durably; True if it was new, False if already stored (same
         ``sha256``). Raises ValueError for a message larger than ``max_message_bytes``."""
-        data = bytes(data)
-        if len(data) > self.max_message_bytes:
-            raise ValueError(f"message of {len(data)} bytes exceeds the store's limit of "
-                             f"{self.max_message_bytes}")
+        return self.add_many([data])[0]
+
+    def add_many(self, messages: list[bytes]) -> list[bool]:
+        """Store ``messages`` in one transaction (one fsync: a group commit); for each, True
+        if it was new. Nothing is stored if one is larger than ``max_message_bytes``."""
+        batch = [bytes(m) for m in messages]
+        for data in batch:
+            if len(data) > self.max_message_bytes:
+                raise ValueError(f"message of {len(data)} bytes exceeds the store's limit of "
+                                 f"{self.max_message_bytes}")
         with write_transaction(self._conn, self._lock):
-            cursor = self._conn.execute("INSERT OR IGNORE INTO messages (id, data) VALUES (?, ?)",
-                                        (hashlib.sha256(data).digest(), data))
-            return cursor.rowcount == 1
+            return [self._conn.execute(
+                "INSERT OR IGNORE INTO messages (id, data) VALUES (?, ?)",
+                (hashlib.sha256(data).digest(), data)).rowcount == 1 for data in batch]
 
     def contains(self, message_id: bytes) -> bool:
         with self._lock:
