@@ -161,3 +161,17 @@ def test_resume_refuses_another_network_and_missing_state(case: Case, tmp_path: 
     (tmp_path / "junk.sqlite").write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(LightClientStateError, match="not a light-client database"):
         LightClient.resume(case.config, tmp_path / "junk.sqlite")
+
+
+def test_light_client_data_of_an_unsupported_fork_is_refused_by_name() -> None:
+    from node.chain.beacon.config import SEPOLIA
+    from node.chain.beacon.sync_protocol import is_valid_light_client_header
+
+    gloas = SEPOLIA.fork("gloas")
+    header_type = light_client_types("fulu", "mainnet").LightClientHeader
+    header = header_type.default()
+    header = dataclasses.replace(header, beacon=dataclasses.replace(
+        header.beacon, slot=gloas.epoch * SEPOLIA.preset.slots_per_epoch))
+    with pytest.raises(UpdateRejected, match="gloas fork, whose light-client data is not "
+                                             "supported"):
+        is_valid_light_client_header(SEPOLIA, header)

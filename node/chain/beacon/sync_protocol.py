@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from node.chain.beacon import bls
-from node.chain.beacon.config import NetworkConfig
+from node.chain.beacon.config import FORK_NAMES, NetworkConfig
 from node.chain.beacon.containers import (
     CURRENT_SYNC_COMMITTEE_GINDEX,
     CURRENT_SYNC_COMMITTEE_GINDEX_ELECTRA,
@@ -56,7 +56,7 @@ from node.chain.errors import VerificationError
 
 GENESIS_SLOT = 0
 ZERO_ROOT = bytes(32)
-FORK_ORDER = ("phase0", "altair", "bellatrix", "capella", "deneb", "electra", "fulu")
+FORK_ORDER = FORK_NAMES
 
 
 class UpdateRejected(VerificationError):
@@ -100,8 +100,17 @@ def compute_sync_committee_period_at_slot(config: NetworkConfig, slot: int) -> i
     return compute_epoch_at_slot(config, slot) // config.preset.epochs_per_sync_committee_period
 
 
+LIGHT_CLIENT_FORKS = frozenset(("altair", "bellatrix", "capella", "deneb", "electra", "fulu"))
+
+
 def _fork_of_slot(config: NetworkConfig, slot: int) -> str:
-    return config.fork_at_epoch(compute_epoch_at_slot(config, slot)).name
+    """The fork of ``slot``; a fork whose light-client data this module does not implement
+    (phase0 has none; Gloas changes the execution payload's place) is refused, not guessed."""
+    fork = config.fork_at_epoch(compute_epoch_at_slot(config, slot)).name
+    if fork not in LIGHT_CLIENT_FORKS:
+        raise _reject("fork", f"slot {slot} is in {config.name}'s {fork} fork, whose "
+                              f"light-client data is not supported (supported: altair to fulu)")
+    return fork
 
 
 def get_lc_execution_root(config: NetworkConfig, header: LightClientHeader) -> bytes:
