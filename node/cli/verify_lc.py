@@ -1,0 +1,111 @@
+"""``orbital verify lc``: the work behind the parser in :mod:`node.cli.verify` (which
+describes the command); imported only when it runs (BLS, SSZ)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from node.chain.beacon import api
+from node.chain.beacon.config import NetworkConfig, network
+from node.chain.beacon.containers import FORKS
+from node.chain.beacon.store import DAY, ExecutionHead, LightClient
+from node.chain.errors import MalformedInputError
+from node.cli.verify import _emit, _guard, _hex
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _read(path: str) -> tuple[bytes, api.Encoding]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise MalformedInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise MalformedInputError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    encoding: api.Encoding = "json" if data.lstrip()[:1] in (b"{", b"[") else "ssz"
+    return data, encoding
+
+
+def _single(config: NetworkConfig, kind: api.Kind, path: str) -> Any:
+    """A single object from a file: JSON names its fork; bare SSZ is tried as each
+    light-client fork, newest first, and must be the fork of its own slot."""
+    body, encoding = _read(path)
+    if encoding == "json":
+        return api.decode_object(config, kind, body, encoding="json", endpoint=path)
+    errors = []
+    for fork in reversed(FORKS):
+        try:
+            return api.decode_object(config, kind, body, encoding="ssz", fork=fork,
+                                     endpoint=path)
+        except MalformedInputError as exc:
+            errors.append(f"{fork}: {exc}")
+    raise MalformedInputError(f"{path}: not an SSZ {kind} of any light-client fork "
+                              f"({errors[0]})")
+
+
+def _head(head: ExecutionHead | None) -> str:
+    if head is None:
+        return "no execution payload (pre-Capella header)"
+    return (f"execution block {head.block_number} {_hex(head.block_hash)} stateRoot "
+            f"{_hex(head.state_root)} (beacon slot {head.slot})")
+
+
+def run(args: argparse.Namespace) -> int:
+    def work() -> int:
+        config = network(args.network)
+        bootstrap = _single(config, "LightClientBootstrap", args.bootstrap)
+        updates = []
+        for path in args.updates:
+            body, encoding = _read(path)
+            updates += api.decode_updates(config, body, encoding=encoding, endpoint=path)
+        updates.sort(key=lambda u: (u.attested_header.beacon.slot, u.signature_slot))
+        finality = _single(config, "LightClientFinalityUpdate", args.finality) \
+            if args.finality else None
+        optimistic = _single(config, "LightClientOptimisticUpdate", args.optimistic) \
+            if args.optimistic else None
+
+        anchored = args.checkpoint is not None
+        trusted = args.checkpoint if anchored else bootstrap.header.beacon.hash_tree_root()
+        now = args.now
+        clock = (lambda: now) if now is not None else None
+        options: dict[str, Any] = {"max_checkpoint_age": args.max_checkpoint_age * DAY}
+        if clock is not None:
+            options["clock"] = clock
+        client = LightClient.bootstrap(config, trusted, bootstrap, args.store, **options)
+        with client:
+            for update in updates:
+                client.process_update(update)
+            if finality is not None:
+                client.process_finality_update(finality)
+            if optimistic is not None:
+                client.process_optimistic_update(optimistic)
+            final, optimistic_head = client.finalized_execution, client.optimistic_execution
+            store = client.store
+        report = {
+            "verified": True,
+            "network": config.name,
+            "checkpoint": _hex(trusted),
+            "checkpointTrusted": anchored,
+            "updates": len(updates),
+            "finalized": {"beaconSlot": store.finalized_header.beacon.slot,
+                          "beaconRoot": _hex(store.finalized_header.beacon.hash_tree_root()),
+                          "execution": final.as_dict() if final else None},
+            "optimistic": {"beaconSlot": store.optimistic_header.beacon.slot,
+                           "beaconRoot": _hex(store.optimistic_header.beacon.hash_tree_root()),
+                           "execution": optimistic_head.as_dict() if optimistic_head else None},
+        }
+        lines = [
+            f"checkpoint {_hex(trusted)} "
+            + ("(trusted, --checkpoint)" if anchored else
+               "(NOT anchored: the bootstrap's own root; pass --checkpoint ROOT)"),
+            f"{len(updates)} update(s)"
+            + (", a finality update" if finality is not None else "")
+            + (", an optimistic update" if optimistic is not None else "")
+            + f" verified on {config.name}",
+            f"verified finalized: {_head(final)}",
+            f"verified optimistic: {_head(optimistic_head)}",
+        ]
+        return _emit(args, report, lines)
+    return _guard(args, work)
