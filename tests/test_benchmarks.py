@@ -42,3 +42,26 @@ def test_gossip_benchmark_quick_run_reports_latency_delivery_and_validation() ->
     (rate,) = report["rates"]
     assert rate["nodes"] == 5 and rate["expected"] == 5 * rate["messages"]
     assert "propagation:" in done.stderr  # progress goes to stderr
+
+
+@pytest.mark.slow
+def test_lightclient_benchmark_quick_run_reports_times_and_bytes() -> None:
+    """About 15 s: two py_ecc verifications of a mainnet update dominate."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.lightclient", "--quick", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    rows = {row["capability"].split(" (")[0] + row["capability"].split(")")[-1]: row
+            for row in report["rows"]}
+    update = rows["LightClientUpdate: cached keys"]
+    finality = rows["LightClientFinalityUpdate: cached keys"]
+    for row in (update, finality):
+        assert row["unit"] == "ms/update" and 0 < row["ours"] < row["baseline"]
+        assert row["passed"] is True  # >= 10x py_ecc
+    assert rows["LightClientUpdate: keys decoded each time"]["ours"] > update["ours"]
+    assert any(name.startswith("participants' key") for name in rows)
+    day = rows["head after 24 h offline, 1 period boundary"]
+    assert day["unit"] == "kB" and day["ours"] < 30 and day["ratio"] > 100
+    head = rows["head after 1 h offline, no period boundary"]
+    assert head["ours"] < 2.5 and head["baseline"] > head["ours"]
+    assert {span["name"] for span in report["spans"]} == {"1 h", "24 h", "7 days"}
