@@ -5,11 +5,13 @@ link was down arrives when it returns, because the node dials at AOS and catches
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 
 import pytest
 
-from node.gossip import GossipNode
+from node.gossip import GossipConfig, GossipNode
 from node.gossip.contacts import dial_on_contacts
 from sim_link.clock import PlanClock
 from sim_link.plan import Contact, ContactPlan
@@ -91,3 +93,56 @@ async def test_attestations_missed_during_los_arrive_after_aos(nodes: list[Gossi
         assert emu.counts["accepted"] >= 2
     finally:
         await emu.stop()
+
+
+FAST = GossipConfig(publish_rate=200.0)
+
+
+async def _burst_over_slow_link(nodes: list[GossipNode], config: GossipConfig,
+                                count: int) -> tuple[GossipNode, set[bytes], set[bytes]]:
+    """Publish ``count`` attestations at once (paced at 200/s) from A to B over a 256 kbit/s
+    link, a fifth of what that rate needs: once yamux's 256 KiB window is in flight, A's
+    writes block and its per-peer queue fills. Return A, what was sent, what B delivered."""
+    a = await GossipNode.start(key_seed="slow A", validator=make_validator(), config=config)
+    b = await GossipNode.start(key_seed="slow B", validator=make_validator(), config=config)
+    nodes += [a, b]
+    inbox = b.subscribe()
+    clock = PlanClock(T0, 1.0)
+    plan = ContactPlan((Contact("SATB", "SATA", T0 - 1, T0 + 3600, 256e3, 256e3,
+                                ((T0 - 1, 0.002),)),), "slow")
+    host, port = a.listen_addr.split("/")[2], int(a.listen_addr.split("/")[4])
+    emu = LinkEmulator(plan, "SATB-SATA", ("127.0.0.1", 0), (host, port), clock)
+    await emu.start()
+    nodes_stop = emu.stop
+    try:
+        await b.connect(f"/ip4/127.0.0.1/tcp/{emu.port}/p2p/{a.peer_id}")
+        async with asyncio.timeout(TIMEOUT):
+            while b.peer_id not in await a.mesh_peers():
+                await asyncio.sleep(0.05)
+        sent = {attestation(i % 3, epoch=1000 + i) for i in range(count)}
+        await asyncio.gather(*(a.publish(data) for data in sent))
+        got: set[bytes] = set()
+        with contextlib.suppress(TimeoutError):  # until all came, or nothing for 5 s
+            while len(got) < count:
+                got.add(await asyncio.wait_for(inbox.get(), 5.0))
+        return a, sent, got
+    finally:
+        await nodes_stop()
+
+
+@pytest.mark.slow
+async def test_a_slow_link_slows_the_publisher_instead_of_losing_messages(
+        nodes: list[GossipNode]) -> None:
+    a, sent, got = await _burst_over_slow_link(nodes, FAST, 800)
+    assert got == sent
+    assert not a.dropped_rpcs and a.backpressure_timeouts == 0
+
+
+@pytest.mark.slow
+async def test_without_backpressure_the_same_burst_is_dropped(
+        nodes: list[GossipNode]) -> None:
+    """The control for the test above: py-libp2p's 32-RPC queue drops what does not fit."""
+    unchecked = dataclasses.replace(FAST, queue_high_water=10**9)
+    a, sent, got = await _burst_over_slow_link(nodes, unchecked, 800)
+    assert a.dropped_rpcs.get(("queue_full", "publish"), 0) > 0
+    assert len(got) < len(sent)
