@@ -142,7 +142,8 @@ CORRUPTIONS: dict[str, tuple[str, Any, int, str]] = {
         2, "is not a G2 point"),
     "finality signature, another valid one": ("finality", lambda d, f: d["data"]
                                               ["sync_aggregate"].update(
-        sync_committee_signature=_other_signature(f)), 1, "sync_committee_signature: not the"),
+        sync_committee_signature=_other_signature(f)), 1,
+        "finality update (attested slot 112): sync_aggregate.sync_committee_signature: not the"),
     "finality branch": ("finality", lambda d, f: d["data"]["finality_branch"].__setitem__(
         1, _flip_hex(d["data"]["finality_branch"][1])), 1, "finality_branch: does not prove"),
     "finalized execution block hash": ("finality", lambda d, f: d["data"]["finalized_header"]
@@ -152,7 +153,8 @@ CORRUPTIONS: dict[str, tuple[str, Any, int, str]] = {
                                        "finalized_header.execution_branch"),
     "optimistic participation": ("optimistic", lambda d, f: d["data"]["sync_aggregate"].update(
         sync_committee_bits=_flip_hex(d["data"]["sync_aggregate"]["sync_committee_bits"], 3)),
-        1, "sync_committee_signature: not the signature of the 28 participating"),
+        1, "optimistic update (attested slot 129): sync_aggregate.sync_committee_signature: "
+           "not the signature of the 28 participating"),
     "bootstrap committee key": ("bootstrap", lambda d, f: d["data"]["current_sync_committee"]
                                 ["pubkeys"].reverse(), 1, "current_sync_committee_branch"),
 }

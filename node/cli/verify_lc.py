@@ -10,6 +10,7 @@ from node.chain.beacon import api
 from node.chain.beacon.config import NetworkConfig, network
 from node.chain.beacon.containers import FORKS
 from node.chain.beacon.store import DAY, ExecutionHead, LightClient
+from node.chain.beacon.sync_protocol import UpdateRejected
 from node.chain.errors import MalformedInputError
 from node.cli.verify import _emit, _guard, _hex
 
@@ -45,6 +46,16 @@ def _single(config: NetworkConfig, kind: api.Kind, path: str) -> Any:
                               f"({errors[0]})")
 
 
+def _named(what: str, update: Any, process: Any) -> None:
+    """``process(update)``; a refusal names the update (which one, its attested slot)."""
+    try:
+        process(update)
+    except UpdateRejected as exc:
+        where = f"{what} (attested slot {update.attested_header.beacon.slot})"
+        raise UpdateRejected(f"{where}: {exc.field}", exc.claimed, exc.computed,
+                             reason=exc.reason) from None
+
+
 def _head(head: ExecutionHead | None) -> str:
     if head is None:
         return "no execution payload (pre-Capella header)"
@@ -75,12 +86,12 @@ def run(args: argparse.Namespace) -> int:
             options["clock"] = clock
         client = LightClient.bootstrap(config, trusted, bootstrap, args.store, **options)
         with client:
-            for update in updates:
-                client.process_update(update)
+            for index, update in enumerate(updates, 1):
+                _named(f"update {index} of {len(updates)}", update, client.process_update)
             if finality is not None:
-                client.process_finality_update(finality)
+                _named("finality update", finality, client.process_finality_update)
             if optimistic is not None:
-                client.process_optimistic_update(optimistic)
+                _named("optimistic update", optimistic, client.process_optimistic_update)
             final, optimistic_head = client.finalized_execution, client.optimistic_execution
             store = client.store
         report = {
