@@ -51,7 +51,9 @@ from node.chain.beacon.containers import MINIMAL, light_client_types
 from node.chain.beacon.ssz import Container
 from node.chain.errors import ChainError, MalformedInputError
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "consensus-light-client"
+from vectors import vector_path
+
+VECTORS = vector_path("consensus-light-client")
 CASES = sorted(VECTORS.glob("minimal/*/sync/pyspec_tests/*"))
 PREFIX = "/eth/v1/beacon/light_client"
 

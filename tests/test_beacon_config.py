@@ -32,7 +32,9 @@ from node.chain.beacon.config import (
 from node.chain.beacon.containers import MINIMAL, compute_fork_digest, light_client_types
 from node.chain.errors import MalformedInputError
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "consensus-light-client"
+from vectors import vector_path
+
+VECTORS = vector_path("consensus-light-client")
 CASES = sorted(VECTORS.glob("minimal/*/sync/pyspec_tests/*"))
 
 

@@ -22,7 +22,9 @@ from node.chain.beacon.store import (
 )
 from node.chain.beacon.sync_protocol import UpdateRejected
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "consensus-light-client"
+from vectors import vector_path
+
+VECTORS = vector_path("consensus-light-client")
 CASE = VECTORS / "minimal" / "deneb" / "sync" / "pyspec_tests" / "light_client_sync"
 
 

@@ -22,7 +22,9 @@ from node.chain.beacon.sync_protocol import (
     process_light_client_update,
 )
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "consensus-light-client"
+from vectors import vector_path
+
+VECTORS = vector_path("consensus-light-client")
 CASES = sorted(VECTORS.glob("minimal/*/sync/pyspec_tests/*"))
 
 

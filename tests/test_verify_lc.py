@@ -18,7 +18,9 @@ from node.chain.beacon.config import NetworkConfig
 from node.chain.beacon.containers import light_client_types
 from node.cli.main import main
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "consensus-light-client"
+from vectors import vector_path
+
+VECTORS = vector_path("consensus-light-client")
 CASE = VECTORS / "minimal" / "deneb" / "sync" / "pyspec_tests" / "light_client_sync"
 META = yaml.safe_load((CASE / "meta.yaml").read_text())
 STEPS = [s["process_update"] for s in yaml.safe_load((CASE / "steps.yaml").read_text())[:4]]
