@@ -475,8 +475,10 @@ def main(argv: list[str] | None = None) -> int:
         "latency: node 0 reads the publish command -> the last node delivers it to its "
         "application (CLOCK_MONOTONIC across processes); baseline: the same messages to all "
         "of node 0's direct neighbours (1 hop)",
-        "sent rates achieved: " + ", ".join(f"{r.rate:g} -> {r.sent_rate:.1f}/s"
-                                            for r in results),
+        "publish commands sent to node 0: " + ", ".join(f"{r.rate:g} -> {r.sent_rate:.1f}/s"
+                                                        for r in results)
+        + "; above what the peers absorb, node 0 holds them back (backpressure), which shows "
+          "as latency, not loss",
         (f"highest rate with every message at every node: {max(lossless):g} msg/s; also with "
          f"p99 < {SUSTAINED_P99_MS:g} ms: {max(sustained, default=0):g} msg/s")
         if lossless else "no rate tried was loss-free",
