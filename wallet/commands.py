@@ -48,7 +48,6 @@ naming the check and its values.
 from __future__ import annotations
 
 import json
-import sqlite3
 import string
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -63,7 +62,7 @@ from wallet.errors import CommandRejectedError, MalformedRequestError
 from wallet.jsondepth import json_nesting_exceeds
 from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
 from wallet.messages import typed_data_digest
-from wallet.sqlite import write_transaction
+from wallet.sqlite import open_durable, write_transaction
 
 DOMAIN_NAME = "orbital-command"
 """EIP-712 domain ``name`` of operator commands (distinct from the attestation domain)."""
@@ -535,12 +534,9 @@ class NonceStore:
     threads, or processes sharing the file -- exactly one succeeds. ``":memory:"`` gives a
     store with no history (a ground-side check of a file)."""
 
-    def __init__(self, path: str | PathLike[str], timeout: float = 30.0) -> None:
+    def __init__(self, path: str | PathLike[str]) -> None:
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, timeout=timeout, isolation_level=None,
-                                     check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = open_durable(path)
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS command_nonce ("
             " satellite_id BLOB PRIMARY KEY CHECK (length(satellite_id) = 32),"

@@ -100,7 +100,7 @@ from eth_utils import is_checksum_address
 from wallet.errors import MalformedRequestError, PolicyDeniedError, WalletError
 from wallet.hashing import checksum_address, keccak256
 from wallet.messages import personal_message_digest, typed_data_digest
-from wallet.sqlite import write_transaction
+from wallet.sqlite import open_durable, write_transaction
 
 POLICY_VERSION = 1
 """The ``version`` a policy file must declare."""
@@ -1269,10 +1269,7 @@ class PolicyLedger:
         self.signing_lock = threading.RLock()
         """Held by the signing path across evaluate -> sign -> record_signed."""
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                     check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = open_durable(self.path)
         with self._transaction():
             for statement in _LEDGER_SCHEMA.split(";"):
                 if statement.strip():

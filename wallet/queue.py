@@ -8,10 +8,11 @@ acknowledged by an RPC (``mark_sent``).
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from wallet.sqlite import open_durable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS queued (
@@ -41,10 +42,7 @@ class SignedQueue:
     """A durable queue of signed raw transactions."""
 
     def __init__(self, path: str | Path) -> None:
-        self._db = sqlite3.connect(Path(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_durable(Path(path), _SCHEMA)
 
     def close(self) -> None:
         """Close the database."""

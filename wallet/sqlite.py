@@ -1,5 +1,7 @@
-"""The write transaction every durable store in orbital uses (audit log, policy ledger,
-command nonces, equivocation evidence, header store)."""
+"""The SQLite plumbing every durable store in orbital shares: :func:`open_durable` (how a
+store's database is opened) and :func:`write_transaction` (how it is written: audit log,
+policy ledger, command nonces, signed-tx queue, equivocation evidence, header store, gossip
+store, light-client store)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from os import PathLike
 
 
 @contextmanager
@@ -24,3 +27,22 @@ def write_transaction(conn: sqlite3.Connection,
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+
+def open_durable(path: str | PathLike[str], schema: str = "") -> sqlite3.Connection:
+    """A connection for a store whose commits must survive a crash or ``kill -9``: autocommit
+    mode (transactions through :func:`write_transaction`), WAL (except in memory),
+    ``synchronous=FULL`` (fsync at every commit), usable from several threads (callers hold a
+    lock), ``schema`` (``CREATE ... IF NOT EXISTS`` statements) applied. Closed again if any of
+    that fails."""
+    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    try:
+        if str(path) != ":memory:":
+            conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        if schema:
+            conn.executescript(schema)
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -12,7 +12,6 @@ recorded, so a forged attestation can neither plant a "first" nor make evidence.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from dataclasses import dataclass
 from os import PathLike
@@ -20,7 +19,7 @@ from typing import Any
 
 from node.attest import codec
 from node.attest.attestation import SignedAttestation, check_signature
-from wallet.sqlite import write_transaction
+from wallet.sqlite import open_durable, write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS first_seen (
@@ -74,15 +73,7 @@ class EquivocationDetector:
     def __init__(self, path: str | PathLike[str]) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                     check_same_thread=False)
-        try:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
-        except BaseException:
-            self._conn.close()
-            raise
+        self._conn = open_durable(self.path, _SCHEMA)
 
     def close(self) -> None:
         with self._lock:

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import threading
 from os import PathLike
 
-from wallet.sqlite import write_transaction
+from wallet.sqlite import open_durable, write_transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -49,13 +48,8 @@ class GossipStore:
         self.path = str(path)
         self.max_message_bytes = max_message_bytes
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                     check_same_thread=False)
+        self._conn = open_durable(self.path, _SCHEMA)
         try:
-            if self.path != ":memory:":
-                self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
             with write_transaction(self._conn):
                 self._conn.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)",
                                    (os.urandom(16),))

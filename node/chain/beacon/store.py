@@ -37,7 +37,7 @@ from node.chain.beacon.config import NetworkConfig
 from node.chain.beacon.containers import FORKS, light_client_types
 from node.chain.beacon.ssz import Container
 from node.chain.errors import ChainError, VerificationError
-from wallet.sqlite import write_transaction
+from wallet.sqlite import open_durable, write_transaction
 
 DAY = 86400.0
 DEFAULT_MAX_CHECKPOINT_AGE = 14 * DAY
@@ -174,11 +174,7 @@ class LightClient:
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
         if path is not None:
-            self._conn = sqlite3.connect(str(path), timeout=30, isolation_level=None,
-                                         check_same_thread=False)
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=FULL")
-            self._conn.executescript(_SCHEMA)
+            self._conn = open_durable(path, _SCHEMA)
 
     # -- construction ------------------------------------------------------------------
 
