@@ -1,7 +1,12 @@
-"""Attestations for the gossip tests: fixed domain, model and task, three registered
-signers, a forger, and the forgeries every validator must reject."""
+"""Shared by the gossip tests: attestations (fixed domain, model and task, three registered
+signers, a forger, and the forgeries every validator must reject) and :func:`until`."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
 
 from contracts import eip712
 from node.attest import StaticRegistry, attest, encode
@@ -45,3 +50,13 @@ def forgeries() -> dict[str, bytes]:
         "garbage": b"\x01not an attestation",
         "truncated": bytes(good[:-1]),
     }
+
+
+async def until(predicate: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """Poll ``predicate`` (cheap, local state) until true; fail after ``timeout``."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        pytest.fail(f"timed out waiting for {what}")

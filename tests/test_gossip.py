@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -28,19 +28,10 @@ from gossip_attestations import (
     attestation,
     forgeries,
     make_validator,
+    until,
 )
 
 TIMEOUT = 20.0
-
-
-async def until(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll ``predicate`` (cheap, local state) until true; fail after ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
 
 
 async def wait_mesh(pairs: list[tuple[GossipNode, GossipNode]]) -> None:

@@ -29,7 +29,7 @@ from node.attest.codec import message_id
 from node.gossip import AttestationValidator, GossipConfig, GossipNode
 
 from gossip_attestations import attestation as make_attestation
-from gossip_attestations import forgeries, make_validator
+from gossip_attestations import forgeries, make_validator, until
 from js_gossip_peer import JsPeer, JsPeerError, JsPeerMissingError
 
 pytestmark = pytest.mark.slow
@@ -46,16 +46,6 @@ def validator_of(node: GossipNode) -> AttestationValidator:
     v = node._validator
     assert isinstance(v, AttestationValidator)
     return v
-
-
-async def until(predicate: Callable[[], object], what: str, timeout: float = TIMEOUT) -> None:
-    """Poll ``predicate`` (cheap, local state) until true; fail after ``timeout``."""
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.02)
-    except TimeoutError:
-        pytest.fail(f"timed out waiting for {what}")
 
 
 async def until_async(predicate: Callable[[], object], what: str,
