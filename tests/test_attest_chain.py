@@ -24,6 +24,7 @@ from node.attest import (
     encode,
     verify_attestation,
 )
+from node.attest.attestation import attestation_only_policy
 from wallet.audit import AuditLog
 from wallet.onboard import OnboardSigner
 from wallet.policy import PolicyLedger, parse_policy
@@ -74,18 +75,8 @@ def test_gossiped_certificate_is_accepted(sc: Scenario) -> None:
 
 def test_onboard_signed_attestation_counts_on_chain(sc: Scenario, tmp_path: Path) -> None:
     """One satellite signs through its on-board policy + audit path."""
-    policy = parse_policy(f"""version = 1
-chain_id = {sc.chain_id}
-[limits]
-per_transaction = 0
-per_24h = 0
-[fees]
-max_total_fee = "0.01 ether"
-[[messages.typed_data]]
-name = "OrbitalTaskAttestations"
-chain_id = {sc.chain_id}
-verifying_contract = "{sc.deployment.attestations}"
-""".encode())
+    policy = parse_policy(attestation_only_policy(sc.chain_id,
+                                                  sc.deployment.attestations).encode())
     audit = AuditLog(tmp_path / "audit.sqlite", labelled_signer("audit"))
     with audit:
         onboard = OnboardSigner(key(sc.satellites[0]), policy,

@@ -148,6 +148,26 @@ def attest(result: eip712.TaskResult, signer: Any, chain_id: int,
     return att
 
 
+def attestation_only_policy(chain_id: int, contract: bytes | str) -> str:
+    """The TOML of a wallet policy (``configs/policy.example.toml`` explains every rule) under
+    which a satellite signs ``TaskResult`` attestations for TaskAttestations at ``contract``
+    on ``chain_id`` and nothing else: no value may leave, no other typed data is signed."""
+    address = "0x" + as_address(contract).hex()
+    return f"""version = 1
+chain_id = {chain_id}
+[limits]
+per_transaction = 0
+per_24h = 0
+[fees]
+max_total_fee = "0.01 ether"
+[[messages.typed_data]]
+name = "{eip712.DOMAIN_NAME}"
+chain_id = {chain_id}
+verifying_contract = "{address}"
+primary_types = ["TaskResult"]
+"""
+
+
 # --------------------------------------------------------------------------- verifying
 
 Recover = Callable[[bytes, bytes], bytes]

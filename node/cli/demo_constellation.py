@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from contracts import eip712
 from node.attest import Cosigner, StaticRegistry, attest, encode
+from node.attest.attestation import attestation_only_policy
 from node.attest.certificate import Task as PostedTask
 from node.gossip import AttestationService, AttestationValidator, GossipConfig, GossipNode
 from node.gossip.host import GossipError
@@ -34,20 +34,6 @@ CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 SATELLITES = 3
 EXPECTED = Path(qmodel.__file__).parent / "expected"
 TILES = 8
-POLICY = f"""
-version = 1
-chain_id = {CHAIN_ID}
-[limits]
-per_transaction = 0
-per_24h = 0
-[fees]
-max_total_fee = "0.01 ether"
-[[messages.typed_data]]
-name = "{eip712.DOMAIN_NAME}"
-chain_id = {CHAIN_ID}
-verifying_contract = "{CONTRACT}"
-primary_types = ["TaskResult"]
-"""
 
 
 def run_constellation_demo(directory: Path, say: Callable[[str], None]) -> bool:
@@ -59,7 +45,7 @@ async def _demo(directory: Path, say: Callable[[str], None]) -> bool:
     model = qmodel.load()
     inputs = (EXPECTED / "digits-inputs.bin").read_bytes()
     task = Task.create(model.model_hash, inputs[: 64 * TILES], nonce=int(time.time()))
-    (directory / "policy.toml").write_text(POLICY)
+    (directory / "policy.toml").write_text(attestation_only_policy(CHAIN_ID, CONTRACT))
     policy = load_policy(directory / "policy.toml", pin_policy(directory / "policy.toml"))
     signers = []
     for i in range(SATELLITES):
