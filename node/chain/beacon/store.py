@@ -37,6 +37,7 @@ from node.chain.beacon.config import NetworkConfig
 from node.chain.beacon.containers import FORKS, light_client_types
 from node.chain.beacon.ssz import Container
 from node.chain.errors import ChainError, VerificationError
+from node.chain.header_store import Checkpoint
 from wallet.sqlite import open_durable, write_transaction
 
 DAY = 86400.0
@@ -69,6 +70,12 @@ class ExecutionHead:
     block_number: int
     block_hash: bytes
     state_root: bytes
+
+    def checkpoint(self) -> Checkpoint:
+        """The trusted execution block as a :class:`~node.chain.header_store.HeaderStore`
+        checkpoint: execution headers are then hash-linked from it, and proofs
+        (:func:`~node.chain.proof.verify_account_proof`) checked against ``state_root``."""
+        return Checkpoint(self.block_number, self.block_hash)
 
     def as_dict(self) -> dict[str, Any]:
         return {"slot": self.slot, "blockNumber": self.block_number,
