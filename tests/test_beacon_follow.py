@@ -5,7 +5,11 @@ head's execution block; a server that lies stops it with the failed check named.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sys
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +23,7 @@ from node.chain.beacon.sync_protocol import UpdateRejected
 from beacon_sim import BeaconChainSim, SimClock, sim_network
 
 PREFIX = "/eth/v1/beacon/light_client"
+REPO = Path(__file__).resolve().parents[1]
 CONFIG = sim_network({"altair": 0, "bellatrix": 0, "capella": 0, "deneb": 2})
 CHECKPOINT_SLOT = 40          # period 0 (64 slots per period in the minimal preset)
 HEAD_SLOT = 300               # period 4
@@ -54,6 +59,14 @@ class Server:
                 for p in range(start, min(start + count, head_period + 1))]
         return web.json_response(body)
 
+    async def bootstrap(self, request: web.Request) -> web.Response:
+        self.log.append("bootstrap")
+        if request.match_info["root"] != "0x" + self.sim.root(CHECKPOINT_SLOT).hex():
+            raise web.HTTPNotFound(text="no bootstrap for that block")
+        bootstrap = self.sim.bootstrap(CHECKPOINT_SLOT)
+        return web.json_response({"version": self.sim.fork(CHECKPOINT_SLOT),
+                                  "data": bootstrap.to_json()})
+
     async def finality(self, request: web.Request) -> web.Response:
         self.log.append("finality")
         return web.json_response(_versioned(self.sim, self.sim.finality_update(HEAD_SLOT - 1)))
@@ -69,6 +82,7 @@ async def serve() -> AsyncIterator[Callable[[Server], Any]]:
 
     async def start(server: Server) -> str:
         app = web.Application()
+        app.router.add_get(PREFIX + "/bootstrap/{root}", server.bootstrap)
         app.router.add_get(PREFIX + "/updates", server.updates)
         app.router.add_get(PREFIX + "/finality_update", server.finality)
         app.router.add_get(PREFIX + "/optimistic_update", server.optimistic)
@@ -134,3 +148,75 @@ async def test_a_lying_server_stops_the_catch_up(sim: BeaconChainSim, serve: Any
         with pytest.raises(UpdateRejected, match="sync_committee_signature"):
             await catch_up(client, api)
     assert client.store == before  # nothing of the lie was applied
+
+
+def write_network(directory: Path) -> str:
+    """The simulated network as a consensus ``config.yaml`` (+ its genesis validators root)
+    for ``--network``."""
+    lines = ["PRESET_BASE: 'minimal'", "CONFIG_NAME: 'sim'",
+             f"GENESIS_TIME: {CONFIG.genesis_time}",
+             f"SECONDS_PER_SLOT: {CONFIG.seconds_per_slot}"]
+    for fork in CONFIG.forks:
+        key = "GENESIS" if fork.name == "phase0" else fork.name.upper()
+        lines.append(f"{key}_FORK_VERSION: 0x{fork.version.hex()}")
+        if fork.name != "phase0":
+            lines.append(f"{key}_FORK_EPOCH: {fork.epoch}")
+    (directory / "config.yaml").write_text("\n".join(lines) + "\n")
+    (directory / "genesis_validators_root.txt").write_text(
+        "0x" + CONFIG.genesis_validators_root.hex())
+    return str(directory)
+
+
+async def orbital(*argv: str) -> tuple[int, str, str]:
+    """``orbital ARGV`` in its own process (the test's event loop keeps serving meanwhile)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "node.cli.main", *argv, cwd=REPO,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_orbital_node_lc_sync_bootstraps_then_resumes(
+        sim: BeaconChainSim, serve: Any, tmp_path: Path) -> None:
+    url = await serve(Server(sim))
+    net = write_network(tmp_path)
+    store = str(tmp_path / "lc.sqlite")
+    now = str(CONFIG.slot_start(HEAD_SLOT + 1))
+    common = ["node", "lc-sync", "--beacon-url", url, "--store", store, "--network", net,
+              "--now", now]
+    code, _, err = await orbital(*common)
+    assert code == 2 and "pass --checkpoint ROOT to bootstrap it" in err
+
+    root = "0x" + sim.root(CHECKPOINT_SLOT).hex()
+    code, out, err = await orbital(*common, "--checkpoint", root)
+    assert (code, err) == (0, ""), err
+    head = sim.execution_head(HEAD_SLOT)
+    assert f"bootstrapped from {root} on sim" in out
+    assert "5 update(s) in 3 request(s)" in out  # updates, finality, optimistic
+    assert (f"verified optimistic: execution block {head.block_number} "
+            f"0x{head.block_hash.hex()}") in out
+
+    code, out, _ = await orbital(*common, "--json")
+    report = json.loads(out)
+    assert code == 0 and not report["bootstrapped"] and report["updates"] == 0
+    assert report["optimistic"]["execution"]["blockNumber"] == head.block_number
+
+    code, _, err = await orbital(*common, "--checkpoint", "0x" + "22" * 32)
+    assert code == 1 and f"was bootstrapped from {root}" in err
+
+
+async def test_orbital_node_lc_sync_refuses_a_lying_server(
+        sim: BeaconChainSim, serve: Any, tmp_path: Path) -> None:
+    def lie(update: Any) -> Any:
+        return sim.update(update.attested_header.beacon.slot,
+                          signer_period=sim.period(update.attested_header.beacon.slot) + 1)
+
+    url = await serve(Server(sim, lie))
+    code, out, err = await orbital(
+        "node", "lc-sync", "--beacon-url", url, "--store", str(tmp_path / "lc.sqlite"),
+        "--network", write_network(tmp_path), "--now", str(CONFIG.slot_start(HEAD_SLOT + 1)),
+        "--checkpoint", "0x" + sim.root(CHECKPOINT_SLOT).hex())
+    assert code == 1 and out == ""
+    assert "verification failed: sync_aggregate.sync_committee_signature" in err
+    assert len(err.splitlines()) == 1

@@ -1,9 +1,12 @@
 """``orbital node``: the satellite node's own tools.
 
-``gossip-bench`` runs the attestation gossip benchmark (``benchmarks/gossip.py``): node
-processes on 127.0.0.1 in a ring with chords, propagation latency p50/p99 to all of them and
-delivery at each publish rate, then attestations validated per second (coincurve recovery
-against eth-account's). Progress goes to stderr, the table (or ``--json``) to stdout.
+``lc-sync`` brings a persistent beacon light client up to the chain's head from a Beacon API
+server it does not trust (bootstrapping from a trusted block root the first time) and prints
+the execution block it proves. ``gossip-bench`` runs the attestation gossip benchmark
+(``benchmarks/gossip.py``): node processes on 127.0.0.1 in a ring with chords, propagation
+latency p50/p99 to all of them and delivery at each publish rate, then attestations
+validated per second (coincurve recovery against eth-account's). Progress goes to stderr,
+the table (or ``--json``) to stdout.
 """
 
 from __future__ import annotations
@@ -11,14 +14,41 @@ from __future__ import annotations
 import argparse
 
 from node.cli.lazy import lazy
+from node.cli.verify import beacon_root, moment
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``node`` and its subcommands."""
-    parser = commands.add_parser("node", help="the node's own tools (gossip benchmark)",
+    parser = commands.add_parser("node", help="the node's own tools (light-client sync, gossip "
+                                              "benchmark)",
                                  description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+
+    p = verbs.add_parser(
+        "lc-sync", help="catch a beacon light client up from a Beacon API server",
+        description="Open the light client in --store (or bootstrap it from --checkpoint, "
+                    "fetching the bootstrap from the server), request exactly the "
+                    "sync-committee updates the gap needs, then the finality and optimistic "
+                    "updates; everything is verified before it counts. Prints the verified "
+                    "finalized and optimistic execution blocks. Exit 0 synced, 1 the server "
+                    "sent something that failed a check (named), 2 malformed input or config.")
+    p.add_argument("--beacon-url", required=True, metavar="URL",
+                   help="Beacon API base URL, e.g. http://127.0.0.1:5052")
+    p.add_argument("--store", required=True, metavar="FILE",
+                   help="the light client's SQLite file (created on first use)")
+    p.add_argument("--checkpoint", metavar="ROOT", type=beacon_root,
+                   help="trusted beacon block root (needed the first time; checked after)")
+    p.add_argument("--network", default="mainnet", metavar="NAME|CONFIG",
+                   help="mainnet (default), sepolia, hoodi, or a consensus config.yaml path")
+    p.add_argument("--encoding", choices=("ssz", "json"), default="ssz",
+                   help="response encoding to ask for (default ssz: smaller)")
+    p.add_argument("--now", metavar="TIME", type=moment,
+                   help="act as of TIME (unix seconds or ISO 8601; default: the clock)")
+    p.add_argument("--max-checkpoint-age", metavar="DAYS", type=float, default=14.0,
+                   help="refuse a checkpoint older than this when bootstrapping (default 14)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.set_defaults(run=lazy("node.cli.node_run", "_lc_sync"))
 
     p = verbs.add_parser(
         "gossip-bench", help="benchmark attestation gossip between node processes",

@@ -7,6 +7,7 @@ import importlib
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 SOURCE = Path(__file__).resolve().parents[2]
 
@@ -36,3 +37,54 @@ def _gossip_bench(args: argparse.Namespace) -> int:
     for rate in args.rate or ():
         argv += ["--rate", str(rate)]
     return int(bench.main(argv))
+
+
+def _lc_sync(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from node.chain.beacon.api import BeaconApiClient
+    from node.chain.beacon.config import network
+    from node.chain.beacon.follow import catch_up
+    from node.chain.beacon.store import DAY, LightClient, LightClientStateError
+    from node.chain.errors import MalformedInputError
+    from node.cli.verify import _emit, _guard, _hex
+    from node.cli.verify_lc import clock_of, heads_lines, heads_report
+
+    async def sync() -> tuple[LightClient, Any, bool]:
+        config = network(args.network)
+        clock = clock_of(args)
+        async with BeaconApiClient(args.beacon_url, config, encoding=args.encoding) as api:
+            fresh = not Path(args.store).exists()
+            if fresh:
+                if args.checkpoint is None:
+                    raise MalformedInputError(f"no light-client state in {args.store} yet: "
+                                              f"pass --checkpoint ROOT to bootstrap it")
+                bootstrap = await api.bootstrap(args.checkpoint)
+                client = LightClient.bootstrap(config, args.checkpoint, bootstrap, args.store,
+                                               max_checkpoint_age=args.max_checkpoint_age * DAY,
+                                               clock=clock)
+            else:
+                client = LightClient.resume(config, args.store, clock=clock)
+                if args.checkpoint is not None and args.checkpoint != client.trusted_block_root:
+                    client.close()
+                    raise LightClientStateError(
+                        f"{args.store} was bootstrapped from "
+                        f"{_hex(client.trusted_block_root)}, not {_hex(args.checkpoint)}")
+            with client:
+                done = await catch_up(client, api)
+        return client, done, fresh
+
+    def work() -> int:
+        client, done, fresh = asyncio.run(sync())
+        lines = [("bootstrapped from " if fresh else "resumed, bootstrapped from ")
+                 + f"{_hex(client.trusted_block_root)} on {client.config.name}",
+                 f"{done.updates} update(s) in {done.requests} request(s), "
+                 f"{done.bytes_received:,} bytes from {args.beacon_url}",
+                 *heads_lines(client)]
+        report = {"verified": True, "network": client.config.name,
+                  "checkpoint": _hex(client.trusted_block_root), "bootstrapped": fresh,
+                  "updates": done.updates, "requests": done.requests,
+                  "bytes": done.bytes_received, **heads_report(client)}
+        return _emit(args, report, lines)
+
+    return _guard(args, work)

@@ -106,11 +106,11 @@ def _add_lc(kinds: argparse._SubParsersAction) -> None:
     lc.add_argument("--finality", metavar="FILE", help="light_client/finality_update response")
     lc.add_argument("--optimistic", metavar="FILE",
                     help="light_client/optimistic_update response")
-    lc.add_argument("--checkpoint", metavar="ROOT", type=_root,
+    lc.add_argument("--checkpoint", metavar="ROOT", type=beacon_root,
                     help="trusted beacon block root (0x + 64 hex) the bootstrap must match")
     lc.add_argument("--network", default="mainnet", metavar="NAME|CONFIG",
                     help="mainnet (default), sepolia, hoodi, or a consensus config.yaml path")
-    lc.add_argument("--now", metavar="TIME", type=_time,
+    lc.add_argument("--now", metavar="TIME", type=moment,
                     help="verify as of TIME (unix seconds or ISO 8601, e.g. for archived data; "
                          "default: the clock)")
     lc.add_argument("--max-checkpoint-age", metavar="DAYS", type=float, default=14.0,
@@ -122,7 +122,7 @@ def _add_lc(kinds: argparse._SubParsersAction) -> None:
     lc.set_defaults(run=lazy("node.cli.verify_lc", "run"))
 
 
-def _root(text: str) -> bytes:
+def beacon_root(text: str) -> bytes:
     raw = text.removeprefix("0x")
     if len(raw) != 64:
         raise argparse.ArgumentTypeError(f"want a 32-byte 0x-hex root, got {text!r}")
@@ -132,18 +132,18 @@ def _root(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"want a 32-byte 0x-hex root, got {text!r}") from None
 
 
-def _time(text: str) -> float:
+def moment(text: str) -> float:
     try:
         return float(text)
     except ValueError:
         pass
     try:
-        moment = datetime.datetime.fromisoformat(text)
+        when = datetime.datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"want unix seconds or ISO 8601, got {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return when.timestamp()
 
 
 def _checkpoint(text: str) -> Checkpoint:

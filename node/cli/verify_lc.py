@@ -4,6 +4,8 @@ describes the command); imported only when it runs (BLS, SSZ)."""
 from __future__ import annotations
 
 import argparse
+import time
+from collections.abc import Callable
 from typing import Any
 
 from node.chain.beacon import api
@@ -15,6 +17,12 @@ from node.chain.errors import MalformedInputError
 from node.cli.verify import _emit, _guard, _hex
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def clock_of(args: argparse.Namespace) -> Callable[[], float]:
+    """The wall clock, or the fixed time of ``--now``."""
+    now = args.now
+    return time.time if now is None else (lambda: now)
 
 
 def _read(path: str) -> tuple[bytes, api.Encoding]:
@@ -56,6 +64,24 @@ def _named(what: str, update: Any, process: Any) -> None:
                              reason=exc.reason) from None
 
 
+def heads_report(client: LightClient) -> dict[str, Any]:
+    """The finalized and optimistic heads of ``client`` for ``--json``."""
+    out: dict[str, Any] = {}
+    for name, header, head in (
+            ("finalized", client.store.finalized_header, client.finalized_execution),
+            ("optimistic", client.store.optimistic_header, client.optimistic_execution)):
+        out[name] = {"beaconSlot": header.beacon.slot,
+                     "beaconRoot": _hex(header.beacon.hash_tree_root()),
+                     "execution": head.as_dict() if head else None}
+    return out
+
+
+def heads_lines(client: LightClient) -> list[str]:
+    """The finalized and optimistic heads of ``client`` as text."""
+    return [f"verified finalized: {_head(client.finalized_execution)}",
+            f"verified optimistic: {_head(client.optimistic_execution)}"]
+
+
 def _head(head: ExecutionHead | None) -> str:
     if head is None:
         return "no execution payload (pre-Capella header)"
@@ -79,12 +105,9 @@ def run(args: argparse.Namespace) -> int:
 
         anchored = args.checkpoint is not None
         trusted = args.checkpoint if anchored else bootstrap.header.beacon.hash_tree_root()
-        now = args.now
-        clock = (lambda: now) if now is not None else None
-        options: dict[str, Any] = {"max_checkpoint_age": args.max_checkpoint_age * DAY}
-        if clock is not None:
-            options["clock"] = clock
-        client = LightClient.bootstrap(config, trusted, bootstrap, args.store, **options)
+        client = LightClient.bootstrap(config, trusted, bootstrap, args.store,
+                                       max_checkpoint_age=args.max_checkpoint_age * DAY,
+                                       clock=clock_of(args))
         with client:
             for index, update in enumerate(updates, 1):
                 _named(f"update {index} of {len(updates)}", update, client.process_update)
@@ -92,21 +115,6 @@ def run(args: argparse.Namespace) -> int:
                 _named("finality update", finality, client.process_finality_update)
             if optimistic is not None:
                 _named("optimistic update", optimistic, client.process_optimistic_update)
-            final, optimistic_head = client.finalized_execution, client.optimistic_execution
-            store = client.store
-        report = {
-            "verified": True,
-            "network": config.name,
-            "checkpoint": _hex(trusted),
-            "checkpointTrusted": anchored,
-            "updates": len(updates),
-            "finalized": {"beaconSlot": store.finalized_header.beacon.slot,
-                          "beaconRoot": _hex(store.finalized_header.beacon.hash_tree_root()),
-                          "execution": final.as_dict() if final else None},
-            "optimistic": {"beaconSlot": store.optimistic_header.beacon.slot,
-                           "beaconRoot": _hex(store.optimistic_header.beacon.hash_tree_root()),
-                           "execution": optimistic_head.as_dict() if optimistic_head else None},
-        }
         lines = [
             f"checkpoint {_hex(trusted)} "
             + ("(trusted, --checkpoint)" if anchored else
@@ -115,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
             + (", a finality update" if finality is not None else "")
             + (", an optimistic update" if optimistic is not None else "")
             + f" verified on {config.name}",
-            f"verified finalized: {_head(final)}",
-            f"verified optimistic: {_head(optimistic_head)}",
         ]
+        report = {"verified": True, "network": config.name, "checkpoint": _hex(trusted),
+                  "checkpointTrusted": anchored, "updates": len(updates)}
+        report.update(heads_report(client))
+        lines += heads_lines(client)
         return _emit(args, report, lines)
     return _guard(args, work)
