@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
@@ -119,13 +120,6 @@ def find_anvil() -> Path:
     return find_foundry_tool("anvil")
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def port_is_open(port: int, host: str = "127.0.0.1") -> bool:
     """Whether something accepts TCP connections on ``host:port``."""
     try:
@@ -205,7 +199,7 @@ class Anvil:
         return self.process.poll() is None
 
     def output(self) -> str:
-        """What anvil wrote to stdout/stderr so far (little: it runs with --silent)."""
+        """What anvil wrote to stdout/stderr so far (its banner and one line per request)."""
         if self._log is None or self._log.closed:
             return ""
         self._log.seek(0)
@@ -241,59 +235,66 @@ def start_anvil(
     if not 1 <= accounts <= len(DEV_PRIVATE_KEYS):
         raise ValueError(f"accounts must be 1..{len(DEV_PRIVATE_KEYS)}, not {accounts}")
     binary = binary if binary is not None else find_anvil()
-    # The port can be taken between free_port() and anvil's bind: try a few.
-    failures: list[str] = []
-    for _attempt in range(3):
-        port = free_port()
-        log = tempfile.TemporaryFile(prefix="anvil-")  # noqa: SIM115 - Anvil.stop() closes it
-        command = [
-            str(binary),
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--chain-id", str(CHAIN_ID),
-            "--hardfork", HARDFORK,
-            "--mnemonic", DEV_MNEMONIC,
-            "--accounts", str(accounts),
-            "--silent",
-            *extra_args,
-        ]  # fmt: skip
-        process = subprocess.Popen(
-            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
-        _live.add(process)
+    # Port 0: the kernel picks a free port at anvil's own bind and anvil prints it, so no other
+    # process (a parallel test session's anvil) can take the port between choosing and binding.
+    log = tempfile.TemporaryFile(prefix="anvil-")  # noqa: SIM115 - Anvil.stop() closes it
+    command = [
+        str(binary),
+        "--host", "127.0.0.1",
+        "--port", "0",
+        "--chain-id", str(CHAIN_ID),
+        "--hardfork", HARDFORK,
+        "--mnemonic", DEV_MNEMONIC,
+        "--accounts", str(accounts),
+        *extra_args,
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=subprocess.STDOUT)
+    _live.add(process)
+    try:
+        port = _listening_port(process, log, startup_timeout)
         url = f"http://127.0.0.1:{port}"
-        try:
-            ready = _wait_ready(process, url, startup_timeout)
-        except BaseException:
-            _stop_process(process, STOP_TIMEOUT)
-            log.close()
-            raise
-        if ready:
-            node = Anvil(
-                url=url,
-                port=port,
-                process=process,
-                accounts=(),
-                private_keys=DEV_PRIVATE_KEYS[:accounts],
-                binary=binary,
-                _log=log,
-            )
-            try:
-                node.accounts = tuple(node.rpc("eth_accounts"))
-            except BaseException:
-                node.stop()
-                raise
-            return node
+        ready = port is not None and _wait_ready(process, url, startup_timeout)
+    except BaseException:
         _stop_process(process, STOP_TIMEOUT)
-        log.seek(0)
-        output = log.read().decode(errors="replace").strip()
         log.close()
-        failures.append(f"port {port}: exit code {process.returncode}: {output or '(no output)'}")
-        if "address already in use" not in output.lower():
-            break
+        raise
+    if ready:
+        node = Anvil(url=url, port=port, process=process, accounts=(),
+                     private_keys=DEV_PRIVATE_KEYS[:accounts], binary=binary, _log=log)
+        try:
+            node.accounts = tuple(node.rpc("eth_accounts"))
+        except BaseException:
+            node.stop()
+            raise
+        return node
+    _stop_process(process, STOP_TIMEOUT)
+    log.seek(0)
+    output = log.read().decode(errors="replace").strip()
+    log.close()
     raise AnvilStartError(
-        f"{binary} did not answer eth_chainId within {startup_timeout} s: " + "; ".join(failures)
+        f"{binary} did not start listening and answer eth_chainId within {startup_timeout} s "
+        f"(exit code {process.returncode}): {output[-2000:] or '(no output)'}"
     )
+
+
+_LISTENING = re.compile(rb"Listening on 127\.0\.0\.1:(\d+)")
+
+
+def _listening_port(process: subprocess.Popen[bytes], log: Any, timeout: float) -> int | None:
+    """The port in anvil's ``Listening on 127.0.0.1:PORT`` line (None if anvil exits or
+    stays silent for ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log.seek(0)
+        found = _LISTENING.search(log.read())
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            return None
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.02)
+    return None
 
 
 def _wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
