@@ -49,13 +49,17 @@ Catch-up: a node that was down misses what was gossiped meanwhile (gossipsub rep
 few-heartbeat message cache). Every node therefore commits each message it delivers to its
 :class:`~node.gossip.store.GossipStore` (SQLite, before the application sees it) and serves the
 store on a request/response stream protocol (:data:`SYNC_PROTOCOL`): the dialler asks for the
-messages after sequence number ``since`` (``uint64 since || uint32 limit``); the server answers
+messages after sequence number ``since`` of the server's store
+(``store_id[16] || uint64 since || uint32 limit || uint8 sync_back``; a ``store_id`` that is
+not the server's own means "from the start"); the server answers
 ``store_id[16] || uint32 count || uint8 more`` then ``count`` frames of
-``uint64 seq || uint16 length || message`` and closes. The dialler keeps, per peer and per
-peer ``store_id``, the highest ``seq`` it fetched (in its own store, so it survives restarts)
-and asks again while ``more`` is set. :meth:`GossipNode.connect` runs this sync after every
-dial, so a node whose links return fetches only what it missed, from each neighbour it dials;
-synced messages pass the same validator and deduplication as gossip.
+``uint64 seq || uint16 length || message`` and closes. The dialler keeps, per peer, the
+server's ``store_id`` and the highest ``seq`` it fetched (in its own store, so it survives
+restarts) and asks again while ``more`` is set. :meth:`GossipNode.connect` runs this sync after
+every dial with ``sync_back`` set, which makes the server sync from the dialler in turn: a node
+whose links return fetches only what it missed, and its neighbours fetch what they missed from
+it, whichever side dialled. Synced messages pass the same validator and deduplication as
+gossip.
 
 Duplicates: py-libp2p's seen-cache drops repeats for ``seen_ttl`` seconds; on top of that the
 store's primary key is the message id, so the application never sees the same bytes twice
