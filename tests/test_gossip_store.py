@@ -97,3 +97,22 @@ def test_acknowledged_messages_survive_sigkill(tmp_path: Path) -> None:
         have = store.all()
     assert len(have) >= acked + 1
     assert have[: acked + 1] == [b"message %d" % i for i in range(acked + 1)]
+
+
+def test_retention_keeps_the_newest_messages(tmp_path: Path) -> None:
+    with GossipStore(tmp_path / "g.sqlite", max_messages=1500) as store:
+        for i in range(2500):  # pruned when the count crosses 1000 and 2000
+            store.add(b"m%d" % i)
+        kept = store.all()
+        assert kept == [b"m%d" % i for i in range(2500 - len(kept), 2500)]
+        assert 1500 <= len(kept) < 1500 + 1000
+        assert store.last_seq() == 2500  # sequence numbers go on: peers' cursors stay valid
+        assert store.since(10, 1)[0][0] > 10
+        assert store.prune(100) == len(kept) - 100
+        assert store.all() == [b"m%d" % i for i in range(2400, 2500)]
+
+
+def test_without_a_limit_nothing_is_pruned() -> None:
+    with GossipStore() as store:
+        store.add_many([b"x%d" % i for i in range(2100)])
+        assert len(store) == 2100

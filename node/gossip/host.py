@@ -137,6 +137,7 @@ class GossipConfig:
     queue_high_water: int = 16        # publish() waits while a peer's outgoing queue is this full
     backpressure_timeout: float = 5.0  # ...for at most this long (a stuck peer), then sends
     store_path: str = ":memory:"      # the node's GossipStore (SQLite file; see store.py)
+    store_max_messages: int | None = 1_000_000  # retention (~0.4 GB of attestations)
     start_timeout: float = 15.0
     max_connections: int = 64
     sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
@@ -224,7 +225,8 @@ class GossipNode:
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self._done: asyncio.Future[None] = self._loop.create_future()
         self._queues: list[asyncio.Queue[bytes]] = []
-        self.store = GossipStore(config.store_path, max_message_bytes=_MAX_FRAME)
+        self.store = GossipStore(config.store_path, max_message_bytes=_MAX_FRAME,
+                                 max_messages=config.store_max_messages)
         self._count_lock = threading.Lock()  # counters are bumped from both threads
         self._publish_lock = asyncio.Lock()
         self._bucket = _TokenBucket(config.publish_rate, config.publish_burst)

@@ -13,6 +13,11 @@ a peer that sees a different ``store_id`` than last time knows our sequence numb
 over (new disk) and asks from zero. The cursors a node keeps for *its* peers live here too
 (:meth:`GossipStore.cursor` / :meth:`GossipStore.set_cursor`), so they survive restarts.
 
+Retention: with ``max_messages`` set, the oldest messages beyond that many are deleted as new
+ones arrive (checked every :data:`PRUNE_EVERY` additions). A pruned message is no longer
+served to peers catching up, and arriving again it would be delivered again (the
+application's own checks -- one signature per signer and task -- make that harmless).
+
 ``path=":memory:"`` gives the same store in memory (tests; nothing survives the process).
 """
 
@@ -24,6 +29,8 @@ import threading
 from os import PathLike
 
 from wallet.sqlite import open_durable, write_transaction
+
+PRUNE_EVERY = 1000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -44,9 +51,11 @@ class GossipStore:
     """Durable, deduplicated, ordered message store; thread-safe (one connection + lock)."""
 
     def __init__(self, path: str | PathLike[str] = ":memory:", *,
-                 max_message_bytes: int = 4096) -> None:
+                 max_message_bytes: int = 4096, max_messages: int | None = None) -> None:
         self.path = str(path)
         self.max_message_bytes = max_message_bytes
+        self.max_messages = max_messages
+        self._added = 0
         self._lock = threading.Lock()
         self._conn = open_durable(self.path, _SCHEMA)
         try:
@@ -83,9 +92,20 @@ class GossipStore:
                 raise ValueError(f"message of {len(data)} bytes exceeds the store's limit of "
                                  f"{self.max_message_bytes}")
         with write_transaction(self._conn, self._lock):
-            return [self._conn.execute(
+            added = [self._conn.execute(
                 "INSERT OR IGNORE INTO messages (id, data) VALUES (?, ?)",
                 (hashlib.sha256(data).digest(), data)).rowcount == 1 for data in batch]
+        before, self._added = self._added, self._added + sum(added)
+        if self.max_messages is not None and before // PRUNE_EVERY != self._added // PRUNE_EVERY:
+            self.prune(self.max_messages)
+        return added
+
+    def prune(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` messages; return how many were deleted."""
+        with write_transaction(self._conn, self._lock):
+            return self._conn.execute(
+                "DELETE FROM messages WHERE seq <= (SELECT MAX(seq) FROM messages) - ?",
+                (keep,)).rowcount
 
     def contains(self, message_id: bytes) -> bool:
         with self._lock:
