@@ -1,11 +1,14 @@
 """The policy engine: every rule allows and denies (one table), the order of the rules,
 the pinned TOML file and its strict grammar, the rolling 24 h window across a restart,
 the time-lock and its cancel window, m-of-n co-signatures, EIP-7702 delegates, EIP-712
-domains, and the signing path: a denied request is audited and never signed."""
+domains, ERC-20 token amounts (strict ABI decoding, their own limits, window and gates, a
+ledger file of the old schema), and the signing path: a denied request is audited and
+never signed."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -20,6 +23,7 @@ from hypothesis import strategies as st
 from wallet.audit import AuditLog, verify
 from wallet.errors import MalformedRequestError, PolicyDeniedError
 from wallet.keys.signer import Signature
+from wallet.onboard import OnboardSigner
 from wallet.policy import (
     MAX_UINT256,
     TRANSACTION_RULES,
@@ -29,15 +33,20 @@ from wallet.policy import (
     PolicyLedger,
     PolicyPinError,
     SigningRequest,
+    TokenCallError,
+    decode_token_call,
     format_duration,
+    format_token_amount,
     format_wei,
     load_policy,
     parse_amount,
     parse_duration,
     parse_policy,
     parse_selector,
+    parse_token_amount,
     pin_policy,
 )
+from wallet.transactions import TransactionRequest
 
 from signers import SoftwareSigner
 
@@ -53,9 +62,21 @@ DELEGATE = bytes.fromhex("33" * 20)
 REGISTRY = bytes.fromhex("44" * 20)
 STRANGER = bytes.fromhex("99" * 20)
 OP1, OP2, OP3 = (bytes.fromhex(b * 20) for b in ("a1", "a2", "a3"))
+USDC = bytes.fromhex("66" * 20)  # a token destination with a token section
+PAYEE = bytes.fromhex("77" * 20)
+OTHER_USDC = bytes.fromhex("88" * 20)  # a second token, its own limits
 
 TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
+TRANSFER_FROM = bytes.fromhex("23b872dd")  # transferFrom(address,address,uint256)
+INCREASE_ALLOWANCE = bytes.fromhex("39509351")  # increaseAllowance(address,uint256)
+U = 10**6  # one USDC (6 decimals) in base units
+
+TOKEN_LINE = (  # TOML: an inline table is one line
+              'token = { symbol = "USDC", decimals = 6, per_transaction = "1000 USDC", '
+              'per_24h = "5000 USDC", timelock_threshold = "500 USDC", '
+              'cosign_threshold = "800 USDC" }')
+
 
 BASE_POLICY = f"""
 version = 1
@@ -72,6 +93,24 @@ label = "treasury"
 address = "0x{TOKEN.hex()}"
 label = "token"
 selectors = ["transfer(address,uint256)"]
+
+[[destinations.allow]]
+address = "0x{USDC.hex()}"
+label = "usdc"
+selectors = ["transfer(address,uint256)", "transferFrom(address,address,uint256)",
+             "approve(address,uint256)", "increaseAllowance(address,uint256)"]
+{TOKEN_LINE}
+
+[[destinations.allow]]
+address = "0x{OTHER_USDC.hex()}"
+label = "other"
+selectors = ["transfer(address,uint256)"]
+
+[destinations.allow.token]
+symbol = "OTH"
+decimals = 0
+per_transaction = 1000
+per_24h = 5000
 
 [limits]
 per_transaction = "1 ether"
@@ -127,6 +166,24 @@ def tx(**changes: Any) -> SigningRequest:
     return SigningRequest.transaction(**fields)
 
 
+def word(value: int | bytes) -> bytes:
+    """One ABI word: a uint256, or an address left-padded with 12 zero bytes."""
+    return value.rjust(32, b"\x00") if isinstance(value, bytes) else value.to_bytes(32, "big")
+
+
+def erc20(selector: bytes, *args: int | bytes) -> bytes:
+    return selector + b"".join(word(arg) for arg in args)
+
+
+def token_tx(data: bytes, to: bytes = USDC, **changes: Any) -> SigningRequest:
+    """A call of ``data`` to the USDC token with no ether (EIP-1559), with ``changes``."""
+    return tx(**{"to": to, "value": 0, "data": data, "gas": 60_000, **changes})
+
+
+def transfer(amount: int, **changes: Any) -> SigningRequest:
+    return token_tx(erc20(TRANSFER, PAYEE, amount), **changes)
+
+
 def typed(**domain_changes: Any) -> SigningRequest:
     domain = {"name": "orbital", "version": "1", "chainId": 31337,
               "verifyingContract": "0x" + REGISTRY.hex()}
@@ -167,6 +224,7 @@ class Case:
     reason: str = ""  # a fragment the reason must contain
     edits: tuple[tuple[str, str], ...] = ()
     spent: tuple[tuple[int, float], ...] = ()  # (wei, seconds ago) signed earlier
+    token_spent: tuple[tuple[int, float], ...] = ()  # (USDC base units, seconds ago)
     queued_ago: float | None = None  # the request was queued this long ago
     approvals: frozenset[bytes] = field(default_factory=frozenset)
 
@@ -279,12 +337,115 @@ CASES = [
          "valid on every chain"),
 ]
 
+USDC_SHOWN = "0x6666666666666666666666666666666666666666 (usdc)"
+DIRTY = b"\x01" + bytes(11) + PAYEE  # an address word whose padding is not zero
+
+TOKEN_CASES = [
+    # 4. calldata: a token destination's calls are exactly their ABI encoding
+    Case("calldata-allow-token-transfer", lambda: transfer(100 * U), "allow", "all",
+         "transfer of 100 USDC to 0x7777777777777777777777777777777777777777 on "
+         f"{USDC_SHOWN} with value 0 wei"),
+    Case("calldata-deny-token-short", lambda: token_tx(erc20(TRANSFER, PAYEE, U)[:-1]),
+         "deny", "calldata", f"malformed ERC-20 call to {USDC_SHOWN}: "
+         "transfer(address,uint256): 63 bytes of arguments, not 64"),
+    Case("calldata-deny-token-selector-alone", lambda: token_tx(TRANSFER), "deny",
+         "calldata", "0 bytes of arguments, not 64"),
+    Case("calldata-deny-token-long", lambda: token_tx(erc20(TRANSFER, PAYEE, U) + b"\x00"),
+         "deny", "calldata", "65 bytes of arguments, not 64"),
+    Case("calldata-deny-token-extra-word", lambda: token_tx(erc20(TRANSFER, PAYEE, U, 0)),
+         "deny", "calldata", "96 bytes of arguments, not 64"),
+    Case("calldata-deny-token-dirty-address", lambda: token_tx(erc20(TRANSFER, DIRTY, U)),
+         "deny", "calldata", "transfer(address,uint256): argument 1 is not an address "
+         "(its 12 padding bytes are not zero)"),
+    Case("calldata-deny-token-transferFrom-dirty-from",
+         lambda: token_tx(erc20(TRANSFER_FROM, DIRTY, PAYEE, U)), "deny", "calldata",
+         "transferFrom(address,address,uint256): argument 1 is not an address"),
+    Case("calldata-deny-token-transferFrom-dirty-to",
+         lambda: token_tx(erc20(TRANSFER_FROM, SENDER, DIRTY, U)), "deny", "calldata",
+         "argument 2 is not an address"),
+    Case("calldata-deny-token-approve-short", lambda: token_tx(erc20(APPROVE, PAYEE)),
+         "deny", "calldata", "approve(address,uint256): 32 bytes of arguments, not 64"),
+    Case("calldata-allow-token-without-section-unlimited",  # today's behaviour, documented
+         lambda: token_tx(erc20(TRANSFER, PAYEE, MAX_UINT256) + b"\x00", to=TOKEN),
+         "allow", "all", "call transfer(address,uint256) on"),
+    # 7. per_transaction, in token units
+    Case("per_transaction-allow-token-at-limit", lambda: transfer(1000 * U), "allow", "all",
+         "transfer of 1000 USDC", queued_ago=2 * HOUR, approvals=TWO_OPS),
+    Case("per_transaction-deny-token", lambda: transfer(1500 * U), "deny", "per_transaction",
+         "transfer of 1500 USDC exceeds the per-transaction limit 1000 USDC"),
+    Case("per_transaction-deny-token-one-base-unit", lambda: transfer(1000 * U + 1), "deny",
+         "per_transaction", "transfer of 1000.000001 USDC exceeds"),
+    Case("per_transaction-deny-token-transferFrom",
+         lambda: token_tx(erc20(TRANSFER_FROM, STRANGER, PAYEE, 2000 * U)), "deny",
+         "per_transaction", "transferFrom of 2000 USDC exceeds the per-transaction limit"),
+    Case("per_transaction-deny-token-approve", lambda: token_tx(erc20(APPROVE, PAYEE,
+                                                                      1500 * U)),
+         "deny", "per_transaction", "allowance of 1500 USDC exceeds the per-transaction "
+         "limit 1000 USDC"),
+    Case("per_transaction-deny-token-unlimited-approve",
+         lambda: token_tx(erc20(APPROVE, PAYEE, MAX_UINT256)), "deny", "per_transaction",
+         "allowance of unlimited USDC (2^256-1 base units) exceeds the per-transaction "
+         "limit 1000 USDC"),
+    Case("per_transaction-deny-token-increaseAllowance",
+         lambda: token_tx(erc20(INCREASE_ALLOWANCE, PAYEE, 1001 * U)), "deny",
+         "per_transaction", "allowance increase of 1001 USDC exceeds"),
+    Case("per_transaction-allow-token-approve-revoke",
+         lambda: token_tx(erc20(APPROVE, PAYEE, 0)), "allow", "all", "allowance of 0 USDC"),
+    Case("per_transaction-deny-ether-beside-token", lambda: token_tx(
+        erc20(TRANSFER, PAYEE, U), value=2 * ETHER), "deny", "per_transaction",
+         "value 2 ether exceeds the per-transaction limit 1 ether"),
+    Case("per_transaction-deny-token-beside-ether", lambda: token_tx(
+        erc20(TRANSFER, PAYEE, 1001 * U), value=ETHER // 10), "deny", "per_transaction",
+         "transfer of 1001 USDC exceeds"),
+    Case("per_transaction-deny-other-token-own-limit",
+         lambda: token_tx(erc20(TRANSFER, PAYEE, 1001), to=OTHER_USDC), "deny",
+         "per_transaction", "transfer of 1001 OTH exceeds the per-transaction limit 1000 OTH"),
+    # 8. per_24h: per sender and token, independent of ether
+    Case("per_24h-allow-token-at-limit", lambda: transfer(100 * U), "allow", "all",
+         token_spent=((2000 * U, HOUR), (2900 * U, 23 * HOUR))),
+    Case("per_24h-allow-token-outside-window", lambda: transfer(100 * U), "allow", "all",
+         token_spent=((5000 * U, 24 * HOUR), (5000 * U, 30 * HOUR))),
+    Case("per_24h-deny-token", lambda: transfer(100 * U), "deny", "per_24h",
+         "transfer of 100 USDC + 4950 USDC signed in the last 24 h = 5050 USDC exceeds the "
+         "24 h limit 5000 USDC", token_spent=((4000 * U, HOUR), (950 * U, 23.9 * HOUR))),
+    Case("per_24h-deny-token-approve", lambda: token_tx(erc20(APPROVE, PAYEE, 100 * U)),
+         "deny", "per_24h", "allowance of 100 USDC + 4950 USDC signed in the last 24 h",
+         token_spent=((4950 * U, HOUR),)),
+    Case("per_24h-allow-token-after-ether-spent", lambda: transfer(100 * U), "allow", "all",
+         spent=((3 * ETHER, HOUR),)),
+    Case("per_24h-allow-ether-after-token-spent", lambda: tx(value=ETHER // 10), "allow",
+         "all", token_spent=((5000 * U, HOUR),)),
+    Case("per_24h-allow-other-token-after-token-spent",
+         lambda: token_tx(erc20(TRANSFER, PAYEE, 1000), to=OTHER_USDC), "allow", "all",
+         token_spent=((5000 * U, HOUR),)),
+    # 9. timelock, at the token's threshold
+    Case("timelock-allow-token-below", lambda: transfer(500 * U - 1), "allow", "all"),
+    Case("timelock-delay-token", lambda: transfer(500 * U), "delay", "timelock",
+         "transfer of 500 USDC >= time-lock threshold 500 USDC: time-locked, signable from"),
+    Case("timelock-delay-token-approve", lambda: token_tx(erc20(APPROVE, PAYEE, 600 * U)),
+         "delay", "timelock", "allowance of 600 USDC >= time-lock threshold 500 USDC"),
+    Case("timelock-allow-token-elapsed", lambda: transfer(500 * U), "allow", "all",
+         "time-lock elapsed", queued_ago=HOUR),
+    Case("timelock-allow-other-token-no-threshold",
+         lambda: token_tx(erc20(TRANSFER, PAYEE, 1000), to=OTHER_USDC), "allow", "all"),
+    # 10. cosign, at the token's threshold
+    Case("cosign-needs-approvals-token", lambda: transfer(800 * U), "needs_approvals",
+         "cosign", "transfer of 800 USDC >= co-signature threshold 800 USDC: approvals from "
+         "0 of 3 operators, 2 required", queued_ago=2 * HOUR),
+    Case("cosign-allow-token", lambda: transfer(800 * U), "allow", "all",
+         "approvals from 2 of 3 operators, 2 required", queued_ago=2 * HOUR,
+         approvals=TWO_OPS),
+]
+CASES += TOKEN_CASES
+
 
 def judge(case: Case, ledger: PolicyLedger) -> Decision:
     policy = policy_from(edits=case.edits)
     request = case.request()
     for i, (value, ago) in enumerate(case.spent):
         ledger.record_signed(tx(value=value, nonce=1000 + i), NOW - ago)
+    for i, (amount, ago) in enumerate(case.token_spent):
+        ledger.record_signed(transfer(amount, nonce=2000 + i), NOW - ago)
     if case.queued_ago is not None:
         first = policy.evaluate(request, now=NOW - case.queued_ago, ledger=ledger)
         assert first.outcome == "delay", first
@@ -404,12 +565,25 @@ def test_the_example_policy_loads_and_judges() -> None:
     assert policy.evaluate(request, now=NOW, ledger=history).outcome == "allow"
     assert policy.evaluate(tx(to=treasury, value=ETHER // 4), now=NOW,
                            ledger=history).outcome == "needs_approvals"
+    # the payment token counts its amounts (token section: 1000 / 5000 / 500 / 250 USDC)
+    token = bytes.fromhex("e7f1725E7734CE288F8367e1Bb143E90bb3F0512")
+    judged = {amount: policy.evaluate(token_tx(erc20(TRANSFER, PAYEE, amount), to=token),
+                                      now=NOW, ledger=history)
+              for amount in (100 * U, 250 * U, 500 * U, 1001 * U)}
+    assert {amount: (d.outcome, d.rule) for amount, d in judged.items()} == {
+        100 * U: ("allow", "all"), 250 * U: ("needs_approvals", "cosign"),
+        500 * U: ("delay", "timelock"), 1001 * U: ("deny", "per_transaction")}
+    assert "transfer of 1001 USDC exceeds the per-transaction limit 1000 USDC" in \
+        judged[1001 * U].reason
+    unlimited = policy.evaluate(token_tx(erc20(APPROVE, PAYEE, MAX_UINT256), to=token),
+                                now=NOW, ledger=history)
+    assert (unlimited.outcome, unlimited.rule) == ("deny", "calldata")  # approve not listed
 
 
 class _EmptyHistory:
     """A PolicyHistory with nothing in it."""
 
-    def spent_since(self, sender: bytes, since: float) -> int:
+    def spent_since(self, sender: bytes, since: float, token: bytes | None = None) -> int:
         return 0
 
     def pending(self, request_id: bytes) -> None:
@@ -704,6 +878,258 @@ def test_pending_requests_survive_a_restart(tmp_path: Path) -> None:
         assert policy.evaluate(request, now=NOW + HOUR, ledger=ledger).allowed
 
 
+# --------------------------------------------------------------------------- ERC-20 tokens
+
+def test_token_24h_window_across_signed_transfers_and_a_restart(tmp_path: Path) -> None:
+    """Every signed token call adds up per sender and token in the ledger file, approvals
+    included, across a restart; ether, other tokens and other senders keep their own."""
+    policy = policy_from()
+    path = tmp_path / "ledger.sqlite"
+    signed = [transfer(900 * U, nonce=1), token_tx(erc20(APPROVE, PAYEE, 400 * U), nonce=2),
+              token_tx(erc20(TRANSFER_FROM, STRANGER, PAYEE, 450 * U), nonce=3)]
+    with PolicyLedger(path) as ledger:
+        for i, request in enumerate(signed):
+            decision = policy.evaluate(request, now=NOW + i, ledger=ledger,
+                                       approvals=TWO_OPS)
+            if decision.outcome == "delay":  # 900 USDC: past the token's time-lock first
+                ledger.queue(decision)
+                decision = policy.evaluate(request, now=NOW + i + HOUR, ledger=ledger,
+                                           approvals=TWO_OPS)
+            assert decision.allowed, decision.reason
+            ledger.record_signed(request, NOW + i)
+        assert ledger.spent_since(SENDER, NOW - 1, token=USDC) == 1750 * U
+    with PolicyLedger(path) as ledger:  # the wallet restarted
+        assert ledger.spent_since(SENDER, NOW - 1, token=USDC) == 1750 * U
+        assert ledger.spent_since(SENDER, NOW - 1) == 0  # no ether moved
+        for i in range(3):
+            request = transfer(450 * U, nonce=10 + i)
+            assert policy.evaluate(request, now=NOW + 10, ledger=ledger).allowed
+            ledger.record_signed(request, NOW + 10)
+    with PolicyLedger(path) as ledger:  # and again: 3100 USDC signed
+        assert ledger.spent_since(SENDER, NOW - 1, token=USDC) == 3100 * U
+        for i in range(4):
+            request = transfer(450 * U, nonce=20 + i)
+            assert policy.evaluate(request, now=NOW + 20, ledger=ledger).allowed
+            ledger.record_signed(request, NOW + 20)
+        over = transfer(100 * U + 1, nonce=30)  # 4900 + 100.000001 > 5000
+        decision = policy.evaluate(over, now=NOW + HOUR, ledger=ledger)
+        assert (decision.outcome, decision.rule) == ("deny", "per_24h"), decision.reason
+        assert "4900 USDC signed in the last 24 h = 5000.000001 USDC" in decision.reason
+        assert policy.evaluate(transfer(100 * U, nonce=30), now=NOW + HOUR,
+                               ledger=ledger).allowed
+        # the first transfer leaves the window exactly 24 h after it was signed
+        assert policy.evaluate(over, now=NOW + 24 * HOUR, ledger=ledger).allowed
+        # ether, the other token and another sender are untouched
+        assert policy.evaluate(tx(value=ETHER // 10), now=NOW + HOUR, ledger=ledger).allowed
+        assert policy.evaluate(token_tx(erc20(TRANSFER, PAYEE, 1000), to=OTHER_USDC),
+                               now=NOW + HOUR, ledger=ledger).allowed
+        assert policy.evaluate(transfer(400 * U, sender=bytes(20)), now=NOW + HOUR,
+                               ledger=ledger).allowed
+
+
+def test_the_ledger_records_amounts_beyond_64_bits_and_skips_non_token_calldata(
+        ledger: PolicyLedger) -> None:
+    ledger.record_signed(transfer(MAX_UINT256, nonce=1), NOW)
+    ledger.record_signed(transfer(MAX_UINT256, nonce=2), NOW)
+    assert ledger.spent_since(SENDER, NOW - 1, token=USDC) == 2 * MAX_UINT256
+    ledger.record_signed(token_tx(erc20(TRANSFER, DIRTY, U), to=TREASURY, nonce=3), NOW)
+    ledger.record_signed(token_tx(bytes.fromhex("deadbeef") + word(5), nonce=4), NOW)
+    assert ledger.spent_since(SENDER, NOW - 1, token=TREASURY) == 0
+    assert ledger.spent_since(SENDER, NOW - 1, token=USDC) == 2 * MAX_UINT256
+
+
+OLD_LEDGER_SCHEMA = """
+CREATE TABLE spends (
+    id INTEGER PRIMARY KEY,
+    request_id BLOB NOT NULL,
+    sender BLOB NOT NULL,
+    value TEXT NOT NULL,
+    signed_at REAL NOT NULL
+);
+CREATE INDEX spends_by_sender ON spends (sender, signed_at);
+CREATE TABLE pending (
+    request_id BLOB PRIMARY KEY,
+    created REAL NOT NULL,
+    not_before REAL NOT NULL,
+    cancel_until REAL NOT NULL,
+    summary TEXT NOT NULL,
+    cancelled_at REAL,
+    cancel_reason TEXT NOT NULL DEFAULT '',
+    signed_at REAL
+);
+"""
+"""The ledger schema before token amounts were recorded."""
+
+
+def test_a_ledger_file_of_the_old_schema_opens_and_keeps_its_history(tmp_path: Path) -> None:
+    path = tmp_path / "old-ledger.sqlite"
+    policy = policy_from()
+    locked = tx(value=ETHER * 6 // 10)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD_LEDGER_SCHEMA)
+        conn.execute("INSERT INTO spends (request_id, sender, value, signed_at) "
+                     "VALUES (?, ?, ?, ?)", (b"\x01" * 32, SENDER, str(2 * ETHER), NOW - HOUR))
+        conn.execute("INSERT INTO pending (request_id, created, not_before, cancel_until, "
+                     "summary) VALUES (?, ?, ?, ?, ?)",
+                     (locked.request_id, NOW - 2 * HOUR, NOW - HOUR, NOW - 1.5 * HOUR, "old"))
+    conn.close()
+    with PolicyLedger(path) as ledger:
+        assert ledger.spent_since(SENDER, NOW - 2 * HOUR) == 2 * ETHER
+        assert ledger.spent_since(SENDER, NOW - 2 * HOUR, token=USDC) == 0
+        pending = ledger.pending(locked.request_id)
+        assert pending is not None and pending.summary == "old"
+        assert policy.evaluate(locked, now=NOW, ledger=ledger).allowed  # its lock elapsed
+        decision = policy.evaluate(tx(value=ETHER + 1, nonce=9), now=NOW, ledger=ledger)
+        assert decision.rule == "per_transaction"
+        assert (policy.evaluate(tx(value=ETHER // 2 - 1, nonce=9), now=NOW,
+                                ledger=ledger).allowed)
+        ledger.record_signed(transfer(300 * U), NOW)
+    with PolicyLedger(path) as ledger:  # upgraded in place, once
+        assert ledger.spent_since(SENDER, NOW - 2 * HOUR, token=USDC) == 300 * U
+        assert ledger.spent_since(SENDER, NOW - 2 * HOUR) == 2 * ETHER
+    with sqlite3.connect(path) as conn:
+        tables = {name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'")}
+    conn.close()
+    assert tables == {"spends", "pending", "token_spends"}
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (erc20(TRANSFER, PAYEE, 7), ("transfer(address,uint256)", {"to": PAYEE}, 7)),
+    (erc20(TRANSFER_FROM, SENDER, PAYEE, MAX_UINT256),
+     ("transferFrom(address,address,uint256)", {"from": SENDER, "to": PAYEE}, MAX_UINT256)),
+    (erc20(APPROVE, PAYEE, 0), ("approve(address,uint256)", {"spender": PAYEE}, 0)),
+    (erc20(INCREASE_ALLOWANCE, PAYEE, 5),
+     ("increaseAllowance(address,uint256)", {"spender": PAYEE}, 5)),
+    (bytes.fromhex("deadbeef") + word(1), None),  # not a token function
+    (b"", None),
+    (TRANSFER[:3], None),
+])
+def test_decode_token_call(data: bytes, expected: tuple[str, dict[str, bytes], int] | None
+                           ) -> None:
+    call = decode_token_call(data)
+    if expected is None:
+        assert call is None
+        return
+    assert call is not None
+    assert (call.function.signature, dict(call.arguments), call.amount) == expected
+    assert call.function.selector == data[:4]
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (TRANSFER, "transfer(address,uint256): 0 bytes of arguments, not 64 (2 words of 32"),
+    (erc20(TRANSFER, PAYEE, 1)[:-1], "63 bytes of arguments, not 64"),
+    (erc20(TRANSFER, PAYEE, 1) + b"\x00", "65 bytes of arguments, not 64"),
+    (erc20(TRANSFER_FROM, PAYEE, 1), "transferFrom(address,address,uint256): 64 bytes of "
+     "arguments, not 96"),
+    (erc20(TRANSFER, b"\x80" + bytes(11) + PAYEE, 1), "argument 1 is not an address"),
+    (erc20(TRANSFER, bytes(11) + b"\x01" + PAYEE, 1), "argument 1 is not an address"),
+    (erc20(APPROVE, word(2**160), 1), "argument 1 is not an address"),
+])
+def test_malformed_token_calls_raise_a_typed_one_line_error(data: bytes, message: str) -> None:
+    with pytest.raises(TokenCallError) as raised:
+        decode_token_call(data)
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+    assert isinstance(raised.value, MalformedRequestError)
+
+
+def test_the_audited_payload_carries_the_decoded_token_call() -> None:
+    policy = policy_from()
+    request = token_tx(erc20(TRANSFER_FROM, STRANGER, PAYEE, 1500 * U))
+    payload = request.to_payload(policy)
+    assert payload["token_call"] == {
+        "function": "transferFrom(address,address,uint256)", "amount": str(1500 * U),
+        "from": "0x" + STRANGER.hex(), "to": "0x" + PAYEE.hex(), "symbol": "USDC",
+        "decimals": 6}
+    assert {k: v for k, v in payload.items() if k != "token_call"} == request.to_payload()
+    assert "token_call" not in request.to_payload()  # request_id hashes this: unchanged
+    bad = token_tx(erc20(TRANSFER, DIRTY, U))
+    assert "argument 1 is not an address" in bad.to_payload(policy)["token_call"]["error"]
+    # no token section: nothing decoded
+    assert "token_call" not in token_tx(erc20(TRANSFER, PAYEE, U), to=TOKEN).to_payload(policy)
+    assert "token_call" not in tx().to_payload(policy)
+    assert request.describe(policy) == (
+        "transferFrom of 1500 USDC from 0x9999999999999999999999999999999999999999 to "
+        f"0x7777777777777777777777777777777777777777 on {USDC_SHOWN} with value 0 wei")
+    assert token_tx(erc20(APPROVE, PAYEE, MAX_UINT256)).describe(policy).startswith(
+        "allowance of unlimited USDC (2^256-1 base units) for 0x7777")
+
+
+def test_token_limits_parse_in_the_token_unit() -> None:
+    usdc = policy_from().destinations[USDC].token
+    assert usdc is not None
+    assert (usdc.symbol, usdc.decimals, usdc.per_transaction, usdc.per_24h,
+            usdc.timelock_threshold, usdc.cosign_threshold) == (
+        "USDC", 6, 1000 * U, 5000 * U, 500 * U, 800 * U)
+    other = policy_from().destinations[OTHER_USDC].token
+    assert other is not None and (other.per_transaction, other.timelock_threshold) == (
+        1000, None)
+    assert policy_from().destinations[TOKEN].token is None
+    assert parse_token_amount("0.000001 USDC", "USDC", 6) == 1
+    assert parse_token_amount("1.50 USDC", "USDC", 6) == 1_500_000
+    assert parse_token_amount(42, "USDC", 6) == 42
+    assert format_token_amount(1_500_000, "USDC", 6) == "1.5 USDC"
+    assert format_token_amount(0, "X", 0) == "0 X"
+
+
+@given(st.integers(min_value=0, max_value=MAX_UINT256 - 1), st.integers(0, 77))
+def test_token_amounts_round_trip(amount: int, decimals: int) -> None:
+    assert parse_token_amount(format_token_amount(amount, "TKN", decimals), "TKN",
+                              decimals) == amount
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (('per_transaction = "1000 USDC"', "per_transaction = 1000.0"),
+     "destinations.allow[2].token.per_transaction: 1000.0 is a float"),
+    (('per_transaction = "1000 USDC"', 'per_transaction = "1000 USDT"'),
+     "is not '<decimal> <unit>' with unit USDC"),
+    (('per_transaction = "1000 USDC"', 'per_transaction = "1000 ether"'),
+     "is not '<decimal> <unit>' with unit USDC"),
+    (('per_transaction = "1000 USDC"', 'per_transaction = "1000"'), "is not '<decimal>"),
+    (('per_transaction = "1000 USDC"', 'per_transaction = "1e3 USDC"'), "is not '<decimal>"),
+    (('per_transaction = "1000 USDC"', 'per_transaction = "-1 USDC"'), "is not '<decimal>"),
+    (('per_transaction = "1000 USDC"', 'per_transaction = "0.0000001 USDC"'),
+     "is not a whole number of USDC base units (6 decimals)"),
+    (('per_transaction = "1000 USDC"', "per_transaction = -1"), "outside 0..2^256-1"),
+    (('per_transaction = "1000 USDC", ', ""), "token.per_transaction: is required"),
+    (('per_24h = "5000 USDC", ', ""), "token.per_24h: is required"),
+    (('symbol = "USDC", ', ""), "token.symbol: is required"),
+    (('decimals = 6, ', ""), "token.decimals: is required"),
+    (("decimals = 6", "decimals = 256"), "token.decimals: is 256, not in 0..255"),
+    (("decimals = 6", "decimals = -1"), "not in 0..255"),
+    (("decimals = 6", 'decimals = "6"'), "token.decimals: must be int"),
+    (('symbol = "USDC"', 'symbol = "ether"'), "is not a token symbol"),
+    (('symbol = "USDC"', 'symbol = "US DC"'), "is not a token symbol"),
+    (("decimals = 6,", "decimals = 6, limit = 1,"), "token: unknown key 'limit'"),
+    ((TOKEN_LINE, "token = 5"), "destinations.allow[2].token: must be a table"),
+    (("symbol = \"OTH\"", "symbol = \"OTH\"\nper_tx = 1"),
+     "destinations.allow[3].token: unknown key 'per_tx'"),
+    (("per_24h = 5000\n", "per_24h = 5000.5\n"), "is a float"),
+])
+def test_bad_token_sections_are_refused(edit: tuple[str, str], message: str) -> None:
+    with pytest.raises(MalformedRequestError) as raised:
+        policy_from(edits=(edit,))
+    assert message in str(raised.value)
+    assert "\n" not in str(raised.value)
+
+
+def test_token_gates_need_their_sections() -> None:
+    no_timelock = ('[timelock]\nthreshold = "0.5 ether"\ndelay = "1h"\ncancel_window = "30m"',
+                   "")
+    with pytest.raises(MalformedRequestError, match=re.escape(
+            "destinations.allow[2].token.timelock_threshold: needs a [timelock] section")):
+        policy_from(edits=(no_timelock,))
+    text = BASE_POLICY.replace("[cosign]\nthreshold", "[unused]\nthreshold")
+    text = text.split("[unused]")[0] + "[delegation]" + text.split("[delegation]")[1]
+    with pytest.raises(MalformedRequestError, match=re.escape(
+            "destinations.allow[2].token.cosign_threshold: needs a [cosign] section")):
+        policy_from(text)
+    # without the thresholds, the token never starts the gates
+    relaxed = policy_from(text.replace(', cosign_threshold = "800 USDC"', ""))
+    assert relaxed.cosign is None
+    assert relaxed.evaluate(transfer(400 * U), now=NOW, ledger=_EmptyHistory()).allowed
+
+
 # --------------------------------------------------------------------------- co-signatures
 
 @pytest.fixture
@@ -837,3 +1263,58 @@ def test_a_delayed_request_is_audited_queued_and_not_signed(tmp_path: Path,
         assert later.allowed and signature is not None
         assert [e.kind for e in audit.entries()] == ["policy_decision", "policy_decision",
                                                      "signed"]
+
+
+def test_onboard_signer_counts_token_amounts_end_to_end(tmp_path: Path) -> None:
+    """OnboardSigner (software key): token transfers within the limits are signed, audited
+    with their decoded call and recorded; the 24 h token limit then refuses the next one
+    across a restart of the ledger; malformed calldata and an unlimited approve never reach
+    the key."""
+    policy = policy_from()
+    signer = SoftwareSigner("erc20 end to end")
+    clock = [NOW]
+
+    def request(data: bytes, nonce: int) -> TransactionRequest:
+        return TransactionRequest(tx_type=2, chain_id=31337, nonce=nonce, gas=60_000, to=USDC,
+                                  data=data, max_fee_per_gas=50 * GWEI,
+                                  max_priority_fee_per_gas=GWEI)
+
+    audit_path = tmp_path / "audit.sqlite"
+    with AuditLog(audit_path, SoftwareSigner("audit key")) as audit:
+        for nonce in range(10):  # 10 x 499 USDC: under every gate, 4990 USDC in 24 h
+            with PolicyLedger(tmp_path / "ledger.sqlite") as ledger:  # restarted each time
+                onboard = OnboardSigner(signer, policy, ledger, audit, clock=lambda: clock[0])
+                signed = onboard.sign_transaction(request(erc20(TRANSFER, PAYEE, 499 * U),
+                                                          nonce))
+                assert signed.sender == signer.address
+            clock[0] += 60
+        with PolicyLedger(tmp_path / "ledger.sqlite") as ledger:
+            onboard = OnboardSigner(signer, policy, ledger, audit, clock=lambda: clock[0])
+            assert ledger.spent_since(signer.address, NOW - 1, token=USDC) == 4990 * U
+            with pytest.raises(PolicyDeniedError) as raised:
+                onboard.sign_transaction(request(erc20(TRANSFER, PAYEE, 11 * U), 10))
+            assert raised.value.rule == "per_24h"
+            assert "transfer of 11 USDC + 4990 USDC signed in the last 24 h" in str(raised.value)
+            with pytest.raises(PolicyDeniedError) as raised:
+                onboard.sign_transaction(request(erc20(TRANSFER, DIRTY, U), 10))
+            assert raised.value.rule == "calldata"
+            with pytest.raises(PolicyDeniedError) as raised:
+                onboard.sign_transaction(request(erc20(APPROVE, PAYEE, MAX_UINT256), 10))
+            assert raised.value.rule == "per_transaction"
+            assert "unlimited USDC" in str(raised.value)
+            # a day later the window has room again
+            clock[0] = NOW + 24 * HOUR + 60
+            onboard.sign_transaction(request(erc20(TRANSFER, PAYEE, 11 * U), 10))
+        entries = audit.entries()
+    assert len(signer.signed) == 11
+    kinds = [entry.kind for entry in entries]
+    assert kinds.count("signed") == 11 and kinds.count("policy_decision") == 14
+    first = json.loads(entries[0].payload)
+    assert first["request"]["token_call"] == {
+        "function": "transfer(address,uint256)", "amount": str(499 * U),
+        "to": "0x" + PAYEE.hex(), "symbol": "USDC", "decimals": 6}
+    assert first["decision"]["outcome"] == "allow"
+    assert "transfer of 499 USDC to" in first["decision"]["reason"]
+    malformed = [json.loads(e.payload) for e in entries if e.kind == "policy_decision"][11]
+    assert "not an address" in malformed["request"]["token_call"]["error"]
+    assert malformed["decision"]["rule"] == "calldata"

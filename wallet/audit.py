@@ -70,7 +70,8 @@ _TAG = b"orbital-audit/1"
 _KIND = re.compile(r"[a-z][a-z0-9_.]{0,63}")
 
 KIND_POLICY_DECISION = "policy_decision"
-"""Payload: ``{"request": SigningRequest.to_payload(), "decision": Decision.to_payload()}``."""
+"""Payload: ``{"request": SigningRequest.to_payload(policy), "decision": Decision.to_payload()}``
+(the request with its decoded ERC-20 call, if it makes one to a token destination)."""
 KIND_SIGNED = "signed"
 """Payload: ``{"request_id", "digest", "signature"}``, appended before the release."""
 KIND_COMMAND = "command"

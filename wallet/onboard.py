@@ -85,7 +85,7 @@ class OnboardSigner:
             now = self.clock()
             decision = self.policy.evaluate(request, now=now, ledger=self.ledger,
                                             approvals=approvals)
-            self.audit.append("policy_decision", {"request": request.to_payload(),
+            self.audit.append("policy_decision", {"request": request.to_payload(self.policy),
                                                   "decision": decision.to_payload()})
             if decision.outcome == "delay":
                 self.ledger.queue(decision, request.describe(self.policy))

@@ -32,7 +32,9 @@ Transactions (``kind = "transaction"``):
                          (``to`` empty) only with ``allow_create = true``
  4  ``calldata``         the first 4 bytes of calldata (the function selector, Solidity ABI
                          spec) are in the destination's ``selectors``; empty calldata only
-                         where ``plain_transfers`` is true
+                         where ``plain_transfers`` is true; at a destination with a
+                         ``token`` section, an ERC-20 call (see below) must be exactly
+                         its ABI encoding
  5  ``delegation``       every EIP-7702 authorization delegates to an address in
                          ``[delegation] allow_delegates``, for the pinned chain id (an
                          authorization for chain id 0 is valid on every chain: denied)
@@ -40,14 +42,19 @@ Transactions (``kind = "transaction"``):
                          ``max_priority_fee_per_gas`` (and priority <= max fee), legacy
                          ``gas_price``, and ``gas * (max_fee_per_gas or gas_price)`` under
                          their caps
- 7  ``per_transaction``  value <= ``[limits] per_transaction``
+ 7  ``per_transaction``  value <= ``[limits] per_transaction``; a token amount <= the
+                         token's ``per_transaction``
  8  ``per_24h``          value + the values this sender signed in the last 24 h (the
                          window ``(now - 86400, now]``, read from the :class:`PolicyHistory`)
-                         <= ``[limits] per_24h``; checked for a non-zero value only
- 9  ``timelock``         value >= ``[timelock] threshold``: ``delay`` until ``not_before``,
+                         <= ``[limits] per_24h``; a token amount + this sender's amounts of
+                         that token in the window <= the token's ``per_24h``; checked for a
+                         non-zero amount only
+ 9  ``timelock``         value >= ``[timelock] threshold`` or a token amount >= the
+                         token's ``timelock_threshold``: ``delay`` until ``not_before``,
                          cancellable until ``cancel_until`` (see :class:`PendingRequest`)
-10  ``cosign``           value >= ``[cosign] threshold``: ``needs_approvals`` until
-                         ``required`` distinct configured operators have approved
+10  ``cosign``           value >= ``[cosign] threshold`` or a token amount >= the token's
+                         ``cosign_threshold``: ``needs_approvals`` until ``required``
+                         distinct configured operators have approved
 ==  ===================  =====================================================================
 
 EIP-7702 authorizations signed on their own (``kind = "authorization"``, the tuple
@@ -64,13 +71,33 @@ space and a unit among ``wei``, ``gwei`` (10^9 wei), ``ether`` (10^18 wei):
 leading zero; the value must be a whole number of wei below 2^256. TOML floats are
 refused (``1.5`` is not exact). :func:`format_wei` writes amounts back in that grammar.
 
+A token amount (a destination's ``token`` section) has the same grammar with the token's
+``symbol`` as its only unit, one symbol being 10^``decimals`` base units: ``"1000 USDC"``,
+``"0.25 USDC"``, or a TOML integer of base units.
+
 A duration is a TOML integer (seconds) or ``"<integer><unit>"`` with a unit among
 ``s``, ``m``, ``h``, ``d``: ``"90s"``, ``"30m"``, ``"6h"``, ``"2d"``.
+
+ERC-20 tokens
+-------------
+A transfer of an ERC-20 token (EIP-20) is a call with value 0: the ether rules never see
+its amount. A destination with a ``token`` section is a token contract whose amounts
+count: the calls in :data:`TOKEN_FUNCTIONS` (``transfer``, ``transferFrom``, ``approve``
+and ``increaseAllowance``, when listed in ``selectors``) are decoded strictly from the
+calldata (Solidity ABI spec: 4 + 32 x n bytes, address words with 12 zero bytes of
+padding) and their amount is judged by rules 7 to 10 beside, and independently of, the
+ether value. An allowance is money the spender can move, so ``approve`` counts its
+amount like a transfer, and the unlimited allowance 2^256-1 is denied by any limit it
+exceeds. The 24 h window is per sender and token (:class:`PolicyLedger` records the
+amount of every such call it signs). Another selector listed at a token destination
+passes uncounted: list only functions that move no tokens, or none. At a token
+destination without a ``token`` section, token amounts are limited by ``selectors`` alone.
 
 Wiring (the on-board signer)
 ----------------------------
 The engine is pure: :meth:`Policy.evaluate` reads the :class:`PolicyHistory` and writes
-nothing. The caller, per request: evaluates; appends the decision to the audit log; on
+nothing. The caller, per request: evaluates; appends the decision to the audit log (with
+the request's :meth:`SigningRequest.to_payload` for this policy); on
 ``delay`` calls :meth:`PolicyLedger.queue`; on ``allow`` signs, appends the signature to
 the audit log and calls :meth:`PolicyLedger.record_signed`, and only then releases the
 signature. Operator approvals arrive as a set of addresses whose signatures over
@@ -85,7 +112,7 @@ import re
 import sqlite3
 import threading
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -136,12 +163,56 @@ class PolicyPinError(WalletError):
 # --------------------------------------------------------------------------- formatting
 
 _UNIT_DECIMALS = {"wei": 0, "gwei": 9, "ether": 18}
-_AMOUNT = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))? (wei|gwei|ether)")
+_DECIMAL_AMOUNT = re.compile(r"(0|[1-9][0-9]*)(?:\.([0-9]+))? ([A-Za-z][A-Za-z0-9]*)")
 _DURATION = re.compile(r"(0|[1-9][0-9]*)([smhd])")
 _DURATION_SECONDS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SELECTOR_HEX = re.compile(r"0x[0-9a-fA-F]{8}")
 _SIGNATURE = re.compile(r"[A-Za-z_$][A-Za-z0-9_$]*\([A-Za-z0-9_$,\[\]()]*\)")
+
+
+def _format_units(amount: int, decimals: int, unit: str) -> str:
+    """``amount`` base units written as ``"<decimal> <unit>"`` where one ``unit`` is
+    10^``decimals`` base units, without trailing zeros ("1.5 ether", "1000 USDC")."""
+    whole, fraction = divmod(amount, 10**decimals)
+    if not fraction:
+        return f"{whole} {unit}"
+    return f"{whole}.{str(fraction).rjust(decimals, '0').rstrip('0')} {unit}"
+
+
+def _parse_units(value: object, units: Mapping[str, int], base: str, examples: str) -> int:
+    """Base units from a TOML integer (base units) or a ``"<decimal> <unit>"`` string whose
+    unit is a key of ``units`` (its number of decimals): the one grammar of every amount
+    in a policy file (module docstring). ``base`` names the base unit and ``examples``
+    shows valid amounts, in messages."""
+    names = list(units)
+    if isinstance(value, bool):
+        raise MalformedRequestError(f"{value!r} is not an amount")
+    if isinstance(value, float):
+        raise MalformedRequestError(
+            f"{value!r} is a float, which is not exact: write a string with a unit "
+            f'("{value} {names[-1]}") or an integer number of {base}')
+    if isinstance(value, int):
+        amount = value
+    elif isinstance(value, str):
+        match = _DECIMAL_AMOUNT.fullmatch(value)
+        if match is None or match.group(3) not in units:
+            listed = (", ".join(names[:-1]) + " or " + names[-1]) if len(names) > 1 \
+                else names[0]
+            raise MalformedRequestError(
+                f"amount {value!r} is not '<decimal> <unit>' with unit {listed} "
+                f"(e.g. {examples})")
+        whole, fraction, unit = match.groups()
+        decimals = units[unit]
+        fraction = (fraction or "").rstrip("0")
+        if len(fraction) > decimals:
+            raise MalformedRequestError(f"amount {value!r} is not a whole number of {base}")
+        amount = int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
+    else:
+        raise MalformedRequestError(f"{value!r} is not an amount")
+    if not 0 <= amount <= MAX_UINT256:
+        raise MalformedRequestError(f"amount {value!r} is outside 0..2^256-1 {base}")
+    return amount
 
 
 def format_wei(wei: int) -> str:
@@ -151,41 +222,13 @@ def format_wei(wei: int) -> str:
     if isinstance(wei, bool) or not isinstance(wei, int) or wei < 0:
         raise ValueError(f"not an amount of wei: {wei!r}")
     unit = "ether" if wei >= 10**15 else "gwei" if wei >= 10**6 else "wei"
-    decimals = _UNIT_DECIMALS[unit]
-    whole, fraction = divmod(wei, 10**decimals)
-    if not fraction:
-        return f"{whole} {unit}"
-    return f"{whole}.{str(fraction).rjust(decimals, '0').rstrip('0')} {unit}"
+    return _format_units(wei, _UNIT_DECIMALS[unit], unit)
 
 
 def parse_amount(value: object) -> int:
     """An amount in wei from a TOML integer or a ``"<decimal> <unit>"`` string (grammar in
     the module docstring); raises :class:`MalformedRequestError` saying what is wrong."""
-    if isinstance(value, bool):
-        raise MalformedRequestError(f"{value!r} is not an amount")
-    if isinstance(value, float):
-        raise MalformedRequestError(
-            f"{value!r} is a float, which is not exact: write a string with a unit "
-            f'("{value} ether") or an integer number of wei')
-    if isinstance(value, int):
-        wei = value
-    elif isinstance(value, str):
-        match = _AMOUNT.fullmatch(value)
-        if match is None:
-            raise MalformedRequestError(
-                f"amount {value!r} is not '<decimal> <unit>' with unit wei, gwei or ether "
-                "(e.g. \"1.5 ether\", \"20 gwei\")")
-        whole, fraction, unit = match.groups()
-        decimals = _UNIT_DECIMALS[unit]
-        fraction = (fraction or "").rstrip("0")
-        if len(fraction) > decimals:
-            raise MalformedRequestError(f"amount {value!r} is not a whole number of wei")
-        wei = int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
-    else:
-        raise MalformedRequestError(f"{value!r} is not an amount")
-    if not 0 <= wei <= MAX_UINT256:
-        raise MalformedRequestError(f"amount {value!r} is outside 0..2^256-1 wei")
-    return wei
+    return _parse_units(value, _UNIT_DECIMALS, "wei", '"1.5 ether", "20 gwei"')
 
 
 def parse_duration(value: object) -> int:
@@ -257,6 +300,125 @@ def policy_sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# --------------------------------------------------------------------------- ERC-20
+
+MAX_TOKEN_DECIMALS = 255
+"""EIP-20's optional ``decimals()`` returns a ``uint8``."""
+
+_TOKEN_SYMBOL = re.compile(r"[A-Za-z][A-Za-z0-9]{0,15}")
+
+
+class TokenCallError(MalformedRequestError):
+    """Calldata carrying an ERC-20 selector is not a well-formed ABI encoding of the call."""
+
+
+def parse_token_amount(value: object, symbol: str, decimals: int) -> int:
+    """Base units of a token from a TOML integer (base units) or ``"<decimal> <symbol>"``,
+    one ``symbol`` being 10^``decimals`` base units: the grammar of ether amounts with the
+    token's symbol as the only unit ("1000 USDC", "0.25 USDC")."""
+    return _parse_units(value, {symbol: decimals},
+                        f"{symbol} base units ({decimals} decimals)",
+                        f'"1000 {symbol}", "0.25 {symbol}"')
+
+
+def format_token_amount(amount: int, symbol: str, decimals: int) -> str:
+    """``amount`` base units as ``"<decimal> <symbol>"`` (parses back with
+    :func:`parse_token_amount`); 2^256-1, the conventional unlimited allowance, is
+    written ``"unlimited <symbol> (2^256-1 base units)"``."""
+    if amount == MAX_UINT256:
+        return f"unlimited {symbol} (2^256-1 base units)"
+    return _format_units(amount, decimals, symbol)
+
+
+def decode_abi_words(args: bytes, types: tuple[Literal["address", "uint256"], ...],
+                     what: str) -> tuple[bytes | int, ...]:
+    """Static arguments of ``types`` from their ABI encoding (Solidity ABI spec, "Formal
+    Specification of the Encoding"): exactly one 32-byte word each, nothing more or less;
+    a ``uint256`` is big-endian; an ``address`` (a ``uint160``) is left-padded with 12 zero
+    bytes. ``what`` names the call in the :class:`TokenCallError` raised otherwise."""
+    if len(args) != 32 * len(types):
+        raise TokenCallError(
+            f"{what}: {len(args)} bytes of arguments, not {32 * len(types)} "
+            f"({len(types)} words of 32, Solidity ABI)")
+    values: list[bytes | int] = []
+    for i, kind in enumerate(types):
+        word = args[32 * i:32 * (i + 1)]
+        if kind == "address":
+            if any(word[:12]):
+                raise TokenCallError(f"{what}: argument {i + 1} is not an address (its 12 "
+                                     "padding bytes are not zero)")
+            values.append(word[12:])
+        else:
+            values.append(int.from_bytes(word, "big"))
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class TokenFunction:
+    """An ERC-20 (EIP-20) function whose amount the policy counts."""
+
+    signature: str  # canonical, as hashed for the selector
+    params: tuple[str, ...]  # argument names: addresses, then the uint256 amount
+    label: str  # how a reason names the amount ("transfer of 1000 USDC")
+
+    @cached_property
+    def selector(self) -> bytes:
+        return keccak256(self.signature.encode())[:4]
+
+
+TOKEN_FUNCTIONS: tuple[TokenFunction, ...] = (
+    # EIP-20: transfer(_to, _value), transferFrom(_from, _to, _value), approve(_spender,
+    # _value). An allowance is money the spender can move: approve counts its amount.
+    TokenFunction("transfer(address,uint256)", ("to", "amount"), "transfer of"),
+    TokenFunction("transferFrom(address,address,uint256)", ("from", "to", "amount"),
+                  "transferFrom of"),
+    TokenFunction("approve(address,uint256)", ("spender", "amount"), "allowance of"),
+    # Not EIP-20: OpenZeppelin's ERC20 (before 5.0) adds to an allowance with it.
+    TokenFunction("increaseAllowance(address,uint256)", ("spender", "amount"),
+                  "allowance increase of"),
+)
+"""The calls decoded and counted at a destination with a ``token`` section."""
+
+_TOKEN_FUNCTIONS_BY_SELECTOR = MappingProxyType({f.selector: f for f in TOKEN_FUNCTIONS})
+
+
+@dataclass(frozen=True)
+class TokenCall:
+    """An ERC-20 (EIP-20) call decoded from calldata: ``amount`` base units leave the
+    sender's reach, to ``arguments["to"]`` or as an allowance of ``arguments["spender"]``."""
+
+    function: TokenFunction
+    arguments: Mapping[str, bytes]  # the address arguments, by name
+    amount: int  # base units
+
+    def describe(self, symbol: str, decimals: int) -> str:
+        """'transfer of 1000 USDC to 0x...' (addresses EIP-55)."""
+        parties = " ".join(f"{'for' if name == 'spender' else name} "
+                           f"{format_address(address)}"
+                           for name, address in self.arguments.items())
+        return (f"{self.function.label} {format_token_amount(self.amount, symbol, decimals)} "
+                f"{parties}")
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"function": self.function.signature, "amount": str(self.amount),
+                **{name: "0x" + address.hex() for name, address in self.arguments.items()}}
+
+
+def decode_token_call(data: bytes) -> TokenCall | None:
+    """The ERC-20 call in ``data`` when its selector is one of :data:`TOKEN_FUNCTIONS`,
+    else ``None``; raises :class:`TokenCallError` when such a selector is followed by
+    anything but the exact ABI encoding of the arguments (see :func:`decode_abi_words`)."""
+    function = _TOKEN_FUNCTIONS_BY_SELECTOR.get(data[:4]) if len(data) >= 4 else None
+    if function is None:
+        return None
+    types: tuple[Literal["address", "uint256"], ...] = (
+        ("address",) * (len(function.params) - 1) + ("uint256",))
+    *addresses, amount = decode_abi_words(data[4:], types, function.signature)
+    assert isinstance(amount, int)
+    return TokenCall(function, MappingProxyType(dict(zip(function.params[:-1], addresses,
+                                                         strict=True))), amount)
+
+
 # --------------------------------------------------------------------------- rules
 
 @dataclass(frozen=True)
@@ -269,10 +431,31 @@ class Destination:
     """Allowed 4-byte function selectors (Solidity ABI spec), each with how the policy
     wrote it. Empty: no calldata at all may be sent to this address."""
     plain_transfers: bool = True  # may calldata be empty (an ether transfer)?
+    token: TokenLimits | None = None
+    """The ``token`` section: this address is an ERC-20 token whose amounts count. None:
+    token calls here are limited by ``selectors`` alone."""
 
     def describe(self) -> str:
         address = format_address(self.address)
         return f"{address} ({self.label})" if self.label else address
+
+
+@dataclass(frozen=True)
+class TokenLimits:
+    """A destination's ``token`` section: the ERC-20 (EIP-20) token at that address, and its
+    limits in base units (the amounts of :data:`TOKEN_FUNCTIONS` calls, per sender). The
+    thresholds use ``[timelock]``'s delay and ``[cosign]``'s operators; ``None``: token
+    amounts never start that gate."""
+
+    symbol: str  # the unit of amounts in the policy file and in reasons
+    decimals: int  # one symbol = 10^decimals base units (EIP-20 decimals())
+    per_transaction: int
+    per_24h: int  # over the rolling window (now - 24 h, now], per sender and token
+    timelock_threshold: int | None = None
+    cosign_threshold: int | None = None
+
+    def format(self, amount: int) -> str:
+        return format_token_amount(amount, self.symbol, self.decimals)
 
 
 @dataclass(frozen=True)
@@ -533,9 +716,12 @@ class SigningRequest:
 
     # -- identity
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_payload(self, policy: Policy | None = None) -> dict[str, Any]:
         """The request as JSON-compatible values (bytes as ``0x`` hex, amounts as decimal
-        strings): what the audit log records and :attr:`request_id` hashes."""
+        strings): what :attr:`request_id` hashes. With ``policy`` (what the audit log
+        records), a call to one of its token destinations also carries ``token_call``: the
+        decoded ERC-20 call with its ``symbol`` and ``decimals``, or ``{"error": ...}`` for
+        calldata that does not decode."""
         def hx(value: bytes | None) -> str | None:
             return None if value is None else "0x" + value.hex()
 
@@ -558,6 +744,15 @@ class SigningRequest:
                 "chain_id": self.domain.chain_id,
                 "verifying_contract": hx(self.domain.verifying_contract)}
             payload["primary_type"] = self.primary_type
+        try:
+            found = policy.token_call(self) if policy is not None else None
+        except TokenCallError as exc:
+            payload["token_call"] = {"error": str(exc)}
+        else:
+            if found is not None:
+                token, call = found
+                payload["token_call"] = {**call.to_payload(), "symbol": token.symbol,
+                                         "decimals": token.decimals}
         return payload
 
     @cached_property
@@ -586,6 +781,14 @@ class SigningRequest:
         target = dest.describe() if dest is not None else format_address(self.to)
         if not self.data:
             return f"transfer of {value} to {target}"
+        try:
+            found = policy.token_call(self) if policy is not None else None
+        except TokenCallError:
+            found = None  # described by its selector below; the calldata rule denies it
+        if found is not None:
+            token, call = found
+            return (f"{call.describe(token.symbol, token.decimals)} on {target} with value "
+                    f"{value}")
         selector = self.data[:4]
         shown = dest.selectors.get(selector) if dest is not None else None
         return f"call {shown or '0x' + selector.hex()} on {target} with value {value}"
@@ -670,8 +873,10 @@ class PendingRequest:
 class PolicyHistory(Protocol):
     """What :meth:`Policy.evaluate` needs to know about the past."""
 
-    def spent_since(self, sender: bytes, since: float) -> int:
-        """Sum in wei of the values ``sender`` signed at a time after ``since``."""
+    def spent_since(self, sender: bytes, since: float, token: bytes | None = None) -> int:
+        """Sum of what ``sender`` signed at a time after ``since``: the values in wei, or
+        with ``token``, the base units of the ERC-20 calls (:data:`TOKEN_FUNCTIONS`) to
+        that token contract."""
         ...
 
     def pending(self, request_id: bytes) -> PendingRequest | None:
@@ -716,6 +921,36 @@ class Policy:
             _check_bytes("approval", address, 20)
         return _Evaluation(self, request, float(now), ledger, approved).run()
 
+    def token_call(self, request: SigningRequest) -> tuple[TokenLimits, TokenCall] | None:
+        """The ERC-20 call ``request`` makes to a destination with a ``token`` section,
+        decoded, with that section; ``None`` when it makes none. Raises
+        :class:`TokenCallError` for calldata there that has a token function's selector
+        but not its exact ABI encoding."""
+        if request.kind != "transaction" or request.to is None:
+            return None
+        dest = self.destinations.get(request.to)
+        if dest is None or dest.token is None:
+            return None
+        call = decode_token_call(request.data)
+        return None if call is None else (dest.token, call)
+
+
+@dataclass(frozen=True)
+class _Amount:
+    """One amount a transaction moves, with what limits it: the ether ``value`` (``[limits]``,
+    ``[timelock]`` and ``[cosign]`` thresholds) or the tokens of an ERC-20 call (the
+    destination's ``token`` section). The rules ``per_transaction``, ``per_24h``,
+    ``timelock`` and ``cosign`` judge every amount the same way."""
+
+    label: str  # names the amount in reasons: "value", "transfer of"
+    amount: int  # wei or token base units
+    show: Callable[[int], str]  # writes an amount of this kind
+    per_transaction: int
+    per_24h: int
+    timelock_threshold: int | None
+    cosign_threshold: int | None
+    token: bytes | None = None  # the token contract (per_24h is per sender and token)
+
 
 class _Evaluation:
     """One run of the rules over one request."""
@@ -734,6 +969,36 @@ class _Evaluation:
 
     def deny(self, rule: str, reason: str) -> Decision:
         return self.decide("deny", rule, reason)
+
+    @cached_property
+    def amounts(self) -> tuple[_Amount, ...]:
+        """The ether value, then the token amount of an ERC-20 call to a token destination
+        (read after the calldata rule, which denies calldata that does not decode)."""
+        policy, request = self.policy, self.request
+        lock, cosign = policy.timelock, policy.cosign
+        amounts = [_Amount("value", request.value, format_wei, policy.limits.per_transaction,
+                           policy.limits.per_24h, lock.threshold if lock else None,
+                           cosign.threshold if cosign else None)]
+        found = policy.token_call(request)
+        if found is not None:
+            token, call = found
+            amounts.append(_Amount(call.function.label, call.amount, token.format,
+                                   token.per_transaction, token.per_24h,
+                                   token.timelock_threshold, token.cosign_threshold,
+                                   token=request.to))
+        return tuple(amounts)
+
+    def reaching(self, gate: Literal["timelock", "cosign"]) -> str | None:
+        """"<amount> >= <gate> threshold <threshold>" for the first amount at or over its
+        threshold of ``gate``; ``None`` when no amount reaches it."""
+        name = {"timelock": "time-lock", "cosign": "co-signature"}[gate]
+        for amount in self.amounts:
+            threshold = (amount.timelock_threshold if gate == "timelock"
+                         else amount.cosign_threshold)
+            if threshold is not None and amount.amount >= threshold:
+                return (f"{amount.label} {amount.show(amount.amount)} >= {name} threshold "
+                        f"{amount.show(threshold)}")
+        return None
 
     def run(self) -> Decision:
         kind = self.request.kind
@@ -846,6 +1111,10 @@ class _Evaluation:
             allowed = ", ".join(dest.selectors.values())
             return self.deny("calldata", f"selector 0x{data[:4].hex()} is not allowed for "
                              f"{dest.describe()} (allowed: {allowed})")
+        try:
+            self.policy.token_call(request)
+        except TokenCallError as exc:
+            return self.deny("calldata", f"malformed ERC-20 call to {dest.describe()}: {exc}")
         return None
 
     def delegation(self) -> Decision | None:
@@ -896,21 +1165,27 @@ class _Evaluation:
                     caps.max_total_fee)
 
     def per_transaction(self) -> Decision | None:
-        value, cap = self.request.value, self.policy.limits.per_transaction
-        if value > cap:
-            return self.deny("per_transaction", f"value {format_wei(value)} exceeds the "
-                             f"per-transaction limit {format_wei(cap)}")
+        for each in self.amounts:
+            if each.amount > each.per_transaction:
+                return self.deny("per_transaction", f"{each.label} {each.show(each.amount)} "
+                                 f"exceeds the per-transaction limit "
+                                 f"{each.show(each.per_transaction)}")
         return None
 
     def per_24h(self) -> Decision | None:
-        value, cap = self.request.value, self.policy.limits.per_24h
-        if value == 0:
-            return None
-        spent = self.ledger.spent_since(self.request.sender, self.now - WINDOW_SECONDS)
-        if spent + value > cap:
-            return self.deny("per_24h", f"value {format_wei(value)} + {format_wei(spent)} "
-                             f"signed in the last 24 h = {format_wei(spent + value)} exceeds "
-                             f"the 24 h limit {format_wei(cap)}")
+        for each in self.amounts:
+            if each.amount == 0:
+                continue
+            since = self.now - WINDOW_SECONDS
+            # ether asks without ``token``: a history that predates token amounts still works
+            spent = (self.ledger.spent_since(self.request.sender, since) if each.token is None
+                     else self.ledger.spent_since(self.request.sender, since, token=each.token))
+            total = spent + each.amount
+            if total > each.per_24h:
+                return self.deny("per_24h", f"{each.label} {each.show(each.amount)} + "
+                                 f"{each.show(spent)} signed in the last 24 h = "
+                                 f"{each.show(total)} exceeds the 24 h limit "
+                                 f"{each.show(each.per_24h)}")
         return None
 
     # -- gates
@@ -918,12 +1193,11 @@ class _Evaluation:
     def cosign_status(self) -> tuple[int, frozenset[bytes], str | None]:
         """(approvals required, approvals that count, reason) — (0, {}, None) when the
         co-signature rule does not apply."""
-        cosign, value = self.policy.cosign, self.request.value
-        if cosign is None or value < cosign.threshold:
+        cosign, head = self.policy.cosign, self.reaching("cosign")
+        if cosign is None or head is None:
             return 0, frozenset(), None
         counted = self.approvals & cosign.operators
-        note = (f"value {format_wei(value)} >= co-signature threshold "
-                f"{format_wei(cosign.threshold)}: approvals from {len(counted)} of "
+        note = (f"{head}: approvals from {len(counted)} of "
                 f"{len(cosign.operators)} operators, {cosign.required} required")
         ignored = len(self.approvals - cosign.operators)
         if ignored:
@@ -932,12 +1206,10 @@ class _Evaluation:
 
     def timelock(self, approvals_required: int, counted: frozenset[bytes],
                  notes: list[str]) -> Decision | None:
-        lock, request = self.policy.timelock, self.request
-        if lock is None or request.value < lock.threshold:
+        lock, head, request = self.policy.timelock, self.reaching("timelock"), self.request
+        if lock is None or head is None:
             return None
         pending = self.ledger.pending(request.request_id)
-        head = (f"value {format_wei(request.value)} >= time-lock threshold "
-                f"{format_wei(lock.threshold)}")
         extra = {"approvals_required": approvals_required, "approvals": counted}
         if pending is None:
             not_before = self.now + lock.delay
@@ -1060,15 +1332,18 @@ def parse_policy(data: bytes, source: str = "<memory>") -> Policy:
     assert chain_id is not None
 
     destinations: dict[bytes, Destination] = {}
+    token_tables: list[tuple[_Table, Destination]] = []
     allow_create = False
     section = top.table("destinations")
     if section is not None:
         allow_create = section.typed("allow_create", bool, default=False)
         for entry in section.tables("allow"):
-            dest = _parse_destination(entry)
+            dest, token_table = _parse_destination(entry)
             if dest.address in destinations:
                 entry.fail("address", f"{format_address(dest.address)} is listed twice")
             destinations[dest.address] = dest
+            if token_table is not None:
+                token_tables.append((token_table, dest))
         section.done()
 
     section = top.table("limits", required=True)
@@ -1117,6 +1392,13 @@ def parse_policy(data: bytes, source: str = "<memory>") -> Policy:
         cosign = CoSign(threshold=threshold, required=required, operators=frozenset(operators))
         section.done()
 
+    for table, dest in token_tables:  # the token gates borrow [timelock] and [cosign]
+        assert dest.token is not None
+        if dest.token.timelock_threshold is not None and timelock is None:
+            table.fail("timelock_threshold", "needs a [timelock] section (its delay)")
+        if dest.token.cosign_threshold is not None and cosign is None:
+            table.fail("cosign_threshold", "needs a [cosign] section (its operators)")
+
     delegates: frozenset[bytes] = frozenset()
     section = top.table("delegation")
     if section is not None:
@@ -1152,7 +1434,7 @@ def _addresses(table: _Table, key: str, required: bool = False) -> list[bytes]:
     return addresses
 
 
-def _parse_destination(entry: _Table) -> Destination:
+def _parse_destination(entry: _Table) -> tuple[Destination, _Table | None]:
     address = entry.parsed("address", parse_address, True)
     label = entry.typed("label", str, default="")
     selectors: dict[bytes, str] = {}
@@ -1165,9 +1447,33 @@ def _parse_destination(entry: _Table) -> Destination:
             entry.fail("selectors", f"{shown} is listed twice (as {selectors[selector]})")
         selectors[selector] = shown
     plain = entry.typed("plain_transfers", bool, default=not selectors)
+    token_table = entry.table("token")
+    token = _parse_token(token_table) if token_table is not None else None
     entry.done()
     return Destination(address=address, label=label, selectors=MappingProxyType(selectors),
-                       plain_transfers=plain)
+                       plain_transfers=plain, token=token), token_table
+
+
+def _parse_token(table: _Table) -> TokenLimits:
+    symbol = table.typed("symbol", str, required=True)
+    if _TOKEN_SYMBOL.fullmatch(symbol) is None or symbol.lower() in _UNIT_DECIMALS:
+        table.fail("symbol", f"{symbol!r} is not a token symbol (a letter, then up to 15 "
+                   "letters or digits; not wei, gwei or ether)")
+    decimals = table.typed("decimals", int, required=True)
+    if not 0 <= decimals <= MAX_TOKEN_DECIMALS:
+        table.fail("decimals", f"is {decimals}, not in 0..{MAX_TOKEN_DECIMALS} "
+                   "(EIP-20 decimals() is a uint8)")
+
+    def amount(value: object) -> int:
+        return parse_token_amount(value, symbol, decimals)
+
+    token = TokenLimits(symbol=symbol, decimals=decimals,
+                        per_transaction=table.parsed("per_transaction", amount, True),
+                        per_24h=table.parsed("per_24h", amount, True),
+                        timelock_threshold=table.parsed("timelock_threshold", amount),
+                        cosign_threshold=table.parsed("cosign_threshold", amount))
+    table.done()
+    return token
 
 
 def _parse_typed_data_rule(entry: _Table) -> TypedDataRule:
@@ -1237,6 +1543,15 @@ CREATE TABLE IF NOT EXISTS spends (
     signed_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spends_by_sender ON spends (sender, signed_at);
+CREATE TABLE IF NOT EXISTS token_spends (
+    id INTEGER PRIMARY KEY,
+    request_id BLOB NOT NULL,
+    sender BLOB NOT NULL,
+    token BLOB NOT NULL,          -- the ERC-20 contract called (the transaction's `to`)
+    amount TEXT NOT NULL,         -- base units, decimal
+    signed_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS token_spends_by_sender ON token_spends (sender, token, signed_at);
 CREATE TABLE IF NOT EXISTS pending (
     request_id BLOB PRIMARY KEY,
     created REAL NOT NULL,
@@ -1252,8 +1567,13 @@ CREATE TABLE IF NOT EXISTS pending (
 
 class PolicyLedger:
     """The durable memory of the policy (SQLite, WAL, ``synchronous=FULL``): values signed
-    per sender (for ``per_24h``) and time-locked requests. Implements
-    :class:`PolicyHistory`. Thread-safe; several processes may share the file.
+    per sender and token amounts signed per sender and token (for ``per_24h``), and
+    time-locked requests. Implements :class:`PolicyHistory`. Thread-safe; several
+    processes may share the file.
+
+    The schema only ever grows by ``CREATE ... IF NOT EXISTS``: a file written before
+    token amounts were counted (no ``token_spends`` table) opens and keeps its history;
+    its past token transfers were not recorded and count as nothing.
 
     A spend dated after ``now`` (the clock was set back) still counts: a wrong clock can
     only make the rolling limit stricter.
@@ -1290,12 +1610,17 @@ class PolicyLedger:
 
     # -- PolicyHistory
 
-    def spent_since(self, sender: bytes, since: float) -> int:
+    def spent_since(self, sender: bytes, since: float, token: bytes | None = None) -> int:
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT value FROM spends WHERE sender = ? AND signed_at > ?",
-                (sender, since)).fetchall()
-        return sum(int(value) for (value,) in rows)
+            if token is None:
+                rows = self._conn.execute(
+                    "SELECT value FROM spends WHERE sender = ? AND signed_at > ?",
+                    (sender, since)).fetchall()
+            else:
+                rows = self._conn.execute(
+                    "SELECT amount FROM token_spends WHERE sender = ? AND token = ? "
+                    "AND signed_at > ?", (sender, token, since)).fetchall()
+        return sum(int(amount) for (amount,) in rows)
 
     def pending(self, request_id: bytes) -> PendingRequest | None:
         with self._lock:
@@ -1353,14 +1678,28 @@ class PolicyLedger:
 
     def record_signed(self, request: SigningRequest, now: float) -> None:
         """Record that ``request`` was signed at ``now``: its value counts towards the
-        sender's rolling 24 h total, and its time-lock entry (if any) is used up. Call it
-        before the signature is released (a crash then over-counts, never under-counts)."""
+        sender's rolling 24 h total, so does the amount of an ERC-20 call it makes (one
+        of :data:`TOKEN_FUNCTIONS`, to any contract: the ledger needs no policy to know
+        it) towards the sender's total of that token, and its time-lock entry (if any) is
+        used up. Call it before the signature is released (a crash then over-counts,
+        never under-counts)."""
+        try:
+            call = decode_token_call(request.data) if request.to is not None else None
+        except TokenCallError:
+            call = None  # not a token call any policy counts (it denies them at token
+            # destinations): nothing to add up
         with self._transaction():
             if request.kind == "transaction":
                 self._conn.execute(
                     "INSERT INTO spends (request_id, sender, value, signed_at) "
                     "VALUES (?, ?, ?, ?)",
                     (request.request_id, request.sender, str(request.value), now))
+                if call is not None:
+                    self._conn.execute(
+                        "INSERT INTO token_spends (request_id, sender, token, amount, "
+                        "signed_at) VALUES (?, ?, ?, ?, ?)",
+                        (request.request_id, request.sender, request.to, str(call.amount),
+                         now))
             self._conn.execute(
                 "UPDATE pending SET signed_at = ? WHERE request_id = ? AND signed_at IS NULL",
                 (now, request.request_id))
