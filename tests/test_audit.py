@@ -27,6 +27,7 @@ from wallet.audit import (
     canonical_json,
     entry_digest,
     export,
+    rotate,
     verify,
     verify_export,
 )
@@ -569,3 +570,49 @@ def test_concurrent_appends_make_one_gap_free_chain(path: Path,
     assert sorted((p["worker"], p["n"]) for p in payloads) == sorted(
         (w, n) for w in range(threads) for n in range(per_thread))
 
+
+
+# --------------------------------------------------------------------------- rotation
+
+
+def test_rotating_a_damaged_log_keeps_it_and_links_the_new_one(
+        filled: list[AuditEntry], path: Path, signer: SoftwareSigner) -> None:
+    sql(path, "UPDATE entries SET time_ms = 0 WHERE seq = 8")
+    with pytest.raises(AuditChainError, match="head is damaged"):
+        AuditLog(path, signer)  # signing has stopped
+    damaged = path.read_bytes()
+    done = rotate(path, signer, "head damaged after a radiation upset", clock=Clock())
+    assert done.previous_head is None and "entry 8" in (done.problem or "")
+    assert done.archived[0].read_bytes() == damaged  # kept as evidence, byte for byte
+    assert done.archived[0].name.startswith(path.stem + "-retired-")
+    first = done.first
+    assert (first.seq, first.kind) == (1, "log_rotated")
+    payload = first.payload_json()
+    assert payload["reason"] == "head damaged after a radiation upset"
+    assert payload["previous_file"] == done.archived[0].name
+    assert payload["previous_head"] is None and "entry 8" in payload["previous_problem"]
+    assert verify(path).seq == 1
+    with AuditLog(path, signer) as log:  # signing works again, on the new log
+        assert log.append("signed", {"n": 1}).seq == 2
+
+
+def test_rotating_a_healthy_log_records_its_head(filled: list[AuditEntry], path: Path,
+                                                 signer: SoftwareSigner) -> None:
+    head = verify(path)
+    done = rotate(path, signer, "scheduled rotation", clock=Clock())
+    assert done.previous_head == head and done.problem is None
+    assert done.first.payload_json()["previous_head"] == str(head)
+    assert verify(done.archived[0]) == head  # the retired log still verifies on its own
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "two\nlines"])
+def test_a_rotation_needs_a_one_line_reason(filled: list[AuditEntry], path: Path,
+                                            signer: SoftwareSigner, reason: str) -> None:
+    with pytest.raises(MalformedRequestError, match="one-line reason"):
+        rotate(path, signer, reason)
+    assert verify(path).seq == 8  # nothing moved
+
+
+def test_rotating_nothing_is_refused(tmp_path: Path, signer: SoftwareSigner) -> None:
+    with pytest.raises(AuditError, match="no audit log at"):
+        rotate(tmp_path / "absent.sqlite", signer, "why")

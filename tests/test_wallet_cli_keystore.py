@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,32 @@ def test_keystore_wallet_signs_messages_checks_policy_and_exports_audit(
     bad = orbital(env, "wallet", "audit", "verify-export", str(exported), "--known-head", known,
                   "--signer", signer)
     assert bad.returncode == 8
+
+
+def test_a_damaged_audit_log_stops_signing_until_it_is_rotated(
+        env: dict[str, str], tmp_path: Path) -> None:
+    source = tmp_path / "mine.json"
+    create_keystore(source, "pw", private_key=KEY, kdf="pbkdf2", iterations=2)
+    assert orbital(env, "wallet", "import-keystore", str(source)).returncode == 0
+    (tmp_path / "policy.toml").write_text(POLICY)
+    assert orbital(env, "wallet", "policy", "pin", str(tmp_path / "policy.toml")).returncode == 0
+    assert orbital(env, "wallet", "sign-message", "before").returncode == 0
+
+    log = Path(env["ORBITAL_HOME"]) / "audit.sqlite"
+    with sqlite3.connect(log) as db:  # damage the head entry behind the wallet's back
+        db.execute("UPDATE entries SET time_ms = 1 WHERE seq = (SELECT MAX(seq) FROM entries)")
+    stopped = orbital(env, "wallet", "sign-message", "during")
+    assert stopped.returncode == 8 and "head is damaged" in stopped.stderr
+
+    refused = orbital(env, "wallet", "audit", "rotate")
+    assert refused.returncode == 2 and "--reason" in refused.stderr
+    done = orbital(env, "wallet", "audit", "rotate", "--reason", "head damaged", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["previousHead"] is None and "damaged" in report["problem"]
+    assert all(Path(p).exists() for p in report["archived"])
+    assert report["head"].startswith("1:")
+
+    assert orbital(env, "wallet", "sign-message", "after").returncode == 0
+    verified = orbital(env, "wallet", "audit", "verify", "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["head"].startswith("3:")

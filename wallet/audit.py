@@ -33,6 +33,14 @@ The payload is canonical JSON: an object, keys sorted, no insignificant whitespa
 UTF-8 (non-ASCII kept as is), no NaN or infinity; ``bytes`` values are written as
 ``0x`` hex strings. Hashes cover the stored bytes, so a verifier never re-serialises.
 
+Rotation
+--------
+A log whose head is damaged stops all signing (fail closed). :func:`rotate` is the way out,
+and the only one: it verifies what it can of the old log, moves its files aside (nothing is
+deleted: they are evidence), starts a new log and makes its first entry a ``log_rotated``
+record naming the old file, the sha256 of its bytes, its verified head or the problem found,
+and the operator's reason. An auditor thus follows the chain from one log into the next.
+
 Downlink
 --------
 :func:`export` gives entries ``from_seq..`` as a JSON-compatible document whose anchor
@@ -659,3 +667,60 @@ def verify_export(doc: Mapping[str, Any], known_head: AuditHead | None = None,
         by_seq = {anchor.seq: anchor.hash} | {e.seq: e.entry_hash for e in entries}
         _check_known_head(head, known_head, by_seq.get, source, "the export")
     return head
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What :func:`rotate` did."""
+
+    archived: tuple[Path, ...]
+    """The old log's files, renamed (database first, then its -wal/-shm if present)."""
+    previous_head: AuditHead | None
+    """The old log's verified head, or None if it did not verify."""
+    problem: str | None
+    """Why the old log did not verify (None if it did)."""
+    first: AuditEntry
+    """The new log's first entry (kind ``log_rotated``)."""
+
+
+def rotate(path: str | PathLike[str], signer: Signer, reason: str, *,
+           clock: Callable[[], float] = time.time) -> Rotation:
+    """Retire the audit log at ``path`` and start a new one there (see "Rotation" above).
+    ``reason`` (required, one line) is recorded in the new log's first entry."""
+    if not isinstance(reason, str) or not reason.strip() or "\n" in reason:
+        raise MalformedRequestError("a rotation needs a one-line reason")
+    path = Path(path)
+    if not path.exists():
+        raise AuditError(f"no audit log at {path} to rotate")
+    try:
+        head: AuditHead | None = verify(path)
+        problem = None
+    except AuditError as exc:
+        head, problem = None, str(exc)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(clock()))
+    digest = keccak(b"".join(p.read_bytes() for p in _log_files(path)  # the data, not -shm
+                             if not p.name.endswith("-shm")))
+    archived = []
+    for source in _log_files(path):
+        target = source.with_name(source.name.replace(path.name, f"{path.stem}-retired-{stamp}"
+                                                      f"{path.suffix}", 1))
+        if target.exists():
+            raise AuditError(f"{target} exists already: rotate again in a second")
+        source.rename(target)
+        archived.append(target)
+    with AuditLog(path, signer, clock=clock) as log:
+        first = log.append("log_rotated", {
+            "reason": reason.strip(),
+            "previous_file": archived[0].name,
+            "previous_keccak256": digest,  # of the database and its WAL, as archived
+            "previous_head": str(head) if head is not None else None,
+            "previous_problem": problem,
+        })
+    return Rotation(tuple(archived), head, problem, first)
+
+
+def _log_files(path: Path) -> list[Path]:
+    """The database file and, if present, its WAL and shared-memory files."""
+    return [p for p in (path, path.with_name(path.name + "-wal"),
+                        path.with_name(path.name + "-shm")) if p.exists()]
+

@@ -111,6 +111,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--known-head", metavar="SEQ:HASH")
     p.add_argument("--signer", required=True)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_audit_verify_export"))
+    p = averbs.add_parser(
+        "rotate", help="retire the audit log (e.g. a damaged one) and start a new one",
+        description="Verify what can be verified of the audit log, move its files aside "
+                    "(kept as evidence, never deleted), start a new log signed by this "
+                    "wallet's key whose first entry (log_rotated) names the old file, the "
+                    "keccak256 of its bytes, its verified head or the problem found, and "
+                    "--reason. Signing resumes on the new log. Export the old log for the "
+                    "ground first if it still verifies.")
+    p.add_argument("--reason", required=True, help="one line, recorded in the new log")
+    _secret_args(p)
+    p.set_defaults(run=lazy("node.cli.wallet_run", "_audit_rotate"))
 
     queue = verbs.add_parser("queue", help="signed transactions waiting for a contact")
     qverbs = queue.add_subparsers(dest="queue_verb", metavar="VERB", required=True)

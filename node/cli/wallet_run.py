@@ -297,6 +297,21 @@ def _audit_verify_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_rotate(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with ExitStack() as stack:
+        signer = _open_signer(config, args, stack)
+        done = audit_log.rotate(config.path("audit.sqlite"), signer, args.reason)
+    old = (f"verified head {done.previous_head}" if done.previous_head is not None
+           else f"did not verify: {done.problem}")
+    return _emit(args, {"rotated": True, "archived": [str(p) for p in done.archived],
+                        "previousHead": (str(done.previous_head)
+                                         if done.previous_head is not None else None),
+                        "problem": done.problem, "head": str(done.first.head)},
+                 f"audit log rotated: old log ({old}) kept as {done.archived[0]}; new log "
+                 f"starts at {done.first.head}")
+
+
 def _queue_list(args: argparse.Namespace) -> int:
     queue = SignedQueue(_config(args).path("queue.sqlite"))
     try:
