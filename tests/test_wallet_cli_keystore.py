@@ -152,3 +152,37 @@ def test_a_damaged_audit_log_stops_signing_until_it_is_rotated(
     assert orbital(env, "wallet", "sign-message", "after").returncode == 0
     verified = orbital(env, "wallet", "audit", "verify", "--json")
     assert verified.returncode == 0 and json.loads(verified.stdout)["head"].startswith("3:")
+
+
+OPERATORS = ["0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC",
+             "0x90F79bf6EB2c4f870365E785982E1f101E93b906",
+             "0x15d34AAf54267DB7D7c367839AAf71A00a2C6A65"]
+
+
+def test_config_set_and_show(env: dict[str, str]) -> None:
+    done = orbital(env, "wallet", "config", "set", "--operators", ",".join(OPERATORS),
+                   "--threshold", "2", "--chain-id", "31337", "--satellite", "genesis-7")
+    assert done.returncode == 0, done.stderr
+    shown = orbital(env, "wallet", "config", "show", "--json")
+    report = json.loads(shown.stdout)
+    assert report["operators"] == OPERATORS and report["threshold"] == 2
+    assert (report["chainId"], report["satellite"]) == (31337, "genesis-7")
+    text = orbital(env, "wallet", "config", "show").stdout
+    assert "threshold = 2" in text and 'satellite = "genesis-7"' in text
+
+    # only what is given changes; nothing changes when a value is refused
+    assert orbital(env, "wallet", "config", "set", "--threshold", "3").returncode == 0
+    for argv, message in [
+        (["--threshold", "4"], "threshold 4 must be 1..3"),
+        (["--operators", OPERATORS[0].replace("C44", "c44")], "fails its EIP-55 checksum"),
+        (["--operators", f"{OPERATORS[0]},{OPERATORS[0]}"], "lists an address twice"),
+        (["--operators", "0x1234"], "is not an address"),
+        (["--satellite", 'a"b'], "without quotes"),
+        (["--chain-id", "0"], "want 1..2^64-1"),
+        ([], "nothing to change"),
+    ]:
+        refused = orbital(env, "wallet", "config", "set", *argv)
+        assert refused.returncode == 2 and message in refused.stderr, (argv, refused.stderr)
+        assert refused.stderr.count("\n") == 1
+    report = json.loads(orbital(env, "wallet", "config", "show", "--json").stdout)
+    assert report["operators"] == OPERATORS and report["threshold"] == 3

@@ -84,6 +84,28 @@ def register(commands: argparse._SubParsersAction) -> None:
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_sign_typed"))
 
+    config = verbs.add_parser("config", help="show or change wallet.toml (operators, chain...)")
+    cverbs = config.add_subparsers(dest="config_verb", metavar="VERB", required=True)
+    p = cverbs.add_parser("show", help="print the effective wallet.toml")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=lazy("node.cli.wallet_run", "_config_show"))
+    p = cverbs.add_parser(
+        "set", help="change settings (written atomically; the rest is kept)",
+        description="Change wallet.toml: the operators whose EIP-712 command envelopes the "
+                    "wallet obeys and how many must sign (m-of-n), the chain and satellite "
+                    "name commands are bound to, the key to sign with. Addresses in mixed "
+                    "case must pass their EIP-55 checksum. The policy is pinned with "
+                    "`orbital wallet policy pin`, the backend set by init-token/new.")
+    p.add_argument("--operators", metavar="ADDR,ADDR,...",
+                   help="the operator addresses, comma-separated (replaces the list)")
+    p.add_argument("--threshold", type=int, metavar="M", help="operator signatures required")
+    p.add_argument("--chain-id", type=int, metavar="ID", help="chain operator commands name")
+    p.add_argument("--satellite", metavar="NAME",
+                   help="this satellite's name (keccak256 = the commands' satelliteId)")
+    p.add_argument("--key", metavar="ADDR", help="the key address to sign with")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=lazy("node.cli.wallet_run", "_config_set"))
+
     policy = verbs.add_parser("policy", help="check requests against the policy, pin it")
     pverbs = policy.add_subparsers(dest="policy_verb", metavar="VERB", required=True)
     p = pverbs.add_parser("check", help="what the policy decides for TX.json (signs nothing)")

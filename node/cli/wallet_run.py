@@ -25,7 +25,14 @@ from wallet.keys import keystore, pkcs11
 from wallet.keys.pin import PinAttempts, read_pin
 from wallet.keys.signer import Signer
 from wallet.onboard import OnboardSigner, transaction_signing_request
-from wallet.policy import PolicyLedger, format_wei, load_policy, pin_policy
+from wallet.policy import (
+    PolicyLedger,
+    format_address,
+    format_wei,
+    load_policy,
+    parse_address,
+    pin_policy,
+)
 from wallet.queue import SignedQueue
 from wallet.transactions import request_from_json
 
@@ -295,6 +302,57 @@ def _audit_verify_export(args: argparse.Namespace) -> int:
                                    expected_signer=bytes.fromhex(args.signer.removeprefix("0x")))
     print(f"export verified: head {head}")
     return 0
+
+
+def _config_report(config: WalletConfig) -> dict[str, Any]:
+    return {"home": str(config.home), "backend": config.backend,
+            "key": None if config.key is None else format_address(config.key),
+            "chainId": config.chain_id, "satellite": config.satellite,
+            "operators": [format_address(a) for a in config.operators],
+            "threshold": config.threshold, "policyFile": config.policy_file,
+            "policySha256": config.policy_sha256}
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    config = _config(args)
+    return _emit(args, _config_report(config), config.to_toml().rstrip())
+
+
+def _config_set(args: argparse.Namespace) -> int:
+    config = _config(args)
+    changes: dict[str, Any] = {}
+    if args.operators is not None:
+        addresses = [a.strip() for a in args.operators.split(",") if a.strip()]
+        parsed = tuple(parse_address(a) for a in addresses)
+        if len(set(parsed)) != len(parsed):
+            raise MalformedRequestError("--operators lists an address twice")
+        changes["operators"] = parsed
+    if args.threshold is not None:
+        changes["threshold"] = args.threshold
+    if args.chain_id is not None:
+        if not 0 < args.chain_id < 2**64:
+            raise MalformedRequestError(f"--chain-id {args.chain_id}: want 1..2^64-1")
+        changes["chain_id"] = args.chain_id
+    if args.satellite is not None:
+        if not args.satellite.strip() or '"' in args.satellite or "\\" in args.satellite:
+            raise MalformedRequestError("--satellite must be a non-empty name without quotes "
+                                        "or backslashes")
+        changes["satellite"] = args.satellite
+    if args.key is not None:
+        changes["key"] = parse_address(args.key)
+    if not changes:
+        raise MalformedRequestError("nothing to change: give --operators, --threshold, "
+                                    "--chain-id, --satellite or --key")
+    operators = changes.get("operators", config.operators)
+    threshold = changes.get("threshold", config.threshold)
+    if operators and not 1 <= threshold <= len(operators):
+        raise MalformedRequestError(f"threshold {threshold} must be 1..{len(operators)} "
+                                    f"(the number of operators)")
+    if not operators and "threshold" in changes:
+        raise MalformedRequestError("set --operators before (or with) --threshold")
+    new = updated(config, **changes)
+    return _emit(args, _config_report(new),
+                 f"updated {new.home / 'wallet.toml'}: " + ", ".join(sorted(changes)))
 
 
 def _audit_rotate(args: argparse.Namespace) -> int:
