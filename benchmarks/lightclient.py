@@ -197,9 +197,8 @@ def baseline(inputs: Inputs, cls: type, data: bytes) -> bool:
             obj.next_sync_committee.hash_tree_root(), obj.next_sync_committee_branch,
             NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA, state_root):
         return False
-    store_period = sp.compute_sync_committee_period_at_slot(config,
-                                                            store.finalized_header.beacon.slot)
-    signature_period = sp.compute_sync_committee_period_at_slot(config, obj.signature_slot)
+    store_period = config.sync_committee_period_at_slot(store.finalized_header.beacon.slot)
+    signature_period = config.sync_committee_period_at_slot(obj.signature_slot)
     committee = (store.current_sync_committee if signature_period == store_period
                  else store.next_sync_committee)
     aggregate = obj.sync_aggregate

@@ -294,8 +294,7 @@ class LightClient:
 
     @property
     def finalized_period(self) -> int:
-        return sp.compute_sync_committee_period_at_slot(self.config,
-                                                        self.store.finalized_header.beacon.slot)
+        return self.config.sync_committee_period_at_slot(self.store.finalized_header.beacon.slot)
 
     @property
     def next_sync_committee_known(self) -> bool:

@@ -34,6 +34,7 @@ from node.chain.beacon.containers import (
     EXECUTION_PAYLOAD_GINDEX,
     FINALIZED_ROOT_GINDEX,
     FINALIZED_ROOT_GINDEX_ELECTRA,
+    FORKS,
     NEXT_SYNC_COMMITTEE_GINDEX,
     NEXT_SYNC_COMMITTEE_GINDEX_ELECTRA,
     CapellaExecutionPayloadHeader,
@@ -56,7 +57,6 @@ from node.chain.errors import VerificationError
 
 GENESIS_SLOT = 0
 ZERO_ROOT = bytes(32)
-FORK_ORDER = FORK_NAMES
 
 
 class UpdateRejected(VerificationError):
@@ -89,25 +89,14 @@ class LightClientStore:
 
 
 def _at_least(fork: str, than: str) -> bool:
-    return FORK_ORDER.index(fork) >= FORK_ORDER.index(than)
-
-
-def compute_epoch_at_slot(config: NetworkConfig, slot: int) -> int:
-    return slot // config.preset.slots_per_epoch
-
-
-def compute_sync_committee_period_at_slot(config: NetworkConfig, slot: int) -> int:
-    return compute_epoch_at_slot(config, slot) // config.preset.epochs_per_sync_committee_period
-
-
-LIGHT_CLIENT_FORKS = frozenset(("altair", "bellatrix", "capella", "deneb", "electra", "fulu"))
+    return FORK_NAMES.index(fork) >= FORK_NAMES.index(than)
 
 
 def _fork_of_slot(config: NetworkConfig, slot: int) -> str:
     """The fork of ``slot``; a fork whose light-client data this module does not implement
     (phase0 has none; Gloas changes the execution payload's place) is refused, not guessed."""
-    fork = config.fork_at_epoch(compute_epoch_at_slot(config, slot)).name
-    if fork not in LIGHT_CLIENT_FORKS:
+    fork = config.fork_at_slot(slot).name
+    if fork not in FORKS:
         raise _reject("fork", f"slot {slot} is in {config.name}'s {fork} fork, whose "
                               f"light-client data is not supported (supported: altair to fulu)")
     return fork
@@ -180,7 +169,7 @@ def _participants(update: LightClientUpdate) -> int:
 def is_better_update(config: NetworkConfig, new: LightClientUpdate,
                      old: LightClientUpdate) -> bool:
     """``is_better_update`` (altair light-client sync-protocol.md)."""
-    period = lambda slot: compute_sync_committee_period_at_slot(config, slot)  # noqa: E731
+    period = config.sync_committee_period_at_slot
     max_active = len(new.sync_aggregate.sync_committee_bits)
     new_active, old_active = _participants(new), _participants(old)
     new_super, old_super = new_active * 3 >= max_active * 2, old_active * 3 >= max_active * 2
@@ -248,7 +237,7 @@ def validate_light_client_update(config: NetworkConfig, store: LightClientStore,
     """``validate_light_client_update`` (altair; capella/deneb headers; electra branches).
     Raises :class:`UpdateRejected` naming the failed check."""
     preset = config.preset
-    period = lambda slot: compute_sync_committee_period_at_slot(config, slot)  # noqa: E731
+    period = config.sync_committee_period_at_slot
     aggregate = update.sync_aggregate
     participants = sum(aggregate.sync_committee_bits)
     if participants < preset.min_sync_committee_participants:
@@ -324,7 +313,7 @@ def validate_light_client_update(config: NetworkConfig, store: LightClientStore,
     cache = committees if committees is not None else bls.CommitteeCache()
     keys = cache.get(committee.hash_tree_root(), committee.pubkeys, committee.aggregate_pubkey)
     fork_version_slot = max(update.signature_slot, 1) - 1
-    fork = config.fork_at_epoch(compute_epoch_at_slot(config, fork_version_slot))
+    fork = config.fork_at_slot(fork_version_slot)
     domain = compute_domain(DOMAIN_SYNC_COMMITTEE, fork.version, config.genesis_validators_root)
     signing_root = compute_signing_root(update.attested_header.beacon, domain)
     if not bls.verify_aggregate(keys.participants_key(aggregate.sync_committee_bits),
@@ -338,9 +327,8 @@ def validate_light_client_update(config: NetworkConfig, store: LightClientStore,
 def apply_light_client_update(config: NetworkConfig, store: LightClientStore,
                               update: LightClientUpdate) -> None:
     """``apply_light_client_update`` (altair)."""
-    store_period = compute_sync_committee_period_at_slot(config, store.finalized_header.beacon.slot)
-    finalized_period = compute_sync_committee_period_at_slot(config,
-                                                             update.finalized_header.beacon.slot)
+    store_period = config.sync_committee_period_at_slot(store.finalized_header.beacon.slot)
+    finalized_period = config.sync_committee_period_at_slot(update.finalized_header.beacon.slot)
     if not is_next_sync_committee_known(store):
         if finalized_period != store_period:
             raise _reject("finalized_header", f"finalizes period {finalized_period} while the "
@@ -388,7 +376,7 @@ def process_light_client_update(config: NetworkConfig, store: LightClientStore,
     if active > get_safety_threshold(store) \
             and update.attested_header.beacon.slot > store.optimistic_header.beacon.slot:
         store.optimistic_header = update.attested_header
-    period = lambda slot: compute_sync_committee_period_at_slot(config, slot)  # noqa: E731
+    period = config.sync_committee_period_at_slot
     finalizes_next = (not is_next_sync_committee_known(store)
                       and is_sync_committee_update(update) and is_finality_update(update)
                       and period(update.finalized_header.beacon.slot)
