@@ -366,15 +366,16 @@ class GossipNode:
             if frames and frames[0][0] <= since:
                 raise GossipError(f"peer {peer_id} answered from seq {frames[0][0]}, "
                                   f"asked after {since}")
-            for _, data in frames:
-                if self._validator is not None and not self._validator(data):
-                    with self._count_lock:
-                        self.sync_rejected += 1
-                    continue
-                if not await asyncio.to_thread(self._deliver, data):
-                    continue
-                new += 1
-                await self.publish(data)
+            valid = [data for _, data in frames
+                     if self._validator is None or self._validator(data)]
+            with self._count_lock:
+                self.sync_rejected += len(frames) - len(valid)
+            # the page is stored in one transaction (one fsync), as gossip deliveries are
+            added = await asyncio.to_thread(self._deliver_many, valid)
+            for data, is_new in zip(valid, added, strict=True):
+                if is_new:
+                    new += 1
+                    await self.publish(data)
             with self._count_lock:
                 self.sync_fetched += len(frames)
             if frames:
@@ -614,10 +615,6 @@ class GossipNode:
                     break
             # the store's fsync happens off the trio loop, in order
             await trio.to_thread.run_sync(self._deliver_many, batch)
-
-    def _deliver(self, data: bytes) -> bool:
-        """Store ``data`` durably and hand it to the subscribers; True if it was new."""
-        return self._deliver_many([data])[0]
 
     def _deliver_many(self, batch: list[bytes]) -> list[bool]:
         """Store ``batch`` durably in one transaction (dropping duplicates by message id), then
