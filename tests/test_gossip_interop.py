@@ -20,6 +20,7 @@ them), it never skips them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import AsyncIterator, Callable
 
@@ -29,12 +30,14 @@ from node.attest.codec import message_id
 from node.gossip import AttestationValidator, GossipConfig, GossipNode
 
 from gossip_attestations import attestation as make_attestation
-from gossip_attestations import forgeries, make_validator, until
+from gossip_attestations import forgeries, make_validator
+from gossip_attestations import until as poll_until
 from js_gossip_peer import JsPeer, JsPeerError, JsPeerMissingError
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT = 15.0
+until = functools.partial(poll_until, timeout=TIMEOUT)  # this file's bound, not the default
 
 
 def attestation(signer: int, epoch: int) -> bytes:
