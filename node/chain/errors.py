@@ -61,6 +61,35 @@ class ProofError(VerificationError):
         super().__init__(field, claimed, computed, reason=reason)
 
 
+class HeaderRuleError(VerificationError):
+    """A header breaks a consensus validity rule with respect to its parent
+    (execution-specs ``forks/*/fork.py``, ``validate_header``).
+
+    ``rule`` names the rule (for example ``gasLimit-bounds``), ``number`` and ``block_hash``
+    the offending header; ``claimed`` is the header's value, ``computed`` what the rule
+    derives from the parent (or the bound it breaks).
+    """
+
+    def __init__(self, rule: str, number: int, block_hash: bytes, claimed: object,
+                 computed: object, *, reason: str) -> None:
+        self.rule = rule
+        self.number = number
+        self.block_hash = block_hash
+        super().__init__(rule, claimed, computed,
+                         reason=f"header {number} 0x{block_hash.hex()} breaks {rule}: {reason}")
+
+
+class NotAnchoredError(VerificationError):
+    """A header (or data resting on it) does not lead back from any trusted anchor: it may
+    hash-link to verified headers, but after the Merge linking forward proves nothing."""
+
+    def __init__(self, number: int, block_hash: bytes, reason: str) -> None:
+        self.number = number
+        self.block_hash = block_hash
+        super().__init__("anchor", reason=f"header {number} 0x{block_hash.hex()} is not "
+                                          f"anchored: {reason}")
+
+
 class HeaderStoreError(ChainError):
     """A header was refused by the header store (it does not link, or it conflicts)."""
 
