@@ -170,11 +170,25 @@ def transaction_from_rpc(obj: Mapping[str, Any], where: str = "transaction") -> 
         values.append(_from_json(kind, raw, f"{where}.{name}"))
     tx = Transaction(tx_type, tuple(values))
     if tx_type == LEGACY and obj.get("chainId") is not None:
-        claimed = parse_quantity(obj["chainId"], f"{where}.chainId")
-        if tx.chain_id is not None and claimed != tx.chain_id:
-            raise VerificationError(f"{where}.chainId", claimed, tx.chain_id,
-                                    reason=f"chainId {claimed} but v encodes {tx.chain_id}")
+        _check_legacy_chain_id(tx, parse_quantity(obj["chainId"], f"{where}.chainId"), where)
     return tx
+
+
+def _check_legacy_chain_id(tx: Transaction, claimed: int, where: str) -> None:
+    """A legacy transaction's ``chainId`` is not signed as a field: it is what ``v``
+    encodes (EIP-155: v = chainId * 2 + 35 or 36). A transaction with v = 27 or 28 binds
+    no chain, and geth and erigon omit the field for it; the schema's meaning, "Chain ID
+    that this transaction is valid on" (execution-apis ``transaction.yaml``), would make
+    any other claim say it is replay-protected when it is not. Only 0, which go-ethereum's
+    ``Transaction.ChainId()`` and ethers give such a transaction, is accepted."""
+    if tx.chain_id is None:
+        if claimed != 0:
+            raise VerificationError(f"{where}.chainId", claimed, None, reason=(
+                f"chainId {claimed} claimed, but v={tx['v']} is not replay-protected "
+                "(pre-EIP-155): the signature binds no chain"))
+    elif claimed != tx.chain_id:
+        raise VerificationError(f"{where}.chainId", claimed, tx.chain_id,
+                                reason=f"chainId {claimed} but v encodes {tx.chain_id}")
 
 
 def _json_field(obj: Mapping[str, Any], name: str, kind: str, tx_type: int, where: str) -> Any:
