@@ -9,6 +9,12 @@ rlp(index) to that encoding.
 The bloom is recomputed from the logs, never trusted: each address and topic sets
 three bits, chosen by the low 11 bits of the first three byte pairs of its keccak256
 (Yellow Paper §4.3.1, function M3:2048).
+
+A JSON-RPC receipt also carries fields the trie does not commit to but that follow from
+the transaction and the header; the derivations are here: the price paid per gas
+(:func:`effective_gas_price`, EIP-1559), the address a creation deploys to
+(:func:`contract_address`, Yellow Paper §7) and the price of blob gas when it is the
+minimum (:data:`MIN_BASE_FEE_PER_BLOB_GAS`, EIP-4844).
 """
 
 from __future__ import annotations
@@ -29,9 +35,15 @@ from node.chain.rpcjson import (
     parse_quantity,
     quantity,
 )
+from node.chain.transactions import ACCESS_LIST, LEGACY, Transaction
 
 BLOOM_BYTES = 256
 MAX_TOPICS = 4  # LOG0..LOG4
+MIN_BASE_FEE_PER_BLOB_GAS = 1
+"""EIP-4844: the blob gas price of a block without excess blob gas. Above that the price
+is fake_exponential(1, excessBlobGas, update fraction), and the fraction is a parameter
+of the fork and chain (Cancun 3338477; Prague 5007716, EIP-7691; later forks from the
+chain's blob schedule, EIP-7840 and EIP-7892) that no header field carries."""
 
 
 @dataclass(frozen=True)
@@ -132,3 +144,23 @@ def receipt_from_rpc(obj: Mapping[str, Any], where: str = "receipt") -> Receipt:
         logs_bloom=data(obj, "logsBloom", where, size=BLOOM_BYTES),
         logs=logs,
     )
+
+
+# --- fields derived from the transaction and the header ------------------------------
+
+def effective_gas_price(tx: Transaction, base_fee: int | None) -> int | None:
+    """The wei per gas ``tx`` paid in a block with ``base_fee`` (EIP-1559): its
+    ``gasPrice`` for legacy and EIP-2930 transactions, otherwise
+    min(maxFeePerGas, baseFee + maxPriorityFeePerGas). None when a fee-market transaction
+    sits in a block without a base fee (no valid block holds one)."""
+    if tx.tx_type in (LEGACY, ACCESS_LIST):
+        return tx["gasPrice"]
+    if base_fee is None:
+        return None
+    return min(tx["maxFeePerGas"], base_fee + tx["maxPriorityFeePerGas"])
+
+
+def contract_address(sender: bytes, nonce: int) -> bytes:
+    """The address a contract creation by ``sender`` with ``nonce`` deploys to:
+    keccak256(rlp([sender, nonce]))[12:] (Yellow Paper §7, CREATE)."""
+    return keccak256(rlp.encode([sender, nonce]))[12:]
