@@ -301,7 +301,9 @@ class BeaconChainSim:
     ``committee_seeds[p]`` replaces the seed of period ``p``'s committee (a conflicting
     chain); ``pubkey_overrides[p][i]`` replaces member ``i``'s public key as the chain
     records it (a committee with a malformed key); ``extra_data`` fills the execution
-    headers' ``extra_data``.
+    headers' ``extra_data``; ``execution_headers[slot]`` (a :class:`~node.chain.header.Header`)
+    is the execution block the beacon block of ``slot`` carries (number, hashes, roots), so
+    the light client proves a real execution header.
     """
 
     def __init__(self, config: NetworkConfig, *, seed: bytes = b"orbital",
@@ -310,7 +312,8 @@ class BeaconChainSim:
                  empty_slots: Sequence[int] = (),
                  committee_seeds: Mapping[int, bytes] | None = None,
                  pubkey_overrides: Mapping[int, Mapping[int, bytes]] | None = None,
-                 extra_data: bytes = b"orbital sim") -> None:
+                 extra_data: bytes = b"orbital sim",
+                 execution_headers: Mapping[int, Any] | None = None) -> None:
         self.config = config
         self.preset = config.preset
         self.seed = seed
@@ -321,6 +324,7 @@ class BeaconChainSim:
         self.committee_seeds = dict(committee_seeds or {})
         self.pubkey_overrides = {p: dict(m) for p, m in (pubkey_overrides or {}).items()}
         self.extra_data = extra_data
+        self.execution_headers = dict(execution_headers or {})
         self._blocks: dict[int, SimBlock] = {}
         self._slots: list[int] = []  # built slots, ascending
         self._by_root: dict[bytes, SimBlock] = {}
@@ -493,6 +497,11 @@ class BeaconChainSim:
             "blob_gas_used": 131_072 * (number % 7),
             "excess_blob_gas": 131_072 * (number % 11),
         }
+        real = self.execution_headers.get(slot)
+        if real is not None:
+            values.update(block_number=real.number, block_hash=real.hash,
+                          parent_hash=real.parent_hash, state_root=real.state_root,
+                          receipts_root=real.receipts_root, timestamp=real.timestamp)
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in names})
 

@@ -4,7 +4,6 @@ written to files (as a bare ``result`` and as a whole JSON-RPC response)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import io
 import json
 import subprocess
@@ -14,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from node.chain.header import header_to_rpc
 from node.cli.main import main
 
-from vectors import hive_chain, hive_genesis, hive_latest, io_case
+from vectors import hive_latest, io_case
 
 REPO = Path(__file__).resolve().parents[1]
 BLOCK = hive_latest()
 BLOCK_HASH = BLOCK["hash"]
 PROOF = io_case("eth_getProof", "get-account-proof-with-storage").result
 RECEIPTS = io_case("eth_getBlockReceipts", "get-block-receipts-latest").result
+TRUST = ("--trusted", f"54:{BLOCK_HASH}")  # block 54 is the anchor of most cases here
 
 
 def write(tmp_path: Path, name: str, result: Any, envelope: bool = False) -> str:
@@ -54,9 +53,11 @@ def one_error_line(err: str) -> str:
 def test_verify_header_prints_verified_number_and_hash(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, envelope: bool) -> None:
     block = io_case("eth_getBlockByNumber", case).result
-    code, out, err = run(capsys, "verify", "header", write(tmp_path, "b.json", block, envelope))
+    code, out, err = run(capsys, "verify", "header", write(tmp_path, "b.json", block, envelope),
+                         "--trusted", f"{block['number']}:{block['hash']}")
     assert (code, err) == (0, "")
-    assert out == f"verified {int(block['number'], 16)} {block['hash']}\n"
+    assert out.splitlines()[0] == f"verified {int(block['number'], 16)} {block['hash']}"
+    assert out.splitlines()[1].startswith(f"  anchored by  block {int(block['number'], 16)} ")
 
 
 @pytest.mark.parametrize("envelope", [False, True], ids=["bare", "envelope"])
@@ -64,7 +65,7 @@ def test_verify_proof_prints_the_proven_values(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], envelope: bool) -> None:
     code, out, err = run(capsys, "verify", "proof",
                          "--block", write(tmp_path, "b.json", BLOCK, envelope),
-                         write(tmp_path, "p.json", PROOF, envelope))
+                         write(tmp_path, "p.json", PROOF, envelope), *TRUST)
     assert (code, err) == (0, "")
     assert out.startswith(f"verified account {PROOF['address']} at block 54 {BLOCK_HASH}")
     assert "balance      118 wei" in out
@@ -76,7 +77,7 @@ def test_verify_proof_prints_the_proven_values(
 def test_verify_block_with_receipts_checks_every_root(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], envelope: bool) -> None:
     code, out, err = run(capsys, "verify", "block", write(tmp_path, "b.json", BLOCK, envelope),
-                         "--receipts", write(tmp_path, "r.json", RECEIPTS, envelope))
+                         "--receipts", write(tmp_path, "r.json", RECEIPTS, envelope), *TRUST)
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0] == f"verified 54 {BLOCK_HASH}"
@@ -87,7 +88,7 @@ def test_verify_block_with_receipts_checks_every_root(
 
 def test_verify_block_without_receipts_says_receipts_root_is_not_checked(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _err = run(capsys, "verify", "block", write(tmp_path, "b.json", BLOCK))
+    code, out, _err = run(capsys, "verify", "block", write(tmp_path, "b.json", BLOCK), *TRUST)
     assert code == 0
     assert "  not checked  receiptsRoot: no receipts given" in out.splitlines()
 
@@ -95,8 +96,8 @@ def test_verify_block_without_receipts_says_receipts_root_is_not_checked(
 def test_verify_header_reads_standard_input(capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(json.dumps(BLOCK).encode())))
-    code, out, _err = run(capsys, "verify", "header", "-")
-    assert (code, out) == (0, f"verified 54 {BLOCK_HASH}\n")
+    code, out, _err = run(capsys, "verify", "header", "-", *TRUST)
+    assert code == 0 and out.startswith(f"verified 54 {BLOCK_HASH}\n")
 
 
 # --- mismatches: exit 1, one line naming the field and both values --------------------
@@ -116,7 +117,7 @@ def _tampered_from() -> tuple[dict[str, Any], str, str]:
 def test_tampered_header_exits_1_with_one_line_naming_hash_and_both_values(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     block, field, claimed = _tampered_header()
-    code, out, err = run(capsys, "verify", "header", write(tmp_path, "b.json", block))
+    code, out, err = run(capsys, "verify", "header", write(tmp_path, "b.json", block), *TRUST)
     assert (code, out) == (1, "")
     line = one_error_line(err)
     assert line.startswith(f"orbital: verification failed: {field} mismatch")
@@ -126,7 +127,7 @@ def test_tampered_header_exits_1_with_one_line_naming_hash_and_both_values(
 def test_tampered_transaction_exits_1_naming_the_field_and_both_values(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     block, field, real = _tampered_from()
-    code, _out, err = run(capsys, "verify", "block", write(tmp_path, "b.json", block))
+    code, _out, err = run(capsys, "verify", "block", write(tmp_path, "b.json", block), *TRUST)
     line = one_error_line(err)
     assert code == 1 and field in line
     assert "0x" + "11" * 20 in line and real in line
@@ -137,7 +138,7 @@ def test_tampered_receipt_exits_1_naming_receipts_root(
     receipts = copy.deepcopy(RECEIPTS)
     receipts[1]["logs"][0]["data"] = "0x" + "00" * 32
     code, _out, err = run(capsys, "verify", "block", write(tmp_path, "b.json", BLOCK),
-                          "--receipts", write(tmp_path, "r.json", receipts))
+                          "--receipts", write(tmp_path, "r.json", receipts), *TRUST)
     line = one_error_line(err)
     assert code == 1 and "receiptsRoot mismatch" in line and BLOCK["receiptsRoot"] in line
 
@@ -152,7 +153,7 @@ def test_tampered_proof_exits_1_naming_the_field_and_both_values(
         shown: tuple[str, str]) -> None:
     proof = {**PROOF, field: value}
     code, _out, err = run(capsys, "verify", "proof", "--block", write(tmp_path, "b.json", BLOCK),
-                          write(tmp_path, "p.json", proof))
+                          write(tmp_path, "p.json", proof), *TRUST)
     line = one_error_line(err)
     assert code == 1 and f"{field} mismatch" in line
     assert all(s in line for s in shown)
@@ -162,7 +163,8 @@ def test_proof_against_another_blocks_header_exits_1(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     other = io_case("eth_getBlockByNumber", "get-block-prague-fork").result
     code, _out, err = run(capsys, "verify", "proof", "--block", write(tmp_path, "b.json", other),
-                          write(tmp_path, "p.json", PROOF))
+                          write(tmp_path, "p.json", PROOF), "--trusted",
+                          f"{other['number']}:{other['hash']}")
     assert code == 1 and "accountProof" in one_error_line(err)
 
 
@@ -210,7 +212,7 @@ def test_malformed_file_exits_2_with_one_line_and_no_traceback(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, name: str) -> None:
     path = tmp_path / "b.json"
     MALFORMED_FILES[name](path)
-    code, out, err = run(capsys, "verify", kind, str(path))
+    code, out, err = run(capsys, "verify", kind, str(path), "--unanchored")
     assert (code, out) == (2, "")
     assert one_error_line(err).startswith("orbital: malformed input: ")
 
@@ -219,21 +221,21 @@ def test_malformed_file_exits_2_with_one_line_and_no_traceback(
 def test_unreadable_file_exits_2_naming_it(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str) -> None:
     path = tmp_path / "nowhere.json" if target == "missing-file" else tmp_path
-    code, _out, err = run(capsys, "verify", "header", str(path))
+    code, _out, err = run(capsys, "verify", "header", str(path), *TRUST)
     assert code == 2 and str(path) in one_error_line(err)
 
 
 def test_malformed_proof_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     proof = {**PROOF, "accountProof": ["0xzz"]}
     code, _out, err = run(capsys, "verify", "proof", "--block", write(tmp_path, "b.json", BLOCK),
-                          write(tmp_path, "p.json", proof))
+                          write(tmp_path, "p.json", proof), *TRUST)
     assert code == 2 and "accountProof[0]" in one_error_line(err)
 
 
 def test_malformed_receipts_file_exits_2(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run(capsys, "verify", "block", write(tmp_path, "b.json", BLOCK),
-                          "--receipts", write(tmp_path, "r.json", {"not": "a list"}))
+                          "--receipts", write(tmp_path, "r.json", {"not": "a list"}), *TRUST)
     assert code == 2
     one_error_line(err)
 
@@ -256,14 +258,18 @@ def test_json_output_on_success(tmp_path: Path, capsys: pytest.CaptureFixture[st
                                 argv: list[str], keys: set[str]) -> None:
     files = {"b": write(tmp_path, "b.json", BLOCK), "r": write(tmp_path, "r.json", RECEIPTS),
              "p": write(tmp_path, "p.json", PROOF)}
-    code, out, _err = run(capsys, "verify", *[a.format(**files) for a in argv], "--json")
+    code, out, _err = run(capsys, "verify", *[a.format(**files) for a in argv], "--json",
+                          *TRUST)
     report = json.loads(out)
     assert code == 0 and report["verified"] is True and keys <= set(report)
+    assert report["anchored"] is True and report["anchor"]["number"] == 54
+    assert report["anchor"]["source"] == "user"
 
 
 def test_json_output_on_mismatch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     block, field, real = _tampered_from()
-    code, out, err = run(capsys, "verify", "block", write(tmp_path, "b.json", block), "--json")
+    code, out, err = run(capsys, "verify", "block", write(tmp_path, "b.json", block), "--json",
+                         *TRUST)
     report = json.loads(out)
     assert code == 1 and report["verified"] is False and report["field"] == field
     assert (report["claimed"], report["computed"]) == ("0x" + "11" * 20, real)
@@ -274,7 +280,7 @@ def test_json_output_on_malformed_input(tmp_path: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "b.json"
     path.write_text("{")
-    code, out, _err = run(capsys, "verify", "header", str(path), "--json")
+    code, out, _err = run(capsys, "verify", "header", str(path), "--json", *TRUST)
     report = json.loads(out)
     assert code == 2 and report["verified"] is False
     assert report["kind"] == "MalformedInputError" and str(path) in report["error"]
@@ -292,10 +298,12 @@ def run_process(*argv: str) -> tuple[int, str, str]:
 def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{\"number\": ")
-    good = run_process("verify", "header", write(tmp_path, "good.json", BLOCK, envelope=True))
-    bad = run_process("verify", "header", write(tmp_path, "bad.json", _tampered_header()[0]))
-    malformed = run_process("verify", "header", str(broken))
-    assert good == (0, f"verified 54 {BLOCK_HASH}\n", "")
+    good = run_process("verify", "header", write(tmp_path, "good.json", BLOCK, envelope=True),
+                       *TRUST)
+    bad = run_process("verify", "header", write(tmp_path, "bad.json", _tampered_header()[0]),
+                      *TRUST)
+    malformed = run_process("verify", "header", str(broken), *TRUST)
+    assert good[0] == 0 and good[1].startswith(f"verified 54 {BLOCK_HASH}\n") and not good[2]
     assert bad[0] == 1 and malformed[0] == 2
     for _code, out, err in (bad, malformed):
         assert out == "" and len(err.splitlines()) == 1 and "Traceback" not in err
@@ -308,85 +316,13 @@ def test_real_process_refuses_deeply_nested_json_as_malformed(tmp_path: Path) ->
     on import) the same input overflows the C stack and segfaults."""
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000)
-    code, out, err = run_process("verify", "header", str(deep))
+    code, out, err = run_process("verify", "header", str(deep), *TRUST)
     assert "Traceback" not in err
     assert (code, out) == (2, "")
     assert len(err.splitlines()) == 1 and err.startswith("orbital: malformed input: ")
 
 
-# --- verify chain ---------------------------------------------------------------------
-
-def _headers_file(tmp_path: Path, name: str, blocks: list[dict[str, Any]]) -> str:
-    return write(tmp_path, name, blocks)
-
-
-def test_verify_chain_links_hive_headers_from_the_genesis_checkpoint(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    genesis = hive_genesis()
-    blocks = [header_to_rpc(b.header) for b in hive_chain()]
-    path = _headers_file(tmp_path, "chain.json", [genesis, *reversed(blocks)])  # any order
-    store = tmp_path / "headers.sqlite"
-    code, out, err = run(capsys, "verify", "chain", path, "--checkpoint",
-                         f"0:{genesis['hash']}", "--store", str(store), "--json")
-    assert (code, err) == (0, "")
-    report = json.loads(out)
-    assert report["headers"] == 55 and report["head"] == 54
-    assert report["headHash"] == BLOCK_HASH and report["reorgs"] == []
-    assert store.exists()
-
-
-def test_verify_chain_backfills_below_a_checkpoint_in_the_middle(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    blocks = [header_to_rpc(b.header) for b in hive_chain()]
-    path = _headers_file(tmp_path, "chain.json", blocks)
-    code, out, _ = run(capsys, "verify", "chain", path, "--checkpoint",
-                       f"30:{blocks[29]['hash']}")
-    assert code == 0
-    assert out.startswith("verified 54 headers linked from checkpoint 30; head 54 ")
-
-
-def test_verify_chain_reports_a_reorg(tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    chain = [b.header for b in hive_chain()]
-    fork = [dataclasses.replace(chain[50], extra_data=b"fork")]
-    for original in [*chain[51:], dataclasses.replace(chain[-1], number=55)]:
-        fork.append(dataclasses.replace(original, parent_hash=fork[-1].hash,
-                                        number=fork[-1].number + 1))
-    main_file = _headers_file(tmp_path, "main.json", [header_to_rpc(h) for h in chain[48:]])
-    fork_file = _headers_file(tmp_path, "fork.json", [header_to_rpc(h) for h in fork])
-    code, out, _ = run(capsys, "verify", "chain", main_file, fork_file, "--checkpoint",
-                       f"49:0x{chain[48].hash.hex()}")
-    assert code == 0
-    assert "reorg at 50: depth 4" in out
-    assert f"head 55 0x{fork[-1].hash.hex()}" in out
-
-
-def test_verify_chain_refuses_headers_that_do_not_link(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    blocks = [header_to_rpc(b.header) for b in hive_chain()]
-    path = _headers_file(tmp_path, "gap.json", blocks[:10] + blocks[11:])
-    code, _, err = run(capsys, "verify", "chain", path, "--checkpoint",
-                       f"1:{blocks[0]['hash']}")
-    assert code == 1
-    assert "does not link to any verified header" in one_error_line(err)
-
-
-def test_verify_chain_refuses_a_checkpoint_no_header_has(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _headers_file(tmp_path, "one.json", [hive_genesis()])
-    code, _, err = run(capsys, "verify", "chain", path, "--checkpoint", "0:0x" + "11" * 32)
-    assert code == 1
-    assert "does not link" in one_error_line(err)
-
-
-@pytest.mark.parametrize("checkpoint", ["12", "x:0x" + "11" * 32, "1:0x1234", "1:" + "11" * 32])
-def test_verify_chain_bad_checkpoint_is_a_usage_error(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], checkpoint: str) -> None:
-    path = _headers_file(tmp_path, "one.json", [hive_genesis()])
-    with pytest.raises(SystemExit) as exit_:
-        main(["verify", "chain", path, "--checkpoint", checkpoint])
-    assert exit_.value.code == 2
-    assert "NUMBER:HASH" in capsys.readouterr().err
+# --- verify chain: see tests/test_cli_anchoring.py ----------------------------------
 
 
 # --- demo -----------------------------------------------------------------------------
@@ -396,6 +332,7 @@ def test_demo_verifies_the_bundled_devnet_data_and_refuses_every_tampering(
     code, out, err = run(capsys, "demo")
     assert (code, err) == (0, "")
     assert "EIP-2930, EIP-1559, EIP-7702" in out
+    assert "a fabricated child of the head (any stateRoot) links but is NOT anchored" in out
     # 6 tamperings, 1 policy refusal, 1 forged attestation
     assert out.count(" refused: ") == 8 and "ACCEPTED" not in out and "bug" not in out
     assert "sender recovered by the chain core: ok" in out
@@ -415,7 +352,7 @@ def test_json_nested_too_deep_is_malformed_in_process(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
-    code, _, err = run(capsys, "verify", "header", str(path))
+    code, _, err = run(capsys, "verify", "header", str(path), *TRUST)
     assert code == 2
     assert "nested deeper than" in one_error_line(err)
 
@@ -423,5 +360,5 @@ def test_json_nested_too_deep_is_malformed_in_process(
 def test_brackets_inside_strings_do_not_count_as_nesting(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     block = dict(BLOCK, note='[{"' + "[" * 500 + '\\"')
-    code, out, _ = run(capsys, "verify", "header", write(tmp_path, "b.json", block))
+    code, out, _ = run(capsys, "verify", "header", write(tmp_path, "b.json", block), *TRUST)
     assert code == 0 and out.startswith("verified 54")

@@ -17,10 +17,13 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from node.chain import rlp
 from node.chain.header import Header, header_from_rlp
+
+if TYPE_CHECKING:
+    from node.chain.forks import ChainConfig
 
 
 class VectorsMissingError(RuntimeError):
@@ -162,6 +165,46 @@ def hive_block(number: int) -> ChainBlock:
     block = hive_chain()[number - 1]
     assert block.header.number == number
     return block
+
+
+def hive_header(number: int) -> Header:
+    """Header ``number`` (0..54) of the hive chain; 0 is the genesis, from its JSON."""
+    if number == 0:
+        from node.chain.header import verify_header
+        return verify_header(hive_genesis(), "genesis")
+    return hive_block(number).header
+
+
+@cache
+def hive_chain_config() -> ChainConfig:
+    """The hive chain's fork schedule, from its ``genesis.json``."""
+    from node.chain.forks import load_chain_config
+    return load_chain_config(str(execution_apis("genesis.json")))
+
+
+def child_of(parent: Header, config: ChainConfig | None = None, **changes: Any) -> Header:
+    """A child of ``parent`` that obeys every consensus rule: the next number and 12 s
+    later, the same gas limit, no gas or blob gas used, the EIP-1559 base fee and the
+    EIP-4844 excess blob gas computed from the parent (``config`` gives the blob schedule;
+    without one a blob-shaped child keeps the parent's excess, which is then not checked);
+    ``changes`` override any field after that (which may break a rule on purpose)."""
+    import dataclasses
+
+    from node.chain.header_rules import calculate_base_fee_per_gas, calculate_excess_blob_gas
+
+    timestamp = parent.timestamp + 12
+    fields: dict[str, Any] = dict(number=parent.number + 1, parent_hash=parent.hash,
+                                  timestamp=timestamp, gas_used=0)
+    if parent.base_fee_per_gas is not None:
+        fields["base_fee_per_gas"] = calculate_base_fee_per_gas(
+            parent.gas_limit, parent.gas_used, parent.base_fee_per_gas)
+    if parent.excess_blob_gas is not None:
+        era = config.era_at(timestamp) if config is not None else None
+        fields["blob_gas_used"] = 0
+        fields["excess_blob_gas"] = (
+            parent.excess_blob_gas if era is None or era.blobs is None else
+            calculate_excess_blob_gas(parent, era.blobs, era.reserve_price))
+    return dataclasses.replace(dataclasses.replace(parent, **fields), **changes)
 
 
 def hive_genesis() -> dict[str, Any]:

@@ -1,48 +1,65 @@
-"""A durable store of verified headers, anchored at a trusted checkpoint.
+"""A durable store of execution headers whose trust comes only from anchors.
 
-Trust enters once, as a checkpoint (block number and hash) given by configuration.
-From there a header is accepted only if it hash-links to a header already accepted:
+Trust enters as :class:`~node.chain.anchor.Anchor`\\ s (see :mod:`node.chain.anchor`): a
+block vouched for by the beacon light client, m-of-n operators, a quorum of upstreams or the
+user. A header is *anchored* -- verified -- when it is an anchor or the parent of an anchored
+header (the parent hash is part of the hashed header, Yellow Paper §4.3, so an anchor fixes
+every ancestor). Headers may also arrive that link *forward* from stored ones; they are kept
+as *linked, not anchored* (a later anchor may reach them) and are never returned as verified.
+A header that links to nothing stored is refused.
 
-* forward -- its ``parentHash`` is a stored header and its number is one more;
-* backward -- its hash is the ``parentHash`` of a stored header (back-filling
-  history below the checkpoint).
+Every parent/child pair the store sees, anchored or not, must obey the consensus validity
+rules (:func:`node.chain.header_rules.validate_header`) for the store's chain configuration.
 
-Every header of a chain that does this is, by induction, committed to by the
-checkpoint or descends from it (Yellow Paper §4.3: the parent hash is part of the
-hashed header). Competing children of one parent are kept as side branches. The
-canonical chain follows the longest branch by default (head-trust strategies call
-:meth:`HeaderStore.set_head` instead); switching branches is a *reorg*, returned to
-the caller and recorded, never a silent overwrite. Nothing at or below the
-*finalized* header (initially the checkpoint) can be reorganised away.
+The canonical chain is the anchored ancestry of the *head*: the newest anchor that is not
+already on it. Only a new anchor moves the head; switching branches is a *reorg*, returned
+and recorded, and refused when it would replace a finalized header or go deeper than
+``max_reorg_depth``. Back-filling ancestors below an anchor extends the canonical chain
+downward (and is a reorg too, should it replace canonical headers an older anchor left).
+While a gap below the head is not yet back-filled, the canonical entries under the gap are
+the ancestors of the older anchor that put them there.
 
-Storage is one SQLite file in WAL mode; each call commits before it returns. Headers
-that extend the head in sequence (the common case: syncing forward) are written in
-batches; anything else takes the general path, one header at a time.
+Storage is one SQLite file (WAL, fsync at every commit); each call commits before it
+returns, all or nothing. Back-filling runs of ancestors (the node's common case: an anchor,
+then its ancestors in batches, newest first) are written in a few statements.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from itertools import pairwise
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from node.chain.errors import HeaderStoreError
+from node.chain.anchor import Anchor, AnchorSource, BlockId
+from node.chain.errors import HeaderStoreError, NotAnchoredError
+from node.chain.forks import ChainConfig
 from node.chain.header import Header, header_from_rlp
-from wallet.sqlite import write_transaction
+from node.chain.header_rules import validate_header
+from wallet.sqlite import open_durable, write_transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS headers (  -- rowid table: rows append in arrival order
-    id INTEGER PRIMARY KEY,
-    hash BLOB NOT NULL UNIQUE,
+CREATE TABLE IF NOT EXISTS headers (
+    hash BLOB PRIMARY KEY,
     number INTEGER NOT NULL,
     parent_hash BLOB NOT NULL,
-    rlp BLOB NOT NULL
+    rlp BLOB NOT NULL,
+    anchored INTEGER NOT NULL  -- 1: an anchor or an ancestor of one; 0: linked only
+) WITHOUT ROWID;
+-- headers stored while their parent is not: the only ones a new header can be parent of
+CREATE TABLE IF NOT EXISTS orphans (parent_hash BLOB NOT NULL, hash BLOB PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS anchors (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    number INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    source TEXT NOT NULL,
+    detail TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS canonical (number INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS reorgs (
@@ -55,22 +72,16 @@ CREATE TABLE IF NOT EXISTS reorgs (
 );
 """
 
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """The trusted starting point: a block number and its hash (from configuration)."""
-
-    number: int
-    hash: bytes
-
-    def __post_init__(self) -> None:
-        if len(self.hash) != 32 or self.number < 0:
-            raise HeaderStoreError("a checkpoint needs a block number >= 0 and a 32-byte hash")
+DEFAULT_MAX_LINKED = 100_000
 
 
 @dataclass(frozen=True)
 class Reorg:
-    """The canonical chain switched branches above ``ancestor_number``."""
+    """The canonical chain switched branches above ``ancestor_number``.
+
+    For a reorg made by a new anchor, ``old_head``/``new_head`` are the heads before and
+    after. For one found while back-filling below the head (an older anchor's ancestors
+    replaced), they are the highest replaced header and its replacement."""
 
     ancestor_number: int
     old_head: bytes
@@ -86,47 +97,63 @@ class Reorg:
 
 @dataclass(frozen=True)
 class Insertion:
-    """What :meth:`HeaderStore.add` did with a header."""
+    """What the store did with a header."""
 
     header: Header
-    status: str  # "head" (new canonical head), "side" (side branch), "ancestor"
-    # (back-filled below the lowest header), "known" (already stored)
+    status: str  # "anchored" (verified), "linked" (stored, not anchored), "known"
     reorg: Reorg | None = None
+
+    @property
+    def anchored(self) -> bool:
+        return self.status == "anchored"
+
+
+@dataclass
+class _Batch:
+    """State of one write call: orphans by parent hash (loaded once), rules not checked."""
+
+    orphans: dict[bytes, list[bytes]]
+    reorgs: list[Reorg] = field(default_factory=list)
 
 
 class HeaderStore:
-    """Verified headers in one SQLite file. Not shared between threads."""
+    """Anchored headers in one SQLite file. Not shared between threads."""
 
-    def __init__(self, path: str | Path, checkpoint: Checkpoint,
-                 max_reorg_depth: int = 64) -> None:
+    def __init__(self, path: str | Path, config: ChainConfig | None = None, *,
+                 max_reorg_depth: int = 64, max_linked: int = DEFAULT_MAX_LINKED) -> None:
         self.path = Path(path)
+        self.config = config
         self.max_reorg_depth = max_reorg_depth
-        self._db = sqlite3.connect(self.path, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self.max_linked = max_linked
+        self.not_checked: dict[str, str] = {}
+        """Consensus rules that could not be checked for some pair seen, with the reason."""
+        self._db = open_durable(self.path)
         try:
+            self._check_format()
             self._db.executescript(_SCHEMA)
-            self._check_checkpoint(checkpoint)
+            with self._transaction():
+                if self._meta("schema") is None:
+                    self._set_meta("schema", SCHEMA_VERSION.to_bytes(2, "big"))
+            self._linked = self._db.execute(
+                "SELECT count(*) FROM headers WHERE anchored=0").fetchone()[0]
         except BaseException:
             self._db.close()
             raise
-        self.checkpoint = checkpoint
-        self._tip = self._load_tip()
 
-    def _check_checkpoint(self, checkpoint: Checkpoint) -> None:
-        """Record the checkpoint in a new file; refuse a file anchored elsewhere."""
-        with self._transaction():
-            stored = self._meta("checkpoint")
-            mine = checkpoint.number.to_bytes(8, "big") + checkpoint.hash
-            if stored is None:
-                self._set_meta("checkpoint", mine)
-                self._set_meta("schema", SCHEMA_VERSION.to_bytes(2, "big"))
-                self._set_meta("finalized", mine)
-            elif stored != mine:
-                raise HeaderStoreError(
-                    f"{self.path} was anchored at checkpoint "
-                    f"{int.from_bytes(stored[:8], 'big')} 0x{stored[8:].hex()}, not "
-                    f"{checkpoint.number} 0x{checkpoint.hash.hex()}: use another file")
+    def _check_format(self) -> None:
+        """Refuse files of another format (format 1 trusted headers linked forward from a
+        checkpoint, which proves nothing after the Merge)."""
+        tables = {row[0] for row in self._db.execute(
+            "SELECT name FROM sqlite_master WHERE type='table'")}
+        if "meta" not in tables:
+            return
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        version = int.from_bytes(row[0], "big") if row else 1
+        if version != SCHEMA_VERSION:
+            raise HeaderStoreError(
+                f"{self.path} is a header store of format {version} (this orbital reads "
+                f"{SCHEMA_VERSION}; format 1 trusted headers linked forward from a "
+                f"checkpoint): start a new file")
 
     # -- reading ------------------------------------------------------------------------
 
@@ -141,70 +168,134 @@ class HeaderStore:
         self.close()
 
     def get(self, block_hash: bytes) -> Header | None:
-        """The stored header with this hash (canonical or not)."""
+        """The *anchored* header with this hash (canonical or not); None otherwise."""
+        row = self._db.execute("SELECT rlp FROM headers WHERE hash=? AND anchored=1",
+                               (block_hash,)).fetchone()
+        return None if row is None else header_from_rlp(row[0])
+
+    def status(self, block_hash: bytes) -> str | None:
+        """"anchored", "linked" (stored, not anchored) or None (not stored)."""
+        row = self._db.execute("SELECT anchored FROM headers WHERE hash=?",
+                               (block_hash,)).fetchone()
+        return None if row is None else ("anchored" if row[0] else "linked")
+
+    def linked(self, block_hash: bytes) -> Header | None:
+        """A stored header *whether or not anchored* -- never to be served as verified."""
         row = self._db.execute("SELECT rlp FROM headers WHERE hash=?", (block_hash,)).fetchone()
         return None if row is None else header_from_rlp(row[0])
 
+    def require_anchored(self, block_hash: bytes) -> Header:
+        """The anchored header ``block_hash``, or :class:`NotAnchoredError` saying why not."""
+        header = self.get(block_hash)
+        if header is not None:
+            return header
+        linked = self.linked(block_hash)
+        if linked is None:
+            raise NotAnchoredError(-1, block_hash, "no such header is stored")
+        raise NotAnchoredError(linked.number, block_hash, self.why_not_anchored(linked))
+
+    def why_not_anchored(self, header: Header) -> str:
+        """Why a stored, linked header is not anchored (for messages)."""
+        below = header
+        while True:
+            row = self._db.execute("SELECT rlp, anchored FROM headers WHERE hash=?",
+                                   (below.parent_hash,)).fetchone()
+            if row is None:
+                return "it links to no anchored header, and no anchor leads back to it"
+            below = header_from_rlp(row[0])
+            if row[1]:
+                return (f"it links forward from anchored block {below.number} 0x"
+                        f"{below.hash.hex()[:12]}.., which proves nothing after the Merge; "
+                        f"no anchor leads back to it")
+
     def canonical_hash(self, number: int) -> bytes | None:
-        """Hash of the canonical header at ``number``."""
+        """Hash of the canonical (anchored) header at ``number``."""
         row = self._db.execute("SELECT hash FROM canonical WHERE number=?", (number,)).fetchone()
         return None if row is None else row[0]
 
     def by_number(self, number: int) -> Header | None:
-        """The canonical header at ``number``."""
+        """The canonical (anchored) header at ``number``."""
         block_hash = self.canonical_hash(number)
         return None if block_hash is None else self.get(block_hash)
 
     @property
     def head(self) -> Header | None:
-        """The canonical head, or None before the checkpoint header arrives."""
+        """The canonical head (an anchor's header), or None before any anchor."""
         row = self._db.execute(
             "SELECT h.rlp FROM canonical c JOIN headers h ON h.hash=c.hash "
             "ORDER BY c.number DESC LIMIT 1").fetchone()
         return None if row is None else header_from_rlp(row[0])
 
+    def anchors(self) -> list[Anchor]:
+        """Every anchor recorded, oldest first."""
+        return [Anchor(n, h, AnchorSource(s), d) for n, h, s, d in self._db.execute(
+            "SELECT number, hash, source, detail FROM anchors ORDER BY id")]
+
+    def anchor_of(self, block_hash: bytes) -> Anchor | None:
+        """The newest anchor recorded for ``block_hash``, if it is one."""
+        row = self._db.execute("SELECT number, source, detail FROM anchors WHERE hash=? "
+                               "ORDER BY id DESC LIMIT 1", (block_hash,)).fetchone()
+        return None if row is None else Anchor(row[0], block_hash, AnchorSource(row[1]), row[2])
+
     @property
-    def finalized(self) -> Checkpoint:
-        """The highest header that can no longer be reorganised away."""
+    def finalized(self) -> BlockId | None:
+        """The highest header that can no longer be reorganised away, if any."""
         raw = self._meta("finalized")
-        assert raw is not None
-        return Checkpoint(int.from_bytes(raw[:8], "big"), raw[8:])
+        return None if raw is None else BlockId(int.from_bytes(raw[:8], "big"), raw[8:])
 
     def reorg_count(self) -> int:
         """How many reorgs this store has recorded."""
         return self._db.execute("SELECT count(*) FROM reorgs").fetchone()[0]
 
+    def linked_count(self) -> int:
+        """How many stored headers are linked but not anchored."""
+        return self._linked
+
     # -- writing ------------------------------------------------------------------------
 
-    def add(self, header: Header) -> Insertion:
-        """Accept ``header`` if it links to a stored one (see the module docstring)."""
+    def add_anchor(self, anchor: Anchor, header: Header, *, final: bool = False) -> Insertion:
+        """Trust ``header`` as ``anchor`` says: store it (checking the rules against stored
+        neighbours), anchor it and every stored ancestor, and make it the head unless it
+        already is on the canonical chain (a reorg when it is not an extension). With
+        ``final``, nothing at or below it can be reorganised away afterwards."""
+        anchor.check(header)
         with self._transaction():
-            return self._add(header)
+            batch = self._batch()
+            known = self._exists(header.hash)
+            if not known:
+                self._store(header, batch, anchored=True)
+            self._db.execute(
+                "INSERT INTO anchors (at, number, hash, source, detail) VALUES (?, ?, ?, ?, ?)",
+                (time.time(), anchor.number, anchor.hash, str(anchor.source), anchor.detail))
+            self._anchor_down(header.hash)
+            reorg = None
+            if self.canonical_hash(header.number) != header.hash:
+                reorg = self._make_head(header)
+            if final:
+                self._finalize(header)
+            return Insertion(header, "anchored", reorg)
+
+    def add(self, header: Header) -> Insertion:
+        """Store ``header`` if it links to a stored one (see the module docstring)."""
+        return self.add_many([header])[0]
 
     def add_many(self, headers: Iterable[Header]) -> list[Insertion]:
-        """Add headers in order, in one transaction: all are stored or none."""
+        """Add headers in order, in one transaction: all are stored or none. Ancestors
+        below an anchored header, newest first, take the fast path."""
+        headers = list(headers)
         with self._transaction():
+            batch = self._batch()
             out: list[Insertion] = []
-            run: list[Header] = []  # consecutive headers extending the head
-            for header in headers:
-                number, block_hash = (run[-1].number, run[-1].hash) if run else self._tip
-                if header.parent_hash == block_hash and header.number == number + 1:
-                    run.append(header)
-                    continue
-                out += self._extend_head(run)
-                run = []
-                out.append(self._add(header))
-            out += self._extend_head(run)
+            i = 0
+            while i < len(headers):
+                run = self._backfill_run(headers, i, batch)
+                if len(run) > 1:
+                    out += self._backfill(run, batch)
+                    i += len(run)
+                else:
+                    out.append(self._add(headers[i], batch))
+                    i += 1
             return out
-
-    def set_head(self, block_hash: bytes) -> Reorg | None:
-        """Make the stored header ``block_hash`` the canonical head (head-trust decides).
-        Returns the reorg when this switches branches or shortens the chain."""
-        with self._transaction():
-            header = self.get(block_hash)
-            if header is None:
-                raise HeaderStoreError(f"cannot set head: 0x{block_hash.hex()} is not stored")
-            return self._make_canonical(header)
 
     def finalize(self, block_hash: bytes) -> None:
         """Mark a canonical header final: nothing at or below it can be reorganised."""
@@ -212,125 +303,226 @@ class HeaderStore:
             header = self.get(block_hash)
             if header is None or self.canonical_hash(header.number) != block_hash:
                 raise HeaderStoreError(f"cannot finalize 0x{block_hash.hex()}: not canonical")
-            if header.number < self.finalized.number:
-                raise HeaderStoreError(
-                    f"cannot finalize block {header.number}: block "
-                    f"{self.finalized.number} is already final")
-            self._set_meta("finalized", header.number.to_bytes(8, "big") + block_hash)
+            self._finalize(header)
 
     # -- internals ----------------------------------------------------------------------
 
-    def _add(self, header: Header) -> Insertion:
-        block_hash = header.hash
-        if self._db.execute("SELECT 1 FROM headers WHERE hash=?", (block_hash,)).fetchone():
-            return Insertion(header, "known")
-        if block_hash == self.checkpoint.hash:
-            if header.number != self.checkpoint.number:
-                raise HeaderStoreError(
-                    f"checkpoint hash is block {header.number}, configured as "
-                    f"{self.checkpoint.number}")
-            self._store(header)
-            self._db.execute("INSERT INTO canonical VALUES (?, ?)", (header.number, block_hash))
-            self._tip = (header.number, block_hash)
-            return Insertion(header, "head")  # nothing links before the checkpoint arrives
-        parent = self._db.execute("SELECT number FROM headers WHERE hash=?",
-                                  (header.parent_hash,)).fetchone()
+    def _finalize(self, header: Header) -> None:
+        final = self.finalized
+        if final is not None and header.number < final.number:
+            raise HeaderStoreError(
+                f"cannot finalize block {header.number}: block {final.number} is already "
+                f"final")
+        self._set_meta("finalized", header.number.to_bytes(8, "big") + header.hash)
+
+    def _batch(self) -> _Batch:
+        orphans: dict[bytes, list[bytes]] = {}
+        for parent, child in self._db.execute("SELECT parent_hash, hash FROM orphans"):
+            orphans.setdefault(parent, []).append(child)
+        return _Batch(orphans)
+
+    def _exists(self, block_hash: bytes) -> bool:
+        return self._db.execute("SELECT 1 FROM headers WHERE hash=?",
+                                (block_hash,)).fetchone() is not None
+
+    def _row(self, block_hash: bytes) -> tuple[Header, bool] | None:
+        row = self._db.execute("SELECT rlp, anchored FROM headers WHERE hash=?",
+                               (block_hash,)).fetchone()
+        return None if row is None else (header_from_rlp(row[0]), bool(row[1]))
+
+    def _check(self, child: Header, parent: Header) -> None:
+        """The consensus rules between a parent and its child (raises on the first broken)."""
+        report = validate_header(child, parent, self.config)
+        for rule, why in report.not_checked:
+            self.not_checked.setdefault(rule, why)
+
+    def _store(self, header: Header, batch: _Batch, *, anchored: bool) -> None:
+        """Insert ``header`` after checking the rules against its stored parent and any
+        stored children (orphans waiting for it)."""
+        parent = self._row(header.parent_hash)
         if parent is not None:
-            if header.number != parent[0] + 1:
+            self._check(header, parent[0])
+        for child_hash in batch.orphans.get(header.hash, ()):
+            child = self._row(child_hash)
+            assert child is not None
+            self._check(child[0], header)
+        if not anchored:
+            if self._linked >= self.max_linked:
                 raise HeaderStoreError(
-                    f"header 0x{block_hash.hex()} claims number {header.number}, its parent "
-                    f"is {parent[0]}")
-            self._store(header)
-            if header.number > self._tip[0]:
-                reorg = self._make_canonical(header)
-                return Insertion(header, "head", reorg)
-            return Insertion(header, "side")
-        # Only the lowest stored header can have an unknown parent, and it is canonical:
-        # a back-filled ancestor is its parent, and joins the canonical chain.
-        child = self._db.execute(
-            "SELECT h.number, h.parent_hash FROM canonical c JOIN headers h ON h.hash=c.hash "
-            "ORDER BY c.number LIMIT 1").fetchone()
-        if child is not None and child[1] == block_hash:
-            if header.number != child[0] - 1:
-                raise HeaderStoreError(
-                    f"header 0x{block_hash.hex()} claims number {header.number}, its child "
-                    f"is {child[0]}")
-            self._store(header)
-            self._db.execute("INSERT INTO canonical VALUES (?, ?)", (header.number, block_hash))
-            return Insertion(header, "ancestor")
-        raise HeaderStoreError(
-            f"header {header.number} 0x{block_hash.hex()} does not link to any verified "
-            f"header (parent 0x{header.parent_hash.hex()} unknown)")
+                    f"refusing header {header.number}: {self._linked} headers are stored "
+                    f"linked but not anchored (limit {self.max_linked}); add an anchor")
+            self._linked += 1
+        self._db.execute("INSERT INTO headers VALUES (?, ?, ?, ?, ?)",
+                         (header.hash, header.number, header.parent_hash, header.rlp,
+                          int(anchored)))
+        if parent is None:
+            self._db.execute("INSERT INTO orphans VALUES (?, ?)",
+                             (header.parent_hash, header.hash))
+            batch.orphans.setdefault(header.parent_hash, []).append(header.hash)
+        if batch.orphans.pop(header.hash, None) is not None:
+            self._db.execute("DELETE FROM orphans WHERE parent_hash=?", (header.hash,))
 
-    def _extend_head(self, run: list[Header]) -> list[Insertion]:
-        """Append ``run``, a chain whose first parent is the head, in two statements.
-        A header already stored (after a rewind by set_head) sends the run down the
-        general path instead."""
-        if not run:
+    def _add(self, header: Header, batch: _Batch) -> Insertion:
+        if self._exists(header.hash):
+            return Insertion(header, "known")
+        children = [row for h in batch.orphans.get(header.hash, ())
+                    if (row := self._row(h)) is not None]
+        if not children and not self._exists(header.parent_hash):
+            raise HeaderStoreError(
+                f"header {header.number} 0x{header.hash.hex()} does not link to any stored "
+                f"header (parent 0x{header.parent_hash.hex()} unknown) and is no anchor")
+        anchored = any(is_anchored for _, is_anchored in children)
+        self._store(header, batch, anchored=anchored)
+        if not anchored:
+            return Insertion(header, "linked")
+        self._anchor_down(header.parent_hash)
+        reorg = None
+        if any(self.canonical_hash(c.number) == c.hash for c, _ in children):
+            reorg = self._extend_down(header)
+        return Insertion(header, "anchored", reorg)
+
+    def _backfill_run(self, headers: Sequence[Header], start: int,
+                      batch: _Batch) -> list[Header]:
+        """The longest run from ``start`` of new ancestors of an anchored header, newest
+        first, each the parent of the one before, none with another waiting child."""
+        first = headers[start]
+        waiting = batch.orphans.get(first.hash)
+        if waiting is None or len(waiting) != 1:
             return []
-        self._db.execute("SAVEPOINT extend")
+        run = [first]
+        for header in headers[start + 1:]:
+            if header.hash != run[-1].parent_hash or header.hash in batch.orphans:
+                break
+            run.append(header)
+        return run
+
+    def _backfill(self, run: list[Header], batch: _Batch) -> list[Insertion]:
+        """Store ``run`` (see :meth:`_backfill_run`) in a few statements when its child is
+        anchored and nothing in it is stored; otherwise header by header."""
+        child_row = self._row(batch.orphans[run[0].hash][0])
+        assert child_row is not None
+        child, child_anchored = child_row
+        if not child_anchored or any(self._exists(h.hash) for h in (run[0], run[-1])):
+            return [self._add(h, batch) for h in run]
+        self._check(child, run[0])
+        for later, earlier in pairwise(run):
+            self._check(later, earlier)
+        bottom = run[-1]
+        parent = self._row(bottom.parent_hash)
+        if parent is not None:
+            self._check(bottom, parent[0])
+        self._db.execute("SAVEPOINT backfill")
         try:
-            self._db.executemany(
-                "INSERT INTO headers (hash, number, parent_hash, rlp) VALUES (?, ?, ?, ?)",
-                [(h.hash, h.number, h.parent_hash, h.rlp) for h in run])
-        except sqlite3.IntegrityError:
-            self._db.execute("ROLLBACK TO extend")
-            self._db.execute("RELEASE extend")
-            return [self._add(h) for h in run]
-        self._db.executemany("INSERT INTO canonical VALUES (?, ?)",
-                             [(h.number, h.hash) for h in run])
-        self._db.execute("RELEASE extend")
-        self._tip = (run[-1].number, run[-1].hash)
-        return [Insertion(h, "head") for h in run]
+            self._db.executemany("INSERT INTO headers VALUES (?, ?, ?, ?, 1)",
+                                 [(h.hash, h.number, h.parent_hash, h.rlp) for h in run])
+        except Exception:
+            self._db.execute("ROLLBACK TO backfill")
+            self._db.execute("RELEASE backfill")
+            return [self._add(h, batch) for h in run]
+        self._db.execute("RELEASE backfill")
+        self._db.execute("DELETE FROM orphans WHERE parent_hash=?", (run[0].hash,))
+        del batch.orphans[run[0].hash]
+        if parent is None:
+            self._db.execute("INSERT INTO orphans VALUES (?, ?)",
+                             (bottom.parent_hash, bottom.hash))
+            batch.orphans.setdefault(bottom.parent_hash, []).append(bottom.hash)
+        else:
+            self._anchor_down(bottom.parent_hash)
+        reorg = None
+        if self.canonical_hash(child.number) == child.hash:
+            taken = self._db.execute("SELECT count(*) FROM canonical WHERE number BETWEEN ? "
+                                     "AND ?", (bottom.number, run[0].number)).fetchone()[0]
+            if taken == 0 and parent is None:
+                self._db.executemany("INSERT INTO canonical VALUES (?, ?)",
+                                     [(h.number, h.hash) for h in run])
+            else:
+                reorg = self._extend_down(run[0])
+        out = [Insertion(h, "anchored") for h in run]
+        if reorg is not None:
+            out[-1] = Insertion(bottom, "anchored", reorg)
+        return out
 
-    def _store(self, header: Header) -> None:
-        self._db.execute("INSERT INTO headers (hash, number, parent_hash, rlp) "
-                         "VALUES (?, ?, ?, ?)",
-                         (header.hash, header.number, header.parent_hash, header.rlp))
+    def _anchor_down(self, block_hash: bytes) -> None:
+        """Mark ``block_hash`` (if stored) and its stored ancestors anchored, down to the
+        first that already is."""
+        first = True
+        while True:
+            row = self._db.execute("SELECT parent_hash, anchored FROM headers WHERE hash=?",
+                                   (block_hash,)).fetchone()
+            if row is None or (row[1] and not first):
+                return
+            if not row[1]:
+                self._db.execute("UPDATE headers SET anchored=1 WHERE hash=?", (block_hash,))
+                self._linked -= 1
+            first = False
+            block_hash = row[0]
 
-    def _load_tip(self) -> tuple[int, bytes]:
-        """(number, hash) of the canonical head; (-1, b"") while the store is empty."""
-        row = self._db.execute(
-            "SELECT number, hash FROM canonical ORDER BY number DESC LIMIT 1").fetchone()
-        return (-1, b"") if row is None else (row[0], row[1])
-
-    def _make_canonical(self, header: Header) -> Reorg | None:
-        """Point the canonical chain at ``header``: walk back through parents to the
-        first canonical header (the common ancestor), then swap what lies above it."""
-        old_head = self._tip[1]
+    def _canonicalize_down(self, header: Header
+                           ) -> tuple[list[tuple[bytes, bytes]], list[bytes]]:
+        """Make ``header`` and its stored ancestors canonical, down to where the canonical
+        chain already agrees (or the ancestry is not stored). Returns the replaced entries
+        as (old hash, new hash) and every hash that joined the canonical chain, both lowest
+        first."""
+        replaced: list[tuple[bytes, bytes]] = []
         added: list[bytes] = []
-        block_hash, number, parent = header.hash, header.number, header.parent_hash
-        while self.canonical_hash(number) != block_hash:
+        block_hash, number = header.hash, header.number
+        while True:
+            current = self.canonical_hash(number)
+            if current == block_hash:
+                break
+            if current is not None:
+                replaced.append((current, block_hash))
             added.append(block_hash)
-            row = self._db.execute("SELECT number, parent_hash FROM headers WHERE hash=?",
-                                   (parent,)).fetchone()
-            if row is None:
-                raise HeaderStoreError(f"0x{header.hash.hex()} does not join the canonical chain")
-            block_hash, number, parent = parent, row[0], row[1]
-        ancestor = number
-        added.reverse()
-        removed = tuple(row[0] for row in self._db.execute(
-            "SELECT hash FROM canonical WHERE number>? ORDER BY number", (ancestor,)))
-        if removed:
-            finalized = self.finalized.number
-            if ancestor < finalized:
-                raise HeaderStoreError(
-                    f"refusing reorg to 0x{header.hash.hex()}: it replaces block "
-                    f"{ancestor + 1}, at or below the finalized block {finalized}")
-            if len(removed) > self.max_reorg_depth:
-                raise HeaderStoreError(
-                    f"refusing reorg of depth {len(removed)} (limit {self.max_reorg_depth}) "
-                    f"to 0x{header.hash.hex()}")
-            self._db.execute("DELETE FROM canonical WHERE number>?", (ancestor,))
-        self._db.executemany("INSERT INTO canonical VALUES (?, ?)",
-                             [(ancestor + 1 + i, h) for i, h in enumerate(added)])
-        self._tip = (header.number, header.hash)
-        if not removed:
+            self._db.execute("INSERT OR REPLACE INTO canonical VALUES (?, ?)",
+                             (number, block_hash))
+            parent_hash = self._db.execute("SELECT parent_hash FROM headers WHERE hash=?",
+                                           (block_hash,)).fetchone()[0]
+            parent = self._db.execute("SELECT number FROM headers WHERE hash=?",
+                                      (parent_hash,)).fetchone()
+            if parent is None:
+                break
+            block_hash, number = parent_hash, parent[0]
+        return replaced[::-1], added[::-1]
+
+    def _extend_down(self, header: Header) -> Reorg | None:
+        """The canonical chain reached ``header`` from above: extend it downward (a reorg
+        when that replaces headers an older anchor made canonical)."""
+        replaced, added = self._canonicalize_down(header)
+        if not replaced:
             return None
+        return self._record(header.number - len(added), replaced[-1][0], replaced[-1][1],
+                            tuple(old for old, _ in replaced), tuple(new for _, new in replaced))
+
+    def _make_head(self, header: Header) -> Reorg | None:
+        """Point the canonical chain at ``header``: drop what lies above it, then walk back
+        through its ancestors to where the canonical chain agrees."""
+        old = self.head
+        above = [row[0] for row in self._db.execute(
+            "SELECT hash FROM canonical WHERE number>? ORDER BY number", (header.number,))]
+        self._db.execute("DELETE FROM canonical WHERE number>?", (header.number,))
+        replaced, added = self._canonicalize_down(header)
+        if not above and not replaced:
+            return None
+        assert old is not None
+        return self._record(header.number - len(added), old.hash, header.hash,
+                            (*(old_hash for old_hash, _ in replaced), *above), tuple(added))
+
+    def _record(self, ancestor: int, old_head: bytes, new_head: bytes,
+                removed: tuple[bytes, ...], added: tuple[bytes, ...]) -> Reorg:
+        """Check a reorg against finality and the depth limit, then record it."""
+        final = self.finalized
+        if final is not None and ancestor < final.number:
+            raise HeaderStoreError(
+                f"refusing reorg to 0x{new_head.hex()}: it replaces block {ancestor + 1}, at "
+                f"or below the finalized block {final.number}")
+        if len(removed) > self.max_reorg_depth:
+            raise HeaderStoreError(
+                f"refusing reorg of depth {len(removed)} (limit {self.max_reorg_depth}) to "
+                f"0x{new_head.hex()}")
         self._db.execute(
             "INSERT INTO reorgs (at, ancestor_number, old_head, new_head, removed) "
-            "VALUES (?, ?, ?, ?, ?)", (time.time(), ancestor, old_head, header.hash, len(removed)))
-        return Reorg(ancestor, old_head, header.hash, removed, tuple(added))
+            "VALUES (?, ?, ?, ?, ?)", (time.time(), ancestor, old_head, new_head, len(removed)))
+        return Reorg(ancestor, old_head, new_head, removed, added)
 
     def _meta(self, key: str) -> bytes | None:
         row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -341,10 +533,11 @@ class HeaderStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        """A write transaction; on error it is rolled back and the cached tip reloaded."""
+        """A write transaction; on error it is rolled back and the cached count reloaded."""
         try:
             with write_transaction(self._db):
                 yield
         except BaseException:
-            self._tip = self._load_tip()
+            self._linked = self._db.execute(
+                "SELECT count(*) FROM headers WHERE anchored=0").fetchone()[0]
             raise

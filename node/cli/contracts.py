@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import ContractsError, MalformedError
+from node.cli.argtypes import positive
 
 KEY_ENV = "ORBITAL_DEPLOY_KEY"
 JSON_HELP = "print one JSON object on stdout instead of text (errors too)"
@@ -61,7 +62,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="write the deployment (chainId, addresses, block, deployer) here")
     deploy.add_argument("--operator", action="append", default=[], metavar="ADDR",
                         help="address allowed to register satellites (repeatable)")
-    deploy.add_argument("--timeout", type=float, default=60.0, metavar="S",
+    deploy.add_argument("--timeout", type=positive, default=60.0, metavar="S",
                         help="seconds to wait for each receipt (default 60)")
     deploy.add_argument("--json", action="store_true", help=JSON_HELP)
     deploy.set_defaults(run=_run_deploy)

@@ -1,8 +1,9 @@
 """``orbital demo``: the most complete job the project can do so far.
 
 Verifies chain data captured from a real anvil devnet (``node/examples``, recorded by
-``scripts/capture_example.py``): the headers hash and link into a header store from a
-checkpoint; a block holding every transaction envelope rebuilds its roots and senders
+``scripts/capture_example.py``): the headers hash, obey the consensus rules and link into a
+header store backward from a trusted anchor (a fabricated child of the anchor links but is
+not anchored); a block holding every transaction envelope rebuilds its roots and senders
 from its body and receipts; a state proof proves an account and its storage. Then
 tampered copies of each are shown to be refused. The wallet signs within a pinned policy
 and its audit log catches an edit. Last, three satellites on 127.0.0.1 gossip a signed AI
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable
@@ -21,10 +23,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from node.chain.anchor import Anchor, AnchorSource
 from node.chain.block import verify_block
 from node.chain.errors import ChainError
 from node.chain.header import verify_header
-from node.chain.header_store import Checkpoint, HeaderStore
+from node.chain.header_store import HeaderStore
 from node.chain.proof import verify_account_proof
 
 TX_NAMES = {0: "legacy", 1: "EIP-2930", 2: "EIP-1559", 3: "EIP-4844", 4: "EIP-7702"}
@@ -59,14 +62,22 @@ def _run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(args.store) if args.store else Path(tmp) / "headers.sqlite"
         headers = [verify_header(h, f"headers[{i}]") for i, h in enumerate(headers_json)]
-        checkpoint = Checkpoint(headers[0].number, headers[0].hash)
-        with HeaderStore(path, checkpoint) as store:
-            store.add_many(headers)
+        anchor = Anchor(headers[-1].number, headers[-1].hash, AnchorSource.USER,
+                        "pinned: the devnet head recorded with the example data")
+        with HeaderStore(path) as store:
+            store.add_anchor(anchor, headers[-1])
+            store.add_many(reversed(headers[:-1]))
             head = store.head
-            assert head is not None
-            print(f"[1/6] headers: {len(headers)} hashed and linked from checkpoint "
-                  f"{checkpoint.number} {_short(checkpoint.hash)} to head {head.number} "
-                  f"{_short(head.hash)}")
+            assert head is not None and all(store.get(h.hash) for h in headers)
+            print(f"[1/6] headers: {len(headers)} hashed, rule-checked and linked backward "
+                  f"from the anchor {anchor.number} {_short(anchor.hash)} ({anchor.source}) "
+                  f"to block {headers[0].number}")
+            forged = dataclasses.replace(head, number=head.number + 1, parent_hash=head.hash,
+                                         timestamp=head.timestamp + 12, state_root=b"\x11" * 32)
+            store.add(forged)
+            status = store.status(forged.hash)
+            print(f"      a fabricated child of the head (any stateRoot) links but is "
+                  f"{'NOT anchored: never served as verified' if status == 'linked' else status}")
 
     report = verify_block(block, receipts)
     kinds = ", ".join(TX_NAMES[t.tx_type] + ("" if t.tx_type or t.chain_id is None else "/155")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from node.cli.argtypes import uint
 from node.cli.lazy import lazy
 
 
@@ -27,11 +28,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--kind", default="sign_transaction", help="command kind")
     p.add_argument("--payload", required=True, metavar="FILE.json",
                    help="the payload (for sign_transaction: the transaction request)")
-    p.add_argument("--nonce", required=True, type=int)
+    p.add_argument("--nonce", required=True, type=uint(256))
     p.add_argument("--satellite", required=True, help="satellite name")
-    p.add_argument("--chain-id", required=True, type=int)
-    p.add_argument("--not-before", type=int, help="UNIX time (default: now)")
-    p.add_argument("--expires-in", type=int, default=3600, help="seconds (default 3600)")
+    p.add_argument("--chain-id", required=True, type=uint(64))
+    p.add_argument("--not-before", type=uint(64), help="UNIX time (default: now)")
+    p.add_argument("--expires-in", type=uint(32), default=3600, help="seconds (default 3600)")
     p.add_argument("--keystore", required=True, help="operator keystore file")
     p.add_argument("--password-file")
     p.add_argument("--out", required=True, metavar="ENVELOPE.json")
@@ -46,8 +47,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("verify-command", help="check an envelope as the satellite will")
     p.add_argument("file", metavar="ENVELOPE.json")
     p.add_argument("--operators", required=True, help="comma-separated operator addresses")
-    p.add_argument("--threshold", required=True, type=int)
+    p.add_argument("--threshold", required=True, type=uint(16))
     p.add_argument("--satellite", required=True)
-    p.add_argument("--chain-id", required=True, type=int)
+    p.add_argument("--chain-id", required=True, type=uint(64))
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=lazy("node.cli.ground_run", "_verify"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from node.cli.argtypes import positive
 from node.cli.lazy import lazy
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -28,7 +29,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--tle", required=True, help="TLE file (2- or 3-line sets)")
     p.add_argument("--stations", default=str(CONFIGS / "stations.toml"))
     p.add_argument("--links", default=str(CONFIGS / "links.toml"), help="link classes")
-    p.add_argument("--hours", type=float, default=24.0)
+    p.add_argument("--hours", type=positive, default=24.0)
     p.add_argument("--start", help="UTC start, ISO 8601 (default: now)")
     p.add_argument("--no-isl", action="store_true", help="ground passes only")
     p.add_argument("--out", required=True, metavar="plan.json")
@@ -49,7 +50,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--link", required=True, metavar="SAT-GS")
     p.add_argument("--listen", required=True, metavar="HOST:PORT")
     p.add_argument("--upstream", required=True, metavar="HOST:PORT")
-    p.add_argument("--time-scale", type=float, default=1.0,
+    p.add_argument("--time-scale", type=positive, default=1.0,
                    help="plan seconds per wall second (default 1)")
     p.add_argument("--start", help="plan time to start at, ISO 8601 (default: now)")
     p.add_argument("--on-los", choices=["reset", "stall"], default="reset")

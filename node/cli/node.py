@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from node.cli.argtypes import beacon_root, moment, positive, uint
 from node.cli.lazy import lazy
-from node.cli.verify import beacon_root, moment
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -45,7 +45,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="response encoding to ask for (default ssz: smaller)")
     p.add_argument("--now", metavar="TIME", type=moment,
                    help="act as of TIME (unix seconds or ISO 8601; default: the clock)")
-    p.add_argument("--max-checkpoint-age", metavar="DAYS", type=float, default=14.0,
+    p.add_argument("--max-checkpoint-age", metavar="DAYS", type=positive, default=14.0,
                    help="refuse a checkpoint older than this when bootstrapping (default 14)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     p.set_defaults(run=lazy("node.cli.node_run", "_lc_sync"))
@@ -56,9 +56,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "rate, report latency to all nodes (p50/p99), delivery and dropped RPCs, "
                     "and validations per second against eth-account recovery. Needs the "
                     "source checkout (benchmarks/ is not installed).")
-    p.add_argument("--nodes", type=int, help="node processes (default 10; --quick 5)")
-    p.add_argument("--messages", type=int, help="attestations per rate (default 300)")
-    p.add_argument("--rate", type=float, action="append", metavar="MSG_PER_S",
+    p.add_argument("--nodes", type=uint(16), help="node processes (default 10; --quick 5)")
+    p.add_argument("--messages", type=uint(32), help="attestations per rate (default 300)")
+    p.add_argument("--rate", type=positive, action="append", metavar="MSG_PER_S",
                    help="publish rate (repeatable; default 5, 10, 20 and 50)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")

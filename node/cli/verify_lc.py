@@ -14,6 +14,7 @@ from node.chain.beacon.containers import FORKS
 from node.chain.beacon.store import DAY, ExecutionHead, LightClient
 from node.chain.beacon.sync_protocol import UpdateRejected
 from node.chain.errors import MalformedInputError
+from node.cli.errors import UsageError
 from node.cli.verify import _emit, _guard, _hex
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -91,6 +92,13 @@ def _head(head: ExecutionHead | None) -> str:
 
 def run(args: argparse.Namespace) -> int:
     def work() -> int:
+        anchored = args.checkpoint is not None
+        if anchored == args.unanchored:
+            raise UsageError(
+                "--unanchored contradicts --trusted: choose one" if anchored else
+                "no trusted root: pass --trusted ROOT (a beacon block root you trust) or "
+                "--unanchored to use the bootstrap's own root (the result is then NOT "
+                "anchored)")
         config = network(args.network)
         bootstrap = _single(config, "LightClientBootstrap", args.bootstrap)
         updates = []
@@ -103,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
         optimistic = _single(config, "LightClientOptimisticUpdate", args.optimistic) \
             if args.optimistic else None
 
-        anchored = args.checkpoint is not None
         trusted = args.checkpoint if anchored else bootstrap.header.beacon.hash_tree_root()
         client = LightClient.bootstrap(config, trusted, bootstrap, args.store,
                                        max_checkpoint_age=args.max_checkpoint_age * DAY,
@@ -117,8 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 _named("optimistic update", optimistic, client.process_optimistic_update)
         lines = [
             f"checkpoint {_hex(trusted)} "
-            + ("(trusted, --checkpoint)" if anchored else
-               "(NOT anchored: the bootstrap's own root; pass --checkpoint ROOT)"),
+            + ("(trusted, --trusted)" if anchored else
+               "(NOT anchored: the bootstrap's own root, --unanchored)"),
             f"{len(updates)} update(s)"
             + (", a finality update" if finality is not None else "")
             + (", an optimistic update" if optimistic is not None else "")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 
+from node.cli.argtypes import uint
 from node.cli.lazy import lazy
 
 
@@ -98,8 +99,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "`orbital wallet policy pin`, the backend set by init-token/new.")
     p.add_argument("--operators", metavar="ADDR,ADDR,...",
                    help="the operator addresses, comma-separated (replaces the list)")
-    p.add_argument("--threshold", type=int, metavar="M", help="operator signatures required")
-    p.add_argument("--chain-id", type=int, metavar="ID", help="chain operator commands name")
+    p.add_argument("--threshold", type=uint(16), metavar="M", help="operator signatures required")
+    p.add_argument("--chain-id", type=uint(64), metavar="ID", help="chain operator commands name")
     p.add_argument("--satellite", metavar="NAME",
                    help="this satellite's name (keccak256 = the commands' satelliteId)")
     p.add_argument("--key", metavar="ADDR", help="the key address to sign with")
@@ -125,7 +126,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_audit_verify"))
     p = averbs.add_parser("export", help="export entries from --from for downlink")
-    p.add_argument("--from", dest="from_seq", type=int, default=1)
+    p.add_argument("--from", dest="from_seq", type=uint(63), default=1)
     p.add_argument("--out", help="file (default stdout)")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_audit_export"))
     p = averbs.add_parser("verify-export", help="verify an exported range on its own")

@@ -530,9 +530,9 @@ NETWORKS: dict[str, NetworkConfig] = {cfg.name: cfg for cfg in (MAINNET, SEPOLIA
 def network(name: str) -> NetworkConfig:
     """A built-in network (``"mainnet"``, ``"sepolia"``, ``"hoodi"``) or a custom one from a
     ``config.yaml`` path (or a directory holding one, as in the ``eth-clients/*/metadata``
-    layout). A custom network's genesis validators root is read from a
-    ``genesis_validators_root.txt`` beside it if there is one, else left zero (bind it with
-    :meth:`NetworkConfig.with_genesis_validators_root`)."""
+    layout). A custom network's genesis validators root is read from the
+    ``genesis_validators_root.txt`` beside it, which must be there: without the root no
+    signature domain can be computed."""
     if name in NETWORKS:
         return NETWORKS[name]
     path = Path(name)
@@ -545,13 +545,15 @@ def network(name: str) -> NetworkConfig:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
-    root = bytes(32)
     root_file = path.parent / "genesis_validators_root.txt"
-    if root_file.is_file():
-        hex_root = root_file.read_text(encoding="utf-8").strip().removeprefix("0x")
-        if not re.fullmatch(r"[0-9a-fA-F]{64}", hex_root):
-            raise ConfigError(f"{root_file} must hold a 32-byte 0x-hex root")
-        root = bytes.fromhex(hex_root)
+    if not root_file.is_file():
+        raise ConfigError(f"custom network {path}: no {root_file.name} beside it; every "
+                          f"signature domain depends on the genesis validators root, so "
+                          f"write the network's 0x-hex root into {root_file}")
+    hex_root = root_file.read_text(encoding="utf-8").strip().removeprefix("0x")
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", hex_root):
+        raise ConfigError(f"{root_file} must hold a 32-byte 0x-hex root")
+    root = bytes.fromhex(hex_root)
     try:
         return NetworkConfig.from_yaml(text, genesis_validators_root=root)
     except ConfigError as exc:

@@ -31,13 +31,13 @@ from dataclasses import dataclass
 from os import PathLike
 from typing import Any
 
+from node.chain.anchor import Anchor, AnchorSource
 from node.chain.beacon import sync_protocol as sp
 from node.chain.beacon.bls import CommitteeCache
 from node.chain.beacon.config import NetworkConfig
 from node.chain.beacon.containers import FORKS, light_client_types
 from node.chain.beacon.ssz import Container
 from node.chain.errors import ChainError, VerificationError
-from node.chain.header_store import Checkpoint
 from wallet.sqlite import open_durable, write_transaction
 
 DAY = 86400.0
@@ -71,11 +71,14 @@ class ExecutionHead:
     block_hash: bytes
     state_root: bytes
 
-    def checkpoint(self) -> Checkpoint:
-        """The trusted execution block as a :class:`~node.chain.header_store.HeaderStore`
-        checkpoint: execution headers are then hash-linked from it, and proofs
-        (:func:`~node.chain.proof.verify_account_proof`) checked against ``state_root``."""
-        return Checkpoint(self.block_number, self.block_hash)
+    def anchor(self, kind: str = "finalized") -> Anchor:
+        """The proven execution block as an anchor of the header store (source ``beacon``,
+        with the proven stateRoot): its header and every ancestor are then verified by
+        walking ``parentHash`` backward, and proofs are checked against ``state_root``.
+        ``kind`` says which light-client header it came from ("finalized" or
+        "optimistic")."""
+        return Anchor(self.block_number, self.block_hash, AnchorSource.BEACON,
+                      f"light client, {kind}, beacon slot {self.slot}", self.state_root)
 
     def as_dict(self) -> dict[str, Any]:
         return {"slot": self.slot, "blockNumber": self.block_number,
@@ -165,6 +168,22 @@ def _decode_store(data: bytes, preset: str) -> sp.LightClientStore:
 
 
 # -- the light client ---------------------------------------------------------------------
+
+
+def stored_network(path: str | PathLike[str]) -> str:
+    """The network name a persisted light-client store records (to pick its config)."""
+    if not os.path.exists(path):
+        raise LightClientStateError(f"{path}: no light-client state (bootstrap first)")
+    conn = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True, timeout=30)
+    try:
+        row = conn.execute("SELECT network FROM light_client WHERE id = 1").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise LightClientStateError(f"{path}: not a light-client database ({exc})") from None
+    finally:
+        conn.close()
+    if row is None:
+        raise LightClientStateError(f"{path}: no light-client state (bootstrap first)")
+    return str(row[0])
 
 
 class LightClient:
