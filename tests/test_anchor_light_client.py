@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+from test_beacon_follow import write_network
 
 from node.chain.anchor import AnchorSource
 from node.chain.beacon.store import LightClient
@@ -22,7 +23,6 @@ from node.chain.header_store import HeaderStore
 from node.cli.main import main
 
 from beacon_sim import BeaconChainSim, SimClock, sim_network
-from test_beacon_follow import write_network
 from vectors import child_of, hive_chain_config, hive_header, io_case
 
 CONFIG = sim_network({"altair": 0, "bellatrix": 0, "capella": 0, "deneb": 0})
