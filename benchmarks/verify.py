@@ -49,6 +49,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,8 @@ from benchmarks.common import (
     timed,
 )
 from node.chain import rlp
+from node.chain.anchor import Anchor, AnchorSource
+from node.chain.forks import MAINNET, ChainConfig, load_chain_config
 from node.chain.hashing import EMPTY_KECCAK
 from node.chain.header import (
     EMPTY_OMMERS_HASH,
@@ -77,7 +80,12 @@ from node.chain.header import (
     header_to_rpc,
     verify_header,
 )
-from node.chain.header_store import Checkpoint, HeaderStore
+from node.chain.header_rules import (
+    calculate_base_fee_per_gas,
+    calculate_excess_blob_gas,
+    validate_header,
+)
+from node.chain.header_store import HeaderStore
 from node.chain.proof import verify_account_proof
 from node.chain.receipts import logs_bloom, receipt_from_rpc
 from node.chain.trie import EMPTY_TRIE_ROOT, ordered_trie_root, secure_trie_root
@@ -88,6 +96,7 @@ VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "executio
 HEADERS_PER_S = Target("ours", 20_000)
 TWICE_THE_BASELINE = Target("ratio", 2.0)
 LINK_BATCH = 1_000
+SYNTHETIC_START = 1_746_612_311  # mainnet Prague activation: the synthetic chain is Prague-era
 
 
 @dataclass(frozen=True)
@@ -124,25 +133,38 @@ def real_headers(vectors: Path) -> list[dict[str, str]]:
 
 
 def synthetic_headers(count: int, seed: int = 1) -> list[dict[str, str]]:
-    """A linked chain of ``count`` Prague-shaped headers with pseudo-random contents."""
+    """A linked chain of ``count`` Prague-shaped mainnet-era headers with pseudo-random
+    contents that obey every consensus rule of :mod:`node.chain.header_rules` under the
+    mainnet schedule (gas limit drifting within parent/1024, base fee and excess blob gas
+    computed from the parent)."""
     rng = random.Random(seed)
-    parent = rng.randbytes(32)
+    schedule = MAINNET.era_at(SYNTHETIC_START)
+    assert schedule.blobs is not None
+    parent: Header | None = None
     out = []
+    gas_limit, base_fee, excess = 36_000_000, 10**9, 0
     for i in range(count):
-        gas_limit = rng.randrange(30_000_000, 36_000_001)
+        if parent is not None:
+            gas_limit = parent.gas_limit + rng.randrange(-(parent.gas_limit // 1024) + 1,
+                                                         parent.gas_limit // 1024)
+            base_fee = calculate_base_fee_per_gas(parent.gas_limit, parent.gas_used,
+                                                  parent.base_fee_per_gas)
+            excess = calculate_excess_blob_gas(parent, schedule.blobs, False)
         header = Header(
-            parent_hash=parent, ommers_hash=EMPTY_OMMERS_HASH, coinbase=rng.randbytes(20),
+            parent_hash=parent.hash if parent else rng.randbytes(32),
+            ommers_hash=EMPTY_OMMERS_HASH, coinbase=rng.randbytes(20),
             state_root=rng.randbytes(32), transactions_root=rng.randbytes(32),
             receipts_root=rng.randbytes(32), logs_bloom=rng.randbytes(256), difficulty=0,
-            number=22_000_000 + i, gas_limit=gas_limit, gas_used=rng.randrange(gas_limit),
-            timestamp=1_746_612_311 + 12 * i, extra_data=rng.randbytes(rng.randrange(33)),
-            mix_hash=rng.randbytes(32), nonce=bytes(8),
-            base_fee_per_gas=rng.randrange(10**8, 10**11), withdrawals_root=rng.randbytes(32),
-            blob_gas_used=131_072 * rng.randrange(10), excess_blob_gas=131_072 * rng.randrange(64),
-            parent_beacon_block_root=rng.randbytes(32), requests_hash=rng.randbytes(32),
+            number=22_500_000 + i, gas_limit=gas_limit, gas_used=rng.randrange(gas_limit),
+            timestamp=SYNTHETIC_START + 12 * i, extra_data=rng.randbytes(rng.randrange(33)),
+            mix_hash=rng.randbytes(32), nonce=bytes(8), base_fee_per_gas=base_fee,
+            withdrawals_root=rng.randbytes(32),
+            blob_gas_used=131_072 * rng.randrange(schedule.blobs.max + 1),
+            excess_blob_gas=excess, parent_beacon_block_root=rng.randbytes(32),
+            requests_hash=rng.randbytes(32),
         )
         out.append(header_to_rpc(header))
-        parent = header.hash
+        parent = header
     return out
 
 
@@ -317,33 +339,50 @@ def _baseline_hash_all(blocks: list[dict[str, str]]) -> None:
         baseline_verify_header(block)
 
 
-def _hash_and_link(blocks: list[dict[str, str]], store: HeaderStore) -> None:
-    for start in range(0, len(blocks), LINK_BATCH):
-        store.add_many([verify_header(b) for b in blocks[start:start + LINK_BATCH]])
+def _verify_headers(blocks: list[dict[str, str]]) -> list[Header]:
+    return [verify_header(b) for b in blocks]
 
 
-def _link(headers: list[Header], store: HeaderStore) -> None:
-    for start in range(0, len(headers), LINK_BATCH):
+def _link_forward(headers: list[Header], store: HeaderStore) -> None:
+    """Today's path before anchoring: from the first header (anchored), each header after it
+    links forward from its parent -- stored as linked, not anchored (rules checked)."""
+    store.add_anchor(Anchor(headers[0].number, headers[0].hash, AnchorSource.USER), headers[0])
+    for start in range(1, len(headers), LINK_BATCH):
         store.add_many(headers[start:start + LINK_BATCH])
 
 
-def _fresh_stores(directory: Path, blocks: list[dict[str, str]]) -> Callable[[], HeaderStore]:
-    """A factory of empty stores (a new SQLite file each) anchored at ``blocks[0]``."""
-    checkpoint = Checkpoint(int(blocks[0]["number"], 16), _unhex(blocks[0]["hash"]))
+def _link_backward(headers: list[Header], store: HeaderStore) -> None:
+    """The node's path: the newest header is the anchor, its ancestors are fetched and
+    linked backward in batches, newest first, each pair rule-checked: all verified."""
+    newest = headers[-1]
+    store.add_anchor(Anchor(newest.number, newest.hash, AnchorSource.USER), newest)
+    older = headers[-2::-1]
+    for start in range(0, len(older), LINK_BATCH):
+        store.add_many(older[start:start + LINK_BATCH])
+
+
+def _rules(headers: list[Header], config: ChainConfig) -> None:
+    for parent, child in pairwise(headers):
+        validate_header(child, parent, config)
+
+
+def _fresh_stores(directory: Path, config: ChainConfig) -> Callable[[], HeaderStore]:
+    """A factory of empty stores (a new SQLite file each)."""
     own = Path(tempfile.mkdtemp(dir=directory))
     names = (own / f"headers-{i}.sqlite" for i in range(10**6))
-    return lambda: HeaderStore(next(names), checkpoint)
+    return lambda: HeaderStore(next(names), config)
 
 
-def measure_headers(name: str, blocks: list[dict[str, str]], repeats: int,
-                    directory: Path) -> list[Row]:
-    new_store = _fresh_stores(directory, blocks)
-    with new_store() as store:  # warm up, and check that the whole chain links
-        _hash_and_link(blocks, store)
-        head = store.head
-        assert head is not None and head.hash == _unhex(blocks[-1]["hash"]), "chain did not link"
+def measure_headers(name: str, blocks: list[dict[str, str]], config: ChainConfig,
+                    repeats: int, directory: Path) -> list[Row]:
+    new_store = _fresh_stores(directory, config)
+    with new_store() as store:  # warm up, and check that the whole chain anchors
+        _link_backward(_verify_headers(blocks), store)
+        first = verify_header(blocks[0])
+        assert store.get(first.hash) == first, "chain did not link back to its first header"
+        assert "excessBlobGas" not in store.not_checked, store.not_checked
     _baseline_hash_all(blocks)  # cross-checks every hash with the rlp package
-    verified = [verify_header(b) for b in blocks]  # their rlp and hash are cached
+    verified = _verify_headers(blocks)  # their rlp and hash are cached
     stores: list[HeaderStore] = []
 
     def store_for_run() -> HeaderStore:  # untimed: close the last run's store, open a new one
@@ -354,16 +393,21 @@ def measure_headers(name: str, blocks: list[dict[str, str]], repeats: int,
 
     hashed, baseline = interleaved([lambda: _hash_all(blocks),
                                     lambda: _baseline_hash_all(blocks)], repeats)
-    linked = timed(lambda store: _link(verified, store), repeats, store_for_run)
-    both = timed(lambda store: _hash_and_link(blocks, store), repeats, store_for_run)
+    rules = timed(lambda: _rules(verified, config), repeats)
+    forward = timed(lambda store: _link_forward(_verify_headers(blocks), store), repeats,
+                    store_for_run)
+    backward = timed(lambda store: _link_backward(_verify_headers(blocks), store), repeats,
+                     store_for_run)
     for store in stores:
         store.close()
     n = len(blocks)
     return [
         measured(f"headers {name}: hash", "headers/s", n, hashed, baseline, HEADERS_PER_S),
-        measured(f"headers {name}: link only (SQLite)", "headers/s", n, linked),
-        measured(f"headers {name}: hash+link (SQLite)", "headers/s", n, both,
-                 target=HEADERS_PER_S),
+        measured(f"headers {name}: rules only", "headers/s", n - 1, rules),
+        measured(f"headers {name}: hash+link forward (linked, NOT anchored)", "headers/s", n,
+                 forward),
+        measured(f"headers {name}: hash+rules+link backward from an anchor", "headers/s", n,
+                 backward, forward, target=HEADERS_PER_S),
     ]
 
 
@@ -422,9 +466,10 @@ def _stages(sizes: Sizes, vectors: Path) -> Iterator[list[Row]]:
     real = real_headers(vectors)
     synthetic = synthetic_headers(sizes.headers)
     with tempfile.TemporaryDirectory(prefix="orbital-bench-") as directory:
-        yield measure_headers(f"real chain.rlp ({len(real)})", real, sizes.repeats * 20,
-                              Path(directory))
-        yield measure_headers(f"synthetic Prague ({len(synthetic):,})", synthetic,
+        yield measure_headers(f"real chain.rlp ({len(real)})", real,
+                              load_chain_config(str(vectors / "genesis.json")),
+                              sizes.repeats * 20, Path(directory))
+        yield measure_headers(f"synthetic Prague ({len(synthetic):,})", synthetic, MAINNET,
                               sizes.repeats, Path(directory))
 
     latest = _rpc_result(vectors / "eth_getBlockByNumber" / "get-latest.io")
@@ -458,9 +503,13 @@ def run(sizes: Sizes = Sizes(), vectors: Path = VECTORS,
 NOTES = (
     "figures are the best of several runs (ours and baseline taking turns) on one pinned "
     "core; --json adds the median run",
-    "header baseline: rlp package + eth-hash on the same dicts, no field checks; link only: "
-    "HeaderStore.add_many (batches of 1,000, SQLite WAL file) of verified headers; "
-    "hash+link: both, from the dicts",
+    "header baseline: rlp package + eth-hash on the same dicts, no field checks; rules: "
+    "header_rules.validate_header on every pair (fork schedule known: blob gas checked); "
+    "link forward: the first header anchored, the rest HeaderStore.add_many in batches of "
+    "1,000 oldest first (stored linked, NOT anchored, rules checked); link backward: the "
+    "newest anchored, the rest in batches of 1,000 newest first (all verified) -- its "
+    "baseline column is the forward path in the same run; both from the dicts, SQLite WAL "
+    "file with fsync per batch",
     "proof baseline: py-trie HexaryTrie.get_from_proof, incl. hex and rlp decoding of "
     "the nodes and the account; it does not refuse unused proof nodes, ours does",
     "receipts baseline: py-trie HexaryTrie (squash_changes) given the encoded receipts; "
