@@ -312,3 +312,52 @@ def test_a_format_1_store_is_refused_with_what_to_do(path: Path) -> None:
     db.close()
     with pytest.raises(HeaderStoreError, match=r"format 1.*start a new file"):
         HeaderStore(path)
+
+
+KILLED_WRITER = """
+import sys
+sys.path[:0] = [{repo!r}, {tests!r}]
+from node.chain.anchor import Anchor, AnchorSource
+from node.chain.header_store import HeaderStore
+from vectors import hive_chain_config, hive_header
+from wallet.sqlite import write_transaction
+store = HeaderStore({path!r}, hive_chain_config())
+top = hive_header(54)
+store.add_anchor(Anchor(54, top.hash, AnchorSource.USER), top)
+print("anchored", flush=True)
+while True:  # back-fill, drop, back-fill again: every commit is a full batch or nothing
+    store.add_many([hive_header(n) for n in range(53, -1, -1)])
+    with write_transaction(store._db) as db:  # back to the anchor alone, in one commit
+        db.execute("DELETE FROM headers WHERE number < 54")
+        db.execute("DELETE FROM canonical WHERE number < 54")
+        db.execute("DELETE FROM orphans")
+        db.execute("INSERT INTO orphans VALUES (?, ?)", (top.parent_hash, top.hash))
+"""
+
+
+def test_a_writer_killed_mid_batch_leaves_a_whole_batch_or_none(path: Path) -> None:
+    """kill -9 while back-filling in a loop: after reopening, the chain below the anchor is
+    either complete and anchored or absent -- never half a batch."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    code = KILLED_WRITER.format(repo=str(repo), tests=str(repo / "tests"), path=str(path))
+    for delay in (0.05, 0.2, 0.4):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout is not None and proc.stdout.readline() == "anchored\n"
+        time.sleep(delay)  # not synchronisation: a random moment to kill at
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with HeaderStore(path, hive_chain_config()) as s:
+            stored = [n for n in range(54) if s.status(H(n).hash) is not None]
+            assert stored in ([], list(range(54)))
+            assert all(s.get(H(n).hash) == H(n) for n in stored)
+            assert s.head == H(54) and s.linked_count() == 0
+            assert [s.canonical_hash(n) for n in stored] == [H(n).hash for n in stored]
+        path.unlink()
+        for extra in ("-wal", "-shm"):
+            path.with_name(path.name + extra).unlink(missing_ok=True)
