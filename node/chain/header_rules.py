@@ -234,7 +234,7 @@ def validate_header(header: Header, parent: Header,
     number = header.number
     if number != parent.number + 1:
         raise _broken("number", header, number, parent.number + 1,
-                      f"number {number} is not parent's {parent.number} + 1")
+                      f"number {number} is not {parent.number + 1} (parent's {parent.number} + 1)")
     if header.parent_hash != parent.hash:
         raise _broken("parentHash", header, header.parent_hash, parent.hash,
                       f"parentHash 0x{header.parent_hash.hex()} is not the parent's hash "
@@ -282,16 +282,19 @@ def validate_header(header: Header, parent: Header,
             fork = config.fork_at(number, timestamp)
             raise _broken("fork-shape", header, SHAPES[shape], SHAPES[expected],
                           f"header at timestamp {timestamp} has the {SHAPES[shape]} shape "
-                          f"but {config.name} is at {fork} there: "
-                          f"{_SHAPE_FIELDS[shape]} missing")
+                          f"but {config.name} requires the {SHAPES[expected]} shape there "
+                          f"({fork}): {_SHAPE_FIELDS[shape]} missing")
         if shape > expected:
             if shape in config.listed_shapes and not schedule_reason:
-                start = (london_block if shape == 1 else config.time_of(SHAPES[shape]))
+                where = (f"block {london_block}, this is block {number}" if shape == 1 else
+                         f"timestamp {config.time_of(SHAPES[shape])}, this header's is "
+                         f"{timestamp}" + ("" if london else f", before London at block "
+                                                            f"{london_block}"))
                 raise _broken("fork-shape", header, SHAPES[shape], SHAPES[expected],
-                              f"header has {_SHAPE_FIELDS[shape - 1]} ({SHAPES[shape]}) but "
-                              f"{config.name} starts {SHAPES[shape]} at "
-                              f"{'block' if shape == 1 else 'timestamp'} {start}, after "
-                              f"{number if shape == 1 else timestamp}")
+                              f"header has the {SHAPES[shape]} shape "
+                              f"({_SHAPE_FIELDS[shape - 1]}) but {config.name} requires the "
+                              f"{SHAPES[expected]} shape there: {SHAPES[shape]} starts at "
+                              f"{where}")
             if not schedule_reason:
                 schedule_reason = (f"header has {SHAPES[shape]} fields but {config.name} "
                                    f"lists no such fork (its schedule ends at "
@@ -334,7 +337,7 @@ def validate_header(header: Header, parent: Header,
             if extra != DAO_FORK_EXTRA_DATA:
                 raise _broken("extraData-dao", header, extra, DAO_FORK_EXTRA_DATA,
                               f"extraData 0x{extra.hex()} in DAO fork block {number} is not "
-                              f"'dao-hard-fork'")
+                              f"0x{DAO_FORK_EXTRA_DATA.hex()} ('dao-hard-fork')")
             checked.append("extraData-dao")
 
     # Gas limit (execution-specs check_gas_limit; EIP-1559 doubles the parent's at London)
@@ -342,8 +345,9 @@ def validate_header(header: Header, parent: Header,
         parent.gas_limit)
     delta = parent_gas_limit // GAS_LIMIT_ADJUSTMENT_FACTOR
     if not parent_gas_limit - delta < gas_limit < parent_gas_limit + delta:
-        source = (f"{ELASTICITY_MULTIPLIER} x parent's {parent.gas_limit} (London "
-                  f"transition, EIP-1559)" if transition else f"parent's {parent.gas_limit}")
+        source = (f"{ELASTICITY_MULTIPLIER} x parent's {parent.gas_limit} = {parent_gas_limit} "
+                  f"(London transition, EIP-1559)" if transition
+                  else f"parent's {parent.gas_limit}")
         raise _broken("gasLimit-bounds", header, gas_limit, parent_gas_limit,
                       f"gasLimit {gas_limit} is outside {source} +/- {max(delta - 1, 0)}")
     if gas_limit < GAS_LIMIT_MINIMUM:
@@ -351,7 +355,7 @@ def validate_header(header: Header, parent: Header,
                       f"gasLimit {gas_limit} is below the minimum {GAS_LIMIT_MINIMUM}")
     if gas_limit > GAS_LIMIT_MAXIMUM:
         raise _broken("gasLimit-maximum", header, gas_limit, GAS_LIMIT_MAXIMUM,
-                      f"gasLimit {gas_limit} exceeds the maximum 2**63 - 1")
+                      f"gasLimit {gas_limit} exceeds the maximum {GAS_LIMIT_MAXIMUM} (2**63 - 1)")
     checked += ("gasLimit-bounds", "gasLimit-minimum", "gasLimit-maximum")
 
     # EIP-1559 base fee
