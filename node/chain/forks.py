@@ -328,8 +328,12 @@ def _uint(value: Any, key: str, where: str, *, text: bool = False, bits: int = 6
         value = int(value)
     if type(value) is not int or not 0 <= value < 2**bits:
         kind = "decimal string" if text else "integer"
+        try:
+            shown = json.dumps(value)
+        except (TypeError, ValueError):
+            shown = repr(value)
         raise MalformedInputError(f"{key} must be a non-negative {kind} below 2**{bits}, "
-                                  f"got {json.dumps(value)[:40]}", where=where)
+                                  f"got {shown[:40]}", where=where)
     return value
 
 
