@@ -18,8 +18,10 @@ import pytest
 
 from node.chain.block import verify_block
 from node.chain.errors import VerificationError
-from node.chain.header import verify_header
-from node.chain.header_store import Checkpoint, HeaderStore
+from node.chain.forks import ANVIL
+from node.chain.header import Header, verify_header
+from node.chain.anchor import Anchor, AnchorSource
+from node.chain.header_store import HeaderStore
 from node.chain.proof import EMPTY_ACCOUNT, verify_account_proof
 from node.chain.transactions import BLOB, transaction_from_rpc
 from node.chain.trie import ordered_trie_root
@@ -113,19 +115,25 @@ def test_proof_against_another_blocks_state_root_is_refused(anvil_rpc: Any,
         verify_account_proof(genesis.state_root, proof)
 
 
-def test_headers_link_into_store_from_genesis(anvil_rpc: Any, scenario: Scenario,
-                                               tmp_path: Path) -> None:
+def _anchor(header: Header) -> Anchor:
+    return Anchor(header.number, header.hash, AnchorSource.USER, "the test's own anvil")
+
+
+def test_headers_link_back_to_genesis_from_the_head(anvil_rpc: Any, scenario: Scenario,
+                                                    tmp_path: Path) -> None:
     head = int(anvil_rpc("eth_blockNumber"), 16)
     headers = [verify_header(_block(anvil_rpc, n, full=False)) for n in range(head + 1)]
-    with HeaderStore(tmp_path / "headers.sqlite",
-                     Checkpoint(0, headers[0].hash)) as store:
-        statuses = [i.status for i in store.add_many(headers)]
-        assert statuses == ["head"] * len(headers)
+    with HeaderStore(tmp_path / "headers.sqlite", ANVIL) as store:
+        store.add_anchor(_anchor(headers[-1]), headers[-1])
+        statuses = [i.status for i in store.add_many(headers[-2::-1])]
+        assert statuses == ["anchored"] * head
         assert store.head is not None and store.head.hash == headers[-1].hash
+        assert all(store.get(h.hash) == h for h in headers)
+        assert "excessBlobGas" not in store.not_checked
 
 
-def test_reorg_on_anvil_is_detected_by_header_store(anvil_rpc: Any, scenario: Scenario,
-                                                    tmp_path: Path) -> None:
+def test_reorg_on_anvil_is_made_by_the_newer_anchor(anvil_rpc: Any, scenario: Scenario,
+                                                     tmp_path: Path) -> None:
     base = int(anvil_rpc("eth_blockNumber"), 16)
     checkpoint = verify_header(_block(anvil_rpc, base, full=False))
     snapshot = anvil_rpc("evm_snapshot")
@@ -133,18 +141,18 @@ def test_reorg_on_anvil_is_detected_by_header_store(anvil_rpc: Any, scenario: Sc
     anvil_rpc("evm_mine")
     old = [verify_header(_block(anvil_rpc, base + i, full=False)) for i in (1, 2)]
     assert anvil_rpc("evm_revert", snapshot) is True
-    anvil_rpc("anvil_setNextBlockBaseFeePerGas", hex(12345))  # make the new branch differ
+    anvil_rpc("evm_setNextBlockTimestamp", hex(old[0].timestamp + 7))  # the branches differ
     for _ in range(3):
         anvil_rpc("evm_mine")
     new = [verify_header(_block(anvil_rpc, base + i, full=False)) for i in (1, 2, 3)]
     assert new[0].hash != old[0].hash
-    with HeaderStore(tmp_path / "headers.sqlite",
-                     Checkpoint(checkpoint.number, checkpoint.hash)) as store:
-        store.add(checkpoint)
-        store.add_many(old)
-        insertions = store.add_many(new)
-        assert [i.status for i in insertions] == ["side", "side", "head"]
-        reorg = insertions[-1].reorg
+    with HeaderStore(tmp_path / "headers.sqlite", ANVIL) as store:
+        store.add_anchor(_anchor(checkpoint), checkpoint)
+        assert [i.status for i in store.add_many(old)] == ["linked"] * 2
+        assert store.add_anchor(_anchor(old[-1]), old[-1]).reorg is None
+        assert [i.status for i in store.add_many(new)] == ["linked"] * 3  # not yet trusted
+        assert store.head == old[-1]
+        reorg = store.add_anchor(_anchor(new[-1]), new[-1]).reorg
         assert reorg is not None
         assert reorg.depth == 2 and reorg.ancestor_number == base
         assert reorg.removed == tuple(h.hash for h in old)
@@ -171,20 +179,23 @@ def test_orbital_verify_cli_on_anvil_data(anvil_rpc: Any, scenario: Scenario,
     for name, value in files.items():
         (tmp_path / name).write_text(json.dumps(value))
     block, receipts, proof = (str(tmp_path / n) for n in files)
+    trusted = ("--trusted", f"{scenario.block_number}:{files['block.json']['hash']}")
 
-    ok = _orbital("verify", "header", block)
+    ok = _orbital("verify", "header", block, *trusted)
     assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.strip() == f"verified {scenario.block_number} {files['block.json']['hash']}"
-    ok = _orbital("verify", "block", block, "--receipts", receipts, "--json")
+    assert ok.stdout.splitlines()[0] == (f"verified {scenario.block_number} "
+                                         f"{files['block.json']['hash']}")
+    ok = _orbital("verify", "block", block, "--receipts", receipts, "--json", *trusted)
     assert ok.returncode == 0, ok.stderr
     assert "receiptsRoot" in json.loads(ok.stdout)["checked"]
-    ok = _orbital("verify", "proof", "--block", block, proof)
+    ok = _orbital("verify", "proof", "--block", block, proof, *trusted)
     assert ok.returncode == 0, ok.stderr
     assert "= 0xbeef" in ok.stdout
 
     tampered = files["receipts.json"]
     tampered[2]["logs"][0]["data"] = "0x" + "00" * 31 + "08"
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
-    bad = _orbital("verify", "block", block, "--receipts", str(tmp_path / "tampered.json"))
+    bad = _orbital("verify", "block", block, "--receipts", str(tmp_path / "tampered.json"),
+                   *trusted)
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "receiptsRoot mismatch" in bad.stderr

@@ -361,3 +361,28 @@ def test_a_writer_killed_mid_batch_leaves_a_whole_batch_or_none(path: Path) -> N
         path.unlink()
         for extra in ("-wal", "-shm"):
             path.with_name(path.name + extra).unlink(missing_ok=True)
+
+
+def test_anvils_block_1_base_fee_is_accepted_on_anvil_only(path: Path) -> None:
+    """anvil mines block 1 with the genesis base fee (EIP-1559 would lower it): a named quirk
+    of the ANVIL config; any other chain, or any later block, is held to EIP-1559."""
+    import json
+    from importlib import resources
+
+    from node.chain.forks import ANVIL
+    from node.chain.header import verify_header
+
+    blocks = json.loads(resources.files("node.examples").joinpath("headers.json").read_text())
+    genesis, first, second = (verify_header(b) for b in blocks)
+    with HeaderStore(path, ANVIL) as s:
+        s.add_anchor(A(second), second)
+        assert [i.status for i in s.add_many([first, genesis])] == ["anchored"] * 2
+    with HeaderStore(path.with_name("other.sqlite")) as s:
+        s.add_anchor(A(first), first)
+        with pytest.raises(HeaderRuleError, match="baseFeePerGas 1000000000 is not 875000000"):
+            s.add(genesis)
+    same_fee = dataclasses.replace(second, base_fee_per_gas=first.base_fee_per_gas)
+    with HeaderStore(path.with_name("later.sqlite"), ANVIL) as s:
+        s.add_anchor(A(same_fee), same_fee)
+        with pytest.raises(HeaderRuleError, match="baseFeePerGas"):
+            s.add(first)

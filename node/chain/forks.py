@@ -161,6 +161,9 @@ class ChainConfig:
     merge_block: int | None = None
     known_until: int | None = None
     clique: bool = False  # proof-of-authority before the Merge (EIP-225), not ethash
+    quirks: frozenset[str] = frozenset()
+    """Known, named deviations of a devnet client from the spec that the rules accept for
+    this chain only (see :data:`QUIRKS`)."""
 
     def __post_init__(self) -> None:
         if type(self.chain_id) is not int or self.chain_id < 0:
@@ -188,6 +191,9 @@ class ChainConfig:
         times = [fork.time for fork in self.time_forks]
         if times != sorted(times):
             raise MalformedInputError("timestamp forks must be listed in activation order")
+        unknown = set(self.quirks) - set(QUIRKS)
+        if not isinstance(self.quirks, frozenset) or unknown:
+            raise TypeError(f"ChainConfig.quirks must be a frozenset of {sorted(QUIRKS)}")
         for name in ("terminal_total_difficulty", "merge_block", "known_until"):
             value = getattr(self, name)
             if value is not None and (type(value) is not int or value < 0):
@@ -560,6 +566,13 @@ def chain_config_from_forkenv(env: Mapping[str, Any], name: str | None = None, *
 # up to the geth snapshot: KNOWN_UNTIL. A fork scheduled later (Amsterdam, BPO3, ...) is not
 # listed here; past KNOWN_UNTIL the rules that depend on it are reported not checked.
 
+QUIRKS = {
+    "anvil-block-1-base-fee": "anvil (foundry 1.7.1) mines block 1 with the genesis base fee "
+                              "instead of the EIP-1559 value computed from the genesis "
+                              "(measured: 1 gwei, not 0.875 gwei, after an empty genesis)",
+}
+"""Named client deviations a :class:`ChainConfig` may accept, and what each one is."""
+
 KNOWN_UNTIL = 1787184000
 """2026-08-20T00:00:00Z: the built-in schedules are verified complete up to here."""
 
@@ -633,7 +646,24 @@ HOODI = ChainConfig(
     known_until=KNOWN_UNTIL,
 )
 
-NETWORKS: dict[str, ChainConfig] = {cfg.name: cfg for cfg in (MAINNET, SEPOLIA, HOODI)}
+ANVIL = ChainConfig(
+    chain_id=31337,
+    name="anvil",
+    # `anvil --hardfork prague` (foundry 1.7.1, what the tests and the demo run): every
+    # fork at genesis, proof of stake from genesis, Prague's blob schedule (EIP-7691)
+    block_forks=tuple((fork, 0) for fork in (
+        "homestead", "tangerine_whistle", "spurious_dragon", "byzantium", "constantinople",
+        "petersburg", "istanbul", "muir_glacier", "berlin", "london")),
+    time_forks=(TimeFork("shanghai", 0), TimeFork("cancun", 0, _CANCUN_BLOBS),
+                TimeFork("prague", 0, _PRAGUE_BLOBS)),
+    terminal_total_difficulty=0,
+    merge_block=0,
+    quirks=frozenset({"anvil-block-1-base-fee"}),
+)
+"""A local anvil devnet run with ``--hardfork prague`` (not a public network: its quirk
+is accepted on this chain only)."""
+
+NETWORKS: dict[str, ChainConfig] = {cfg.name: cfg for cfg in (MAINNET, SEPOLIA, HOODI, ANVIL)}
 
 
 def load_chain_config(path_or_name: str | Path) -> ChainConfig:

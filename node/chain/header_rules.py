@@ -368,6 +368,10 @@ def validate_header(header: Header, parent: Header,
             raise _broken("baseFeePerGas", header, base_fee, None,
                           f"parent {parent.number} has no baseFeePerGas to compute "
                           f"{base_fee} from, though London is active there")
+        elif (parent.number == 0 and config is not None
+              and "anvil-block-1-base-fee" in config.quirks):
+            expected_fee = parent.base_fee_per_gas
+            source = "the genesis base fee (the anvil-block-1-base-fee quirk of this chain)"
         else:
             expected_fee = calculate_base_fee_per_gas(parent.gas_limit, parent.gas_used,
                                                       parent.base_fee_per_gas)

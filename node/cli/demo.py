@@ -27,6 +27,8 @@ from node.chain.anchor import Anchor, AnchorSource
 from node.chain.block import verify_block
 from node.chain.errors import ChainError
 from node.chain.header import verify_header
+from node.chain.header_rules import calculate_base_fee_per_gas
+from node.chain.forks import ANVIL
 from node.chain.header_store import HeaderStore
 from node.chain.proof import verify_account_proof
 
@@ -64,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
         headers = [verify_header(h, f"headers[{i}]") for i, h in enumerate(headers_json)]
         anchor = Anchor(headers[-1].number, headers[-1].hash, AnchorSource.USER,
                         "pinned: the devnet head recorded with the example data")
-        with HeaderStore(path) as store:
+        with HeaderStore(path, ANVIL) as store:  # the example was recorded on anvil
             store.add_anchor(anchor, headers[-1])
             store.add_many(reversed(headers[:-1]))
             head = store.head
@@ -72,8 +74,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"[1/6] headers: {len(headers)} hashed, rule-checked and linked backward "
                   f"from the anchor {anchor.number} {_short(anchor.hash)} ({anchor.source}) "
                   f"to block {headers[0].number}")
-            forged = dataclasses.replace(head, number=head.number + 1, parent_hash=head.hash,
-                                         timestamp=head.timestamp + 12, state_root=b"\x11" * 32)
+            base_fee = calculate_base_fee_per_gas(head.gas_limit, head.gas_used,
+                                                  head.base_fee_per_gas or 0)
+            forged = dataclasses.replace(  # obeys every rule; commits to a made-up state
+                head, number=head.number + 1, parent_hash=head.hash, gas_used=0,
+                timestamp=head.timestamp + 12, base_fee_per_gas=base_fee,
+                excess_blob_gas=0, blob_gas_used=0, state_root=b"\x11" * 32)
             store.add(forged)
             status = store.status(forged.hash)
             print(f"      a fabricated child of the head (any stateRoot) links but is "
