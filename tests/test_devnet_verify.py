@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
+from node.chain.anchor import Anchor, AnchorSource
 from node.chain.block import verify_block
 from node.chain.errors import VerificationError
 from node.chain.forks import ANVIL
 from node.chain.header import Header, verify_header
-from node.chain.anchor import Anchor, AnchorSource
 from node.chain.header_store import HeaderStore
 from node.chain.proof import EMPTY_ACCOUNT, verify_account_proof
 from node.chain.transactions import BLOB, transaction_from_rpc
