@@ -20,18 +20,19 @@ While a gap below the head is not yet back-filled, the canonical entries under t
 the ancestors of the older anchor that put them there.
 
 Storage is one SQLite file in WAL mode; each call commits before it returns, all or
-nothing (synchronous=NORMAL: a kill -9 loses nothing committed, a power cut may lose the last
-commits -- headers are refetchable and the store acknowledges nothing to anyone). Back-filling runs of ancestors (the node's common case: an anchor,
-then its ancestors in batches, newest first) are written in a few statements.
+nothing (synchronous=NORMAL: a kill -9 loses nothing committed, a power cut may lose the
+last commits -- headers are refetchable and the store acknowledges nothing to anyone).
+Back-filling runs of ancestors (the node's common case: an anchor, then its ancestors in
+batches, newest first) are written in a few statements.
 """
 
 from __future__ import annotations
 
 import time
-from itertools import pairwise
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 from node.chain.anchor import Anchor, AnchorSource, BlockId

@@ -26,9 +26,9 @@ from typing import Any
 from node.chain.anchor import Anchor, AnchorSource
 from node.chain.block import verify_block
 from node.chain.errors import ChainError
+from node.chain.forks import ANVIL
 from node.chain.header import verify_header
 from node.chain.header_rules import calculate_base_fee_per_gas
-from node.chain.forks import ANVIL
 from node.chain.header_store import HeaderStore
 from node.chain.proof import verify_account_proof
 
