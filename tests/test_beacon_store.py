@@ -99,8 +99,10 @@ def test_updates_apply_and_a_restart_resumes(case: Case, tmp_path: Path) -> None
     assert head is not None and head.slot == want["slot"]
     assert head.block_hash == again.store.finalized_header.execution.block_hash
     assert head.as_dict()["blockNumber"] == head.block_number
-    checkpoint = head.checkpoint()  # what the execution-side header store is anchored at
-    assert (checkpoint.number, checkpoint.hash) == (head.block_number, head.block_hash)
+    anchor = head.anchor("finalized")  # what the execution-side header store is anchored at
+    assert (anchor.number, anchor.hash, anchor.state_root) == (
+        head.block_number, head.block_hash, head.state_root)
+    assert anchor.source == "beacon"
     again.close()
 
 

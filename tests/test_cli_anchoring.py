@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_beacon_follow import write_network
 
 from node.chain.header import Header, header_to_rpc
 from node.cli import verify as verify_cli
@@ -261,7 +262,8 @@ def test_verify_lc_without_a_trusted_root_or_unanchored_exits_2(
 
 def test_a_custom_beacon_config_without_its_genesis_validators_root_is_refused(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (tmp_path / "config.yaml").write_text("PRESET_BASE: 'minimal'\n")
+    write_network(tmp_path)  # a valid config.yaml and its root file
+    (tmp_path / "genesis_validators_root.txt").unlink()
     code, _, err = run(capsys, "verify", "lc", "--bootstrap", "x", "--unanchored",
                        "--network", str(tmp_path))
     assert code == 2 and "genesis_validators_root.txt" in one_line(err)

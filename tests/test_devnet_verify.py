@@ -21,6 +21,7 @@ from node.chain.block import verify_block
 from node.chain.errors import VerificationError
 from node.chain.forks import ANVIL
 from node.chain.header import Header, verify_header
+from node.chain.header_rules import calculate_base_fee_per_gas
 from node.chain.header_store import HeaderStore
 from node.chain.proof import EMPTY_ACCOUNT, verify_account_proof
 from node.chain.transactions import BLOB, transaction_from_rpc
@@ -142,6 +143,10 @@ def test_reorg_on_anvil_is_made_by_the_newer_anchor(anvil_rpc: Any, scenario: Sc
     old = [verify_header(_block(anvil_rpc, base + i, full=False)) for i in (1, 2)]
     assert anvil_rpc("evm_revert", snapshot) is True
     anvil_rpc("evm_setNextBlockTimestamp", hex(old[0].timestamp + 7))  # the branches differ
+    # anvil's evm_revert does not rewind its base-fee state: set the EIP-1559 value the
+    # checkpoint implies, or the new branch breaks the rule (as the chain anvil serves would)
+    anvil_rpc("anvil_setNextBlockBaseFeePerGas", hex(calculate_base_fee_per_gas(
+        checkpoint.gas_limit, checkpoint.gas_used, checkpoint.base_fee_per_gas or 0)))
     for _ in range(3):
         anvil_rpc("evm_mine")
     new = [verify_header(_block(anvil_rpc, base + i, full=False)) for i in (1, 2, 3)]

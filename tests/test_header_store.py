@@ -25,7 +25,7 @@ from node.chain.errors import (
 from node.chain.header import Header
 from node.chain.header_store import HeaderStore
 
-from vectors import hive_chain_config, hive_header
+from vectors import child_of, hive_chain_config, hive_header
 
 
 def H(number: int) -> Header:
@@ -319,7 +319,7 @@ import sys
 sys.path[:0] = [{repo!r}, {tests!r}]
 from node.chain.anchor import Anchor, AnchorSource
 from node.chain.header_store import HeaderStore
-from vectors import hive_chain_config, hive_header
+from vectors import child_of, hive_chain_config, hive_header
 from wallet.sqlite import write_transaction
 store = HeaderStore({path!r}, hive_chain_config())
 top = hive_header(54)
@@ -386,3 +386,22 @@ def test_anvils_block_1_base_fee_is_accepted_on_anvil_only(path: Path) -> None:
         s.add_anchor(A(same_fee), same_fee)
         with pytest.raises(HeaderRuleError, match="baseFeePerGas"):
             s.add(first)
+
+
+def test_anvils_equal_timestamps_are_accepted_on_anvil_only(path: Path) -> None:
+    """anvil gives blocks mined in the same second their parent's timestamp: accepted under
+    the ANVIL config's named quirk, never an earlier timestamp, and nowhere else."""
+    from node.chain.forks import ANVIL
+
+    same = child_of(H(45), None, timestamp=H(45).timestamp)
+    with HeaderStore(path) as s:
+        s.add_anchor(A(H(45)), H(45))
+        with pytest.raises(HeaderRuleError, match="is not after parent's"):
+            s.add(same)
+    anvil = dataclasses.replace(ANVIL, time_forks=())  # the hive header's blob fields aside
+    earlier = child_of(H(45), None, timestamp=H(45).timestamp - 1)
+    with HeaderStore(path.with_name("anvil.sqlite"), anvil) as s:
+        s.add_anchor(A(H(45)), H(45))
+        assert s.add(same).status == "linked"
+        with pytest.raises(HeaderRuleError, match="is not after parent's"):
+            s.add(earlier)

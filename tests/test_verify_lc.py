@@ -81,8 +81,7 @@ def verify(capsys: pytest.CaptureFixture[str], files: dict[str, Any], *extra: st
     argv = ["verify", "lc", "--network", files["net"], "--now", files["now"],
             "--bootstrap", chosen["bootstrap"], "--updates", chosen["updates"],
             "--finality", chosen["finality"], "--optimistic", chosen["optimistic"], *extra]
-    if checkpoint is not None:
-        argv += ["--checkpoint", checkpoint]
+    argv += ["--unanchored"] if checkpoint is None else ["--trusted", checkpoint]
     code = main(argv)
     out, err = capsys.readouterr()
     return code, out, err
@@ -94,7 +93,7 @@ def test_verified_heads_are_printed(capsys: pytest.CaptureFixture[str], files: d
     code, out, err = verify(capsys, files, ssz=ssz)
     assert (code, err) == (0, "")
     finalized = files["objects"]["finality"].finalized_header.execution
-    assert "(trusted, --checkpoint)" in out
+    assert "(trusted, --trusted)" in out
     assert "2 update(s), a finality update, an optimistic update verified" in out
     assert (f"verified finalized: execution block {finalized.block_number} "
             f"0x{finalized.block_hash.hex()} stateRoot 0x{finalized.state_root.hex()} "
@@ -116,6 +115,16 @@ def test_without_a_checkpoint_the_output_says_it_is_not_anchored(
         capsys: pytest.CaptureFixture[str], files: dict[str, Any]) -> None:
     code, out, _ = verify(capsys, files, checkpoint=None)
     assert code == 0 and "NOT anchored" in out
+
+
+def test_the_old_checkpoint_option_is_the_trusted_root(
+        capsys: pytest.CaptureFixture[str], files: dict[str, Any]) -> None:
+    argv = ["verify", "lc", "--network", files["net"], "--now", files["now"],
+            "--bootstrap", files["bootstrap"], "--checkpoint", META["trusted_block_root"]]
+    assert main(argv) == 0
+    assert "(trusted, --trusted)" in capsys.readouterr().out
+    assert main([*argv, "--unanchored"]) == 2
+    assert "contradicts" in capsys.readouterr().err
 
 
 def _corrupt(files: dict[str, Any], name: str, edit: Any) -> str:

@@ -570,6 +570,9 @@ QUIRKS = {
     "anvil-block-1-base-fee": "anvil (foundry 1.7.1) mines block 1 with the genesis base fee "
                               "instead of the EIP-1559 value computed from the genesis "
                               "(measured: 1 gwei, not 0.875 gwei, after an empty genesis)",
+    "anvil-equal-timestamps": "anvil (foundry 1.7.1) gives blocks mined within the same second "
+                              "their parent's timestamp (execution-specs requires a later "
+                              "one); never an earlier one",
 }
 """Named client deviations a :class:`ChainConfig` may accept, and what each one is."""
 
@@ -658,7 +661,7 @@ ANVIL = ChainConfig(
                 TimeFork("prague", 0, _PRAGUE_BLOBS)),
     terminal_total_difficulty=0,
     merge_block=0,
-    quirks=frozenset({"anvil-block-1-base-fee"}),
+    quirks=frozenset({"anvil-block-1-base-fee", "anvil-equal-timestamps"}),
 )
 """A local anvil devnet run with ``--hardfork prague`` (not a public network: its quirk
 is accepted on this chain only)."""

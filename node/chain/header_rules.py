@@ -240,7 +240,9 @@ def validate_header(header: Header, parent: Header,
                       f"parentHash 0x{header.parent_hash.hex()} is not the parent's hash "
                       f"0x{parent.hash.hex()}")
     timestamp = header.timestamp
-    if timestamp <= parent.timestamp:
+    if timestamp <= parent.timestamp and not (
+            timestamp == parent.timestamp and config is not None
+            and "anvil-equal-timestamps" in config.quirks):
         raise _broken("timestamp", header, timestamp, parent.timestamp,
                       f"timestamp {timestamp} is not after parent's {parent.timestamp}")
     gas_limit = header.gas_limit

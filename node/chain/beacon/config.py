@@ -545,6 +545,10 @@ def network(name: str) -> NetworkConfig:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    try:
+        config = NetworkConfig.from_yaml(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     root_file = path.parent / "genesis_validators_root.txt"
     if not root_file.is_file():
         raise ConfigError(f"custom network {path}: no {root_file.name} beside it; every "
@@ -553,8 +557,4 @@ def network(name: str) -> NetworkConfig:
     hex_root = root_file.read_text(encoding="utf-8").strip().removeprefix("0x")
     if not re.fullmatch(r"[0-9a-fA-F]{64}", hex_root):
         raise ConfigError(f"{root_file} must hold a 32-byte 0x-hex root")
-    root = bytes.fromhex(hex_root)
-    try:
-        return NetworkConfig.from_yaml(text, genesis_validators_root=root)
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
+    return config.with_genesis_validators_root(bytes.fromhex(hex_root))
