@@ -136,6 +136,7 @@ class HeaderStore:
             # one: WAL keeps every commit atomic across a crash or kill -9; an fsync per
             # commit (synchronous=FULL) would only guard the last batches against power loss.
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA wal_autocheckpoint=20000")  # fewer, larger checkpoints
             self._check_format()
             self._db.executescript(_SCHEMA)
             with self._transaction():
@@ -419,6 +420,7 @@ class HeaderStore:
         parent = self._row(bottom.parent_hash)
         if parent is not None:
             self._check(bottom, parent[0])
+        first_id = self._db.execute("SELECT max(id) FROM headers").fetchone()[0] or 0
         self._db.execute("SAVEPOINT backfill")
         try:
             self._db.executemany("INSERT INTO headers (hash, number, parent_hash, rlp, anchored) "
@@ -441,9 +443,9 @@ class HeaderStore:
         if self.canonical_hash(child.number) == child.hash:
             taken = self._db.execute("SELECT count(*) FROM canonical WHERE number BETWEEN ? "
                                      "AND ?", (bottom.number, run[0].number)).fetchone()[0]
-            if taken == 0 and parent is None:
-                self._db.executemany("INSERT INTO canonical VALUES (?, ?)",
-                                     [(h.number, h.hash) for h in run])
+            if taken == 0 and parent is None:  # the rows just appended, copied in SQL
+                self._db.execute("INSERT INTO canonical SELECT number, hash FROM headers "
+                                 "WHERE id > ?", (first_id,))
             else:
                 reorg = self._extend_down(run[0])
         out = [Insertion(h, "anchored") for h in run]
