@@ -508,8 +508,8 @@ NOTES = (
     "link forward: the first header anchored, the rest HeaderStore.add_many in batches of "
     "1,000 oldest first (stored linked, NOT anchored, rules checked); link backward: the "
     "newest anchored, the rest in batches of 1,000 newest first (all verified) -- its "
-    "baseline column is the forward path in the same run; both from the dicts, SQLite WAL "
-    "file with fsync per batch",
+    "baseline column is the forward path in the same run; both from the dicts, into a SQLite "
+    "WAL file (synchronous=NORMAL: atomic commits, no fsync per batch)",
     "proof baseline: py-trie HexaryTrie.get_from_proof, incl. hex and rlp decoding of "
     "the nodes and the account; it does not refuse unused proof nodes, ours does",
     "receipts baseline: py-trie HexaryTrie (squash_changes) given the encoded receipts; "
