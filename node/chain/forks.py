@@ -585,6 +585,12 @@ _BPO1_BLOBS = BlobSchedule(10, 15, 8346193)  # EIP-8134; xspecs bpo1; geth Defau
 _BPO2_BLOBS = BlobSchedule(14, 21, 11684671)  # EIP-8135; xspecs bpo2; geth DefaultBPO2BlobConfig
 
 
+_LONDON_AT_GENESIS = tuple((fork, 0) for fork in (
+    "homestead", "tangerine_whistle", "spurious_dragon", "byzantium", "constantinople",
+    "petersburg", "istanbul", "muir_glacier", "berlin", "london"))
+"""Every block fork through London at genesis (the testnets and devnets since 2022)."""
+
+
 def _post_merge_forks(shanghai: int, cancun: int, prague: int, osaka: int, bpo1: int,
                       bpo2: int) -> tuple[TimeFork, ...]:
     return (TimeFork("shanghai", shanghai), TimeFork("cancun", cancun, _CANCUN_BLOBS),
@@ -618,9 +624,7 @@ SEPOLIA = ChainConfig(
     name="sepolia",
     # geth SepoliaChainConfig; eth-clients/sepolia genesis.json (no muirGlacierBlock there:
     # geth's 0 changes nothing, no difficulty bomb is checked)
-    block_forks=tuple((fork, 0) for fork in (
-        "homestead", "tangerine_whistle", "spurious_dragon", "byzantium", "constantinople",
-        "petersburg", "istanbul", "muir_glacier", "berlin", "london")),
+    block_forks=_LONDON_AT_GENESIS,
     # shanghai/cancun: geth, eth-clients genesis.json, EIP-7569, CL 56832/132608;
     # prague: geth, besu, EIP-7600, CL 222464; osaka/bpo1/bpo2: geth, EIP-7607, xspecs
     # forks/* tables, CL 272640/274176/275712. BPO blob parameters: geth only (it uses the
@@ -637,9 +641,7 @@ HOODI = ChainConfig(
     chain_id=560048,
     name="hoodi",
     # geth HoodiChainConfig, eth-clients/hoodi genesis.json: everything at genesis
-    block_forks=tuple((fork, 0) for fork in (
-        "homestead", "tangerine_whistle", "spurious_dragon", "byzantium", "constantinople",
-        "petersburg", "istanbul", "muir_glacier", "berlin", "london")),
+    block_forks=_LONDON_AT_GENESIS,
     # shanghai/cancun at genesis: geth, eth-clients genesis.json; prague: geth,
     # eth-clients, EIP-7600, CL electra 2048; osaka/bpo1/bpo2: geth, EIP-7607, xspecs
     # forks/* tables, CL 50688/52480/54016. BPO blob parameters: as for Sepolia
@@ -654,9 +656,7 @@ ANVIL = ChainConfig(
     name="anvil",
     # `anvil --hardfork prague` (foundry 1.7.1, what the tests and the demo run): every
     # fork at genesis, proof of stake from genesis, Prague's blob schedule (EIP-7691)
-    block_forks=tuple((fork, 0) for fork in (
-        "homestead", "tangerine_whistle", "spurious_dragon", "byzantium", "constantinople",
-        "petersburg", "istanbul", "muir_glacier", "berlin", "london")),
+    block_forks=_LONDON_AT_GENESIS,
     time_forks=(TimeFork("shanghai", 0), TimeFork("cancun", 0, _CANCUN_BLOBS),
                 TimeFork("prague", 0, _PRAGUE_BLOBS)),
     terminal_total_difficulty=0,

@@ -170,20 +170,25 @@ def _decode_store(data: bytes, preset: str) -> sp.LightClientStore:
 # -- the light client ---------------------------------------------------------------------
 
 
-def stored_network(path: str | PathLike[str]) -> str:
-    """The network name a persisted light-client store records (to pick its config)."""
+def _stored_row(path: str | PathLike[str], columns: str) -> tuple[Any, ...]:
+    """``columns`` of the persisted light-client row at ``path``."""
     if not os.path.exists(path):
         raise LightClientStateError(f"{path}: no light-client state (bootstrap first)")
     conn = sqlite3.connect(f"file:{os.fspath(path)}?mode=ro", uri=True, timeout=30)
     try:
-        row = conn.execute("SELECT network FROM light_client WHERE id = 1").fetchone()
+        row = conn.execute(f"SELECT {columns} FROM light_client WHERE id = 1").fetchone()
     except sqlite3.DatabaseError as exc:
         raise LightClientStateError(f"{path}: not a light-client database ({exc})") from None
     finally:
         conn.close()
     if row is None:
         raise LightClientStateError(f"{path}: no light-client state (bootstrap first)")
-    return str(row[0])
+    return tuple(row)
+
+
+def stored_network(path: str | PathLike[str]) -> str:
+    """The network name a persisted light-client store records (to pick its config)."""
+    return str(_stored_row(path, "network")[0])
 
 
 class LightClient:
@@ -230,18 +235,7 @@ class LightClient:
     def resume(cls, config: NetworkConfig, path: str | PathLike[str], *,
                clock: Callable[[], float] = time.time) -> LightClient:
         """Reopen the light client persisted at ``path`` (for the same network)."""
-        if not os.path.exists(path):
-            raise LightClientStateError(f"{path}: no light-client state (bootstrap first)")
-        conn = sqlite3.connect(str(path), timeout=30)
-        try:
-            row = conn.execute("SELECT network, genesis_validators_root, trusted_block_root, "
-                               "store FROM light_client WHERE id = 1").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise LightClientStateError(f"{path}: not a light-client database ({exc})") from None
-        finally:
-            conn.close()
-        if row is None:
-            raise LightClientStateError(f"{path}: no light-client state (bootstrap first)")
+        row = _stored_row(path, "network, genesis_validators_root, trusted_block_root, store")
         network, root, trusted, data = row
         if bytes(root) != config.genesis_validators_root:
             raise LightClientStateError(
