@@ -92,7 +92,9 @@ from node.chain.trie import EMPTY_TRIE_ROOT, ordered_trie_root, secure_trie_root
 
 os.environ.setdefault("ETH_HASH_BACKEND", "pysha3")  # read at eth-hash's first hash
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "execution-apis" / "tests"
+VECTORS = (Path(os.environ.get("ORBITAL_VECTORS")
+                or Path(__file__).resolve().parents[2] / "shared" / "vectors")
+           / "execution-apis" / "tests")  # ORBITAL_VECTORS as in tests/vectors.py
 HEADERS_PER_S = Target("ours", 20_000)
 TWICE_THE_BASELINE = Target("ratio", 2.0)
 LINK_BATCH = 1_000
