@@ -234,6 +234,17 @@ class HeaderStore:
             "ORDER BY c.number DESC LIMIT 1").fetchone()
         return None if row is None else header_from_rlp(row[0])
 
+    def gap_below(self, top: int, floor: int = 0) -> Header | None:
+        """The highest canonical header in ``(floor, top]`` whose parent is not the canonical
+        header below it (not stored yet, or an older anchor's branch): where back-filling
+        must continue. None when the canonical chain links all the way down to ``floor``."""
+        row = self._db.execute(
+            "SELECT h.rlp FROM canonical c JOIN headers h ON h.hash = c.hash "
+            "LEFT JOIN canonical p ON p.number = c.number - 1 "
+            "WHERE c.number <= ? AND c.number > ? AND (p.hash IS NULL OR p.hash != "
+            "h.parent_hash) ORDER BY c.number DESC LIMIT 1", (top, floor)).fetchone()
+        return None if row is None else header_from_rlp(row[0])
+
     def anchors(self) -> list[Anchor]:
         """Every anchor recorded, oldest first."""
         return [Anchor(n, h, AnchorSource(s), d) for n, h, s, d in self._db.execute(

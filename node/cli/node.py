@@ -12,6 +12,7 @@ the table (or ``--json``) to stdout.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from node.cli.argtypes import beacon_root, moment, positive, uint
 from node.cli.lazy import lazy
@@ -51,6 +52,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=lazy("node.cli.node_run", "_lc_sync"))
 
     p = verbs.add_parser(
+        "run", help="serve a verified JSON-RPC from untrusted upstreams",
+        description="Run the verified node: a local JSON-RPC (web3.py, cast and other "
+                    "clients unchanged) that answers only from data proven against an "
+                    "anchored block. Anchors come from --trust: checkpoint (one fixed block), "
+                    "quorum (K of the --upstream URLs agree on a block hash), ground (heads "
+                    "signed by m-of-n operators), beacon (a light client). Prints 'serving "
+                    "http://HOST:PORT' once ready; exits cleanly on SIGTERM.")
+    p.add_argument("--upstream", action="append", default=[], metavar="URL", required=True,
+                   help="an Ethereum JSON-RPC the node does not trust (repeatable)")
+    p.add_argument("--trust", choices=("checkpoint", "quorum", "ground", "beacon"),
+                   required=True, help="where anchors come from")
+    p.add_argument("--checkpoint", metavar="NUMBER:HASH", type=_anchor,
+                   help="the trusted block of --trust checkpoint")
+    p.add_argument("--quorum", metavar="K", type=uint(16),
+                   help="upstreams that must agree with --trust quorum (default: all)")
+    p.add_argument("--chain-id", required=True, type=uint(64), metavar="ID",
+                   help="the chain served; transactions for another are refused")
+    p.add_argument("--chain", metavar="NAME|FILE",
+                   help="fork schedule for the header rules (default: by chain id: mainnet, "
+                        "sepolia, hoodi, anvil 31337)")
+    p.add_argument("--rpc", default="127.0.0.1:8545", metavar="HOST:PORT", type=_host_port,
+                   help="where to serve (default 127.0.0.1:8545; port 0 picks a free one)")
+    p.add_argument("--data-dir", required=True, metavar="DIR",
+                   help="the node's files (header store, light client)")
+    p.add_argument("--history", type=uint(32), default=256, metavar="N",
+                   help="ancestors of each anchor kept linked (default 256)")
+    p.add_argument("--refresh", type=positive, default=12.0, metavar="SECONDS",
+                   help="how often to ask the trust source for a new head (default 12)")
+    p.set_defaults(run=lazy("node.cli.node_run", "_run_node"))
+
+    p = verbs.add_parser(
         "gossip-bench", help="benchmark attestation gossip between node processes",
         description="Start node processes on 127.0.0.1, publish attestations from one at each "
                     "rate, report latency to all nodes (p50/p99), delivery and dropped RPCs, "
@@ -64,3 +96,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(run=lazy("node.cli.node_run", "_gossip_bench"))
+
+
+def _anchor(text: str) -> Any:
+    from node.chain.anchor import parse_anchor
+    from node.chain.errors import MalformedInputError
+
+    try:
+        return parse_anchor(text, detail="--checkpoint")
+    except MalformedInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"want HOST:PORT (port 0..65535), got {text!r}")
+    return host, int(port)

@@ -88,3 +88,29 @@ def _lc_sync(args: argparse.Namespace) -> int:
         return _emit(args, report, lines)
 
     return _guard(args, work)
+
+
+def _run_node(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    from node.service import NodeOptions, ServiceError, run_node
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host, port = args.rpc
+    options = NodeOptions(
+        upstreams=tuple(args.upstream), trust=args.trust, chain_id=args.chain_id,
+        data_dir=Path(args.data_dir), rpc_host=host, rpc_port=port,
+        checkpoint=args.checkpoint, quorum=args.quorum, chain=args.chain,
+        history=args.history, refresh=args.refresh)
+
+    def ready(url: str) -> None:
+        print(f"serving {url}", flush=True)
+
+    try:
+        asyncio.run(run_node(options, ready))
+    except ServiceError as exc:
+        print(f"orbital: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,137 @@
+"""Head trust: where the node's anchors come from, one strategy per mode.
+
+After the Merge nothing in a header proves it is the chain's head (EIP-3675): a node that
+believed its upstream's ``latest`` would believe anything. Each strategy here produces
+:class:`~node.chain.anchor.Anchor`\\ s from a source the node does trust; everything else is
+linked backward from them (:mod:`node.rpc.sync`).
+
+* ``checkpoint`` -- one fixed trusted block (pinned deployments and tests);
+* ``quorum`` -- K of N independent upstreams agree on the block hash at one height;
+* ``ground`` -- a head signed by m-of-n of the wallet's operators (EIP-712 ``Head``, made
+  with ``orbital ground head``), see :mod:`node.rpc.ground_heads`;
+* ``beacon`` -- the persistent beacon light client: its optimistic execution block is
+  ``latest``, its finalized one ``finalized``/``safe``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from node.chain.anchor import Anchor, AnchorSource
+from node.chain.errors import ChainError
+from node.rpc.sync import header_from_answer
+from node.rpc.upstream_api import Upstream, UpstreamError
+
+if TYPE_CHECKING:
+    from node.chain.beacon.api import BeaconApiClient
+    from node.chain.beacon.store import LightClient
+
+
+class HeadTrustError(ChainError):
+    """The trust strategy has no head to offer (no quorum, no valid signed head, ...)."""
+
+
+@dataclass(frozen=True)
+class TrustedHeads:
+    """The anchors a strategy vouches for now."""
+
+    latest: Anchor
+    finalized: Anchor | None = None  # None: this mode knows no finality
+
+
+class HeadTrust(Protocol):
+    """A source of anchors."""
+
+    mode: str
+
+    async def heads(self) -> TrustedHeads:
+        """The newest anchors; raises :class:`HeadTrustError` when there is none."""
+        ...
+
+
+@dataclass
+class CheckpointTrust:
+    """One fixed block, trusted by configuration; it is also final."""
+
+    anchor: Anchor
+    mode: str = "checkpoint"
+
+    async def heads(self) -> TrustedHeads:
+        return TrustedHeads(self.anchor, self.anchor)
+
+
+@dataclass
+class QuorumTrust:
+    """K of N independent upstreams must report the same hash at one height.
+
+    The height is the highest one that at least K upstreams have reached (the K-th highest
+    ``latest``); each upstream is then asked for its block at that height, and a hash that
+    K of them give is the anchor. Upstreams that answer another hash are not penalized: they
+    may be behind on a reorg -- but a block that does not hash to what it claims is a lie."""
+
+    upstreams: Sequence[tuple[str, Upstream]]  # (name, upstream), independent sources
+    k: int
+    mode: str = "quorum"
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.k <= len(self.upstreams):
+            raise ValueError(f"quorum needs 1 <= k <= {len(self.upstreams)} upstreams, "
+                             f"got k={self.k}")
+
+    async def heads(self) -> TrustedHeads:
+        heights: list[int] = []
+        for _, upstream in self.upstreams:
+            try:
+                answer = await upstream.call("eth_blockNumber", [])
+                heights.append(int(answer.value("eth_blockNumber"), 16))
+            except (UpstreamError, ValueError, TypeError):
+                continue
+        if len(heights) < self.k:
+            raise HeadTrustError(f"quorum: only {len(heights)} of {len(self.upstreams)} "
+                                 f"upstreams answered, {self.k} needed")
+        height = sorted(heights, reverse=True)[self.k - 1]
+        votes: Counter[bytes] = Counter()
+        voters: dict[bytes, list[str]] = {}
+        for name, upstream in self.upstreams:
+            try:
+                answer = await upstream.call("eth_getBlockByNumber", [hex(height), False])
+                header = header_from_answer(answer, upstream, "eth_getBlockByNumber")
+            except (UpstreamError, ChainError):
+                continue
+            if header.number != height:
+                upstream.penalize(answer, f"eth_getBlockByNumber({height}) answered block "
+                                          f"{header.number}")
+                continue
+            votes[header.hash] += 1
+            voters.setdefault(header.hash, []).append(name)
+        if not votes or votes.most_common(1)[0][1] < self.k:
+            seen = ", ".join(f"0x{h.hex()[:12]}..: {n}" for h, n in votes.most_common())
+            raise HeadTrustError(f"quorum: no {self.k} upstreams agree on block {height} "
+                                 f"({seen or 'no answers'})")
+        block_hash, count = votes.most_common(1)[0]
+        detail = f"{count} of {len(self.upstreams)} upstreams: {', '.join(voters[block_hash])}"
+        return TrustedHeads(Anchor(height, block_hash, AnchorSource.QUORUM, detail))
+
+
+@dataclass
+class BeaconTrust:
+    """The persistent beacon light client, caught up from a Beacon API server it does not
+    trust (:func:`node.chain.beacon.follow.catch_up`): its optimistic execution block is
+    ``latest``, its finalized one ``finalized``."""
+
+    client: LightClient
+    api: BeaconApiClient
+    mode: str = "beacon"
+
+    async def heads(self) -> TrustedHeads:
+        from node.chain.beacon.follow import catch_up  # BLS and SSZ: only in beacon mode
+
+        done = await catch_up(self.client, self.api)
+        if done.optimistic is None:
+            raise HeadTrustError("beacon: the light client has no execution payload yet "
+                                 "(pre-Capella headers)")
+        finalized = None if done.finalized is None else done.finalized.anchor("finalized")
+        return TrustedHeads(done.optimistic.anchor("optimistic"), finalized)

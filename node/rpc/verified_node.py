@@ -1,0 +1,220 @@
+"""The verified node: head trust, header sync, and the JSON-RPC methods it serves.
+
+:class:`VerifiedNode` composes the parts -- an untrusted :class:`~node.rpc.upstream_api.Upstream`,
+a :class:`~node.rpc.heads.HeadTrust` strategy, the :class:`~node.chain.header_store.HeaderStore`
+(anchored headers only), proven state and the local EVM, verified blocks and logs -- and
+declares every method it answers in :meth:`VerifiedNode.methods` (see :mod:`node.rpc.server`).
+
+Block tags (execution-apis ``BlockNumberOrTagOrHash``, EIP-1898): ``latest`` and ``pending``
+are the anchored head (the node has no mempool); ``safe``/``finalized`` the finalized anchor
+when the trust mode knows finality; ``earliest`` block 0 when anchored; a number must be at
+or below the anchored head (beyond it is an error saying so); ``{"blockHash": ..}`` must be an
+anchored header (``requireCanonical``: on the canonical chain).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.chain.anchor import Anchor
+from node.chain.errors import MalformedInputError
+from node.chain.header import Header
+from node.chain.header_rules import calculate_base_fee_per_gas
+from node.chain.header_store import HeaderStore
+from node.chain.rpcjson import parse_data, parse_quantity
+from node.chain.transactions import decode_transaction
+from node.rpc.heads import HeadTrust, TrustedHeads
+from node.rpc.server import INVALID_PARAMS, RESOURCE_UNAVAILABLE, Method, RpcError, declare
+from node.rpc.sync import sync_anchor
+from node.rpc.upstream_api import Upstream
+
+log = logging.getLogger(__name__)
+
+CLIENT_VERSION = "orbital/0.1.0 (verified)"
+MAX_RAW_TRANSACTION = 128 * 1024
+DEFAULT_HISTORY = 256
+"""Ancestors of each anchor kept linked (BLOCKHASH reaches 256 back)."""
+DEFAULT_PRIORITY_FEE = 10**9
+
+
+@dataclass
+class VerifiedNode:
+    """See the module docstring. Not thread-safe: one event loop owns it."""
+
+    upstream: Upstream
+    trust: HeadTrust
+    store: HeaderStore
+    chain_id: int
+    history: int = DEFAULT_HISTORY
+    clock: Callable[[], float] = time.time
+    last_heads: TrustedHeads | None = None
+    last_refresh: float | None = None
+    refresh_error: str | None = None
+    extra_status: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+    # -- trust and sync ---------------------------------------------------------------------
+
+    async def refresh(self) -> TrustedHeads:
+        """Ask the trust strategy for its anchors and link them (and their ancestors) into
+        the header store. Raises what the strategy or the sync raise (nothing is half done:
+        each store call commits whole)."""
+        try:
+            heads = await self.trust.heads()
+            for anchor, final in self._anchors(heads):
+                floor = max(0, anchor.number - self.history)
+                await sync_anchor(anchor, self.upstream, self.store, final=final, floor=floor)
+        except Exception as exc:
+            self.refresh_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.last_heads, self.last_refresh, self.refresh_error = heads, self.clock(), None
+        return heads
+
+    @staticmethod
+    def _anchors(heads: TrustedHeads) -> list[tuple[Anchor, bool]]:
+        out = []
+        if heads.finalized is not None:
+            out.append((heads.finalized, True))
+        if heads.finalized is None or heads.finalized.hash != heads.latest.hash:
+            out.append((heads.latest, False))
+        return out
+
+    # -- block tags ---------------------------------------------------------------------------
+
+    def head(self) -> Header:
+        """The anchored head, or an error saying the node has none yet."""
+        head = self.store.head
+        if head is None:
+            raise RpcError(RESOURCE_UNAVAILABLE, "no anchored head yet: the node has not "
+                                                 "reached its trust source")
+        return head
+
+    def resolve(self, tag: Any) -> Header:
+        """The anchored header a ``BlockNumberOrTagOrHash`` names (see the module docstring)."""
+        head = self.head()
+        if tag is None or tag in ("latest", "pending"):
+            return head
+        if tag in ("safe", "finalized"):
+            final = self.store.finalized
+            if final is None:
+                raise RpcError(RESOURCE_UNAVAILABLE,
+                               f"no {tag} block: trust mode {self.trust.mode} knows no "
+                               f"finality yet")
+            return self._anchored(self.store.get(final.hash), f"finalized block {final.number}")
+        if tag == "earliest":
+            return self._by_number(0, head)
+        if isinstance(tag, dict):
+            if "blockHash" in tag:
+                block_hash = parse_data(tag["blockHash"], "blockHash", 32)
+                header = self.store.get(block_hash)
+                if header is None:
+                    raise RpcError(RESOURCE_UNAVAILABLE,
+                                   f"block 0x{block_hash.hex()} is not anchored")
+                if tag.get("requireCanonical") and self.store.canonical_hash(
+                        header.number) != block_hash:
+                    raise RpcError(RESOURCE_UNAVAILABLE,
+                                   f"block 0x{block_hash.hex()} is not canonical")
+                return header
+            if "blockNumber" in tag:
+                return self._by_number(parse_quantity(tag["blockNumber"], "blockNumber", 64),
+                                       head)
+            raise MalformedInputError("a block object needs blockHash or blockNumber")
+        if isinstance(tag, str) and tag.startswith("0x"):
+            return self._by_number(parse_quantity(tag, "block", 64), head)
+        raise MalformedInputError(f"bad block tag {str(tag)[:40]!r}")
+
+    def _by_number(self, number: int, head: Header) -> Header:
+        if number > head.number:
+            raise RpcError(RESOURCE_UNAVAILABLE,
+                           f"block {number} is beyond the anchored head {head.number}")
+        return self._anchored(self.store.by_number(number), f"block {number}")
+
+    @staticmethod
+    def _anchored(header: Header | None, what: str) -> Header:
+        if header is None:
+            raise RpcError(RESOURCE_UNAVAILABLE,
+                           f"{what} is not anchored here (older than the history kept)")
+        return header
+
+    # -- methods --------------------------------------------------------------------------------
+
+    def methods(self) -> dict[str, Method]:
+        """Every method this node answers, each declared verified, local or relayed."""
+        return declare({
+            "eth_chainId": ("local", self._chain_id),
+            "net_version": ("local", self._net_version),
+            "web3_clientVersion": ("local", self._client_version),
+            "eth_blockNumber": ("verified", self._block_number),
+            "eth_gasPrice": ("local", self._gas_price),
+            "eth_maxPriorityFeePerGas": ("local", self._priority_fee),
+            "eth_sendRawTransaction": ("relayed", self._send_raw_transaction),
+            "orbital_status": ("local", self._status),
+        })
+
+    async def _chain_id(self, params: list[Any]) -> str:
+        return hex(self.chain_id)
+
+    async def _net_version(self, params: list[Any]) -> str:
+        return str(self.chain_id)
+
+    async def _client_version(self, params: list[Any]) -> str:
+        return CLIENT_VERSION
+
+    async def _block_number(self, params: list[Any]) -> str:
+        return hex(self.head().number)
+
+    def next_base_fee(self) -> int:
+        """EIP-1559 base fee of the block after the anchored head."""
+        head = self.head()
+        if head.base_fee_per_gas is None:
+            return 0
+        return calculate_base_fee_per_gas(head.gas_limit, head.gas_used, head.base_fee_per_gas)
+
+    async def _gas_price(self, params: list[Any]) -> str:
+        return hex(self.next_base_fee() + DEFAULT_PRIORITY_FEE)
+
+    async def _priority_fee(self, params: list[Any]) -> str:
+        return hex(DEFAULT_PRIORITY_FEE)
+
+    async def _send_raw_transaction(self, params: list[Any]) -> str:
+        if len(params) != 1:
+            raise RpcError(INVALID_PARAMS, "eth_sendRawTransaction takes one raw transaction")
+        raw = parse_data(params[0], "transaction", max_size=MAX_RAW_TRANSACTION)
+        tx = decode_transaction(raw)
+        if tx.chain_id not in (None, self.chain_id):
+            raise RpcError(INVALID_PARAMS, f"transaction for chain {tx.chain_id}, this node "
+                                           f"serves chain {self.chain_id}")
+        sender = tx.sender  # recovers with low-s enforced; raises on a bad signature
+        answer = await self.upstream.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+        answer.value("eth_sendRawTransaction")  # an upstream refusal is the client's error
+        log.info("relayed transaction 0x%s from 0x%s", tx.hash.hex(), sender.hex())
+        return "0x" + tx.hash.hex()
+
+    async def _status(self, params: list[Any]) -> dict[str, Any]:
+        head = self.store.head
+        anchor = None if head is None else self.store.anchor_of(head.hash)
+        status: dict[str, Any] = {
+            "trustMode": self.trust.mode,
+            "chainId": hex(self.chain_id),
+            "head": None if head is None else {
+                "number": head.number, "hash": "0x" + head.hash.hex(),
+                "timestamp": head.timestamp,
+                "age": max(0.0, self.clock() - head.timestamp),
+                "source": None if anchor is None else str(anchor.source),
+                "detail": None if anchor is None else anchor.detail},
+            "finalized": None if self.store.finalized is None else {
+                "number": self.store.finalized.number,
+                "hash": "0x" + self.store.finalized.hash.hex()},
+            "lastRefresh": self.last_refresh,
+            "refreshError": self.refresh_error,
+            "methods": {name: m.kind for name, m in sorted(self.methods().items())},
+        }
+        state = getattr(self.upstream, "state", None)
+        if callable(state):
+            status["upstreams"] = state()
+        for key, value in self.extra_status.items():
+            status[key] = value()
+        return status
