@@ -61,8 +61,10 @@ def chain_config(options: NodeOptions) -> ChainConfig | None:
     return None if name is None else load_chain_config(name)
 
 
-def build_trust(options: NodeOptions, upstreams: list[tuple[str, Upstream]]) -> HeadTrust:
-    """The head-trust strategy of ``options.trust``."""
+def build_trust(options: NodeOptions, upstreams: list[tuple[str, Upstream]],
+                resources: contextlib.AsyncExitStack) -> HeadTrust:
+    """The head-trust strategy of ``options.trust`` (what it opens is closed with
+    ``resources``)."""
     if options.trust == "checkpoint":
         if options.checkpoint is None:
             raise ServiceError("--trust checkpoint needs --checkpoint NUMBER:HASH")
@@ -72,7 +74,28 @@ def build_trust(options: NodeOptions, upstreams: list[tuple[str, Upstream]]) -> 
         if not 1 <= k <= len(upstreams):
             raise ServiceError(f"--quorum {k}: need 1..{len(upstreams)} (one per --upstream)")
         return QuorumTrust(upstreams, k)
+    if options.trust == "beacon":
+        return _beacon_trust(options, resources)
     raise ServiceError(f"--trust {options.trust} is not available yet in this build")
+
+
+def _beacon_trust(options: NodeOptions, resources: contextlib.AsyncExitStack) -> HeadTrust:
+    from node.chain.beacon.api import BeaconApiClient
+    from node.chain.beacon.config import network
+    from node.chain.beacon.store import LightClient
+    from node.rpc.heads import BeaconTrust
+
+    if options.beacon_url is None:
+        raise ServiceError("--trust beacon needs --beacon-url URL (a Beacon API server)")
+    store = options.data_dir / "lc.sqlite"
+    if not store.exists():
+        raise ServiceError(f"no light client in {store}: bootstrap it first with "
+                           f"orbital node lc-sync --store {store} --checkpoint ROOT")
+    config = network(options.network)
+    client = resources.enter_context(LightClient.resume(config, store))
+    api = BeaconApiClient(options.beacon_url, config)
+    resources.push_async_callback(api.close)
+    return BeaconTrust(client, api)
 
 
 async def run_node(options: NodeOptions, ready: Callable[[str], None],
@@ -87,32 +110,33 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    members = [(url, DirectUpstream(url, f"upstream{i}")) for i, url in
-               enumerate(options.upstreams)]
-    trust = build_trust(options, [(f"upstream{i}", u) for i, (_, u) in enumerate(members)])
-    upstream = members[0][1]
-    with HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)) as store:
+    async with contextlib.AsyncExitStack() as resources:
+        members = []
+        for i, url in enumerate(options.upstreams):
+            member = DirectUpstream(url, f"upstream{i}")
+            resources.push_async_callback(member.close)
+            members.append((member.name, member))
+        trust = build_trust(options, list(members), resources)
+        upstream = members[0][1]
+        store = resources.enter_context(
+            HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
         node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history)
         server = RpcServer(node.methods(), _head_of(store))
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
+        resources.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, options.rpc_host, options.rpc_port)
+        await site.start()
+        port = runner.addresses[0][1]
         try:
-            site = web.TCPSite(runner, options.rpc_host, options.rpc_port)
-            await site.start()
-            port = runner.addresses[0][1]
-            try:
-                await node.refresh()
-            except Exception as exc:  # keep serving; the status says why
-                log.warning("first refresh failed: %s", exc)
-            ready(f"http://{options.rpc_host}:{port}")
-            async with asyncio.TaskGroup() as tasks:
-                refresher = tasks.create_task(_refresh_loop(node, options.refresh))
-                await stop.wait()
-                refresher.cancel()
-        finally:
-            await runner.cleanup()
-            for _, member in members:
-                await member.close()
+            await node.refresh()
+        except Exception as exc:  # keep serving; the status says why
+            log.warning("first refresh failed: %s", exc)
+        ready(f"http://{options.rpc_host}:{port}")
+        async with asyncio.TaskGroup() as tasks:
+            refresher = tasks.create_task(_refresh_loop(node, options.refresh))
+            await stop.wait()
+            refresher.cancel()
 
 
 async def _refresh_loop(node: VerifiedNode, every: float) -> None:

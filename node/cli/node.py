@@ -80,6 +80,11 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="ancestors of each anchor kept linked (default 256)")
     p.add_argument("--refresh", type=positive, default=12.0, metavar="SECONDS",
                    help="how often to ask the trust source for a new head (default 12)")
+    p.add_argument("--beacon-url", metavar="URL",
+                   help="--trust beacon: a Beacon API server (not trusted); the light client "
+                        "lives in DATA_DIR/lc.sqlite (bootstrap it with orbital node lc-sync)")
+    p.add_argument("--network", default="mainnet", metavar="NAME|CONFIG",
+                   help="--trust beacon: the consensus network (default mainnet)")
     p.set_defaults(run=lazy("node.cli.node_run", "_run_node"))
 
     p = verbs.add_parser(

@@ -103,7 +103,8 @@ def _run_node(args: argparse.Namespace) -> int:
         upstreams=tuple(args.upstream), trust=args.trust, chain_id=args.chain_id,
         data_dir=Path(args.data_dir), rpc_host=host, rpc_port=port,
         checkpoint=args.checkpoint, quorum=args.quorum, chain=args.chain,
-        history=args.history, refresh=args.refresh)
+        history=args.history, refresh=args.refresh, beacon_url=args.beacon_url,
+        network=args.network)
 
     def ready(url: str) -> None:
         print(f"serving {url}", flush=True)
