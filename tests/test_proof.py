@@ -19,8 +19,12 @@ from node.chain.proof import (
     EMPTY_ACCOUNT,
     MAX_PROOF_NODES,
     Account,
+    AccountProofData,
+    StorageProofData,
     decode_account,
+    parse_account_proof,
     verify_account_proof,
+    verify_parsed_account_proof,
     verify_proof,
 )
 from node.chain.receipts import receipt_from_rpc
@@ -604,3 +608,82 @@ def test_rehashed_corruption_never_raises_anything_but_proof_error(
     except ProofError:
         return
     assert value is None or (isinstance(value, bytes) and value)
+
+
+# --- typed parse, then verify typed data (parse_account_proof, verify_parsed_...) -----
+
+def test_parse_account_proof_decodes_every_field_and_node() -> None:
+    parsed = parse_account_proof(real_proof())
+    assert isinstance(parsed, AccountProofData)
+    assert parsed.address == hex_bytes(WITH_STORAGE["address"])
+    assert (parsed.nonce, parsed.balance) == (int(WITH_STORAGE["nonce"], 16),
+                                              int(WITH_STORAGE["balance"], 16))
+    assert parsed.storage_hash == hex_bytes(WITH_STORAGE["storageHash"])
+    assert parsed.code_hash == hex_bytes(WITH_STORAGE["codeHash"])
+    assert parsed.account_proof == tuple(hex_bytes(n) for n in WITH_STORAGE["accountProof"])
+    entry = WITH_STORAGE["storageProof"][0]
+    assert parsed.storage_proof == (StorageProofData(
+        b"\x00" * 32, int(entry["value"], 16), tuple(hex_bytes(n) for n in entry["proof"])),)
+    assert parsed.claimed == Account(parsed.nonce, parsed.balance, parsed.storage_hash,
+                                     parsed.code_hash)
+
+
+@pytest.mark.parametrize("key", ["0x1", "0x01", "0x" + "00" * 31 + "01"])
+def test_parsed_storage_key_is_exactly_32_bytes(key: str) -> None:
+    result = real_proof()
+    result["storageProof"][0]["key"] = key
+    assert parse_account_proof(result).storage_proof[0].key == b"\x00" * 31 + b"\x01"
+
+
+def test_parse_refuses_a_storage_key_longer_than_32_bytes_even_of_zeros() -> None:
+    result = real_proof()
+    result["storageProof"][0]["key"] = "0x" + "00" * 33
+    with pytest.raises(MalformedInputError, match="more than 32 bytes"):
+        parse_account_proof(result)
+
+
+@pytest.mark.parametrize("name", ["node-not-hex", "storage-key-not-hex", "missing-storageHash"])
+def test_parse_refuses_malformed_json_before_any_verification(name: str) -> None:
+    result = real_proof()
+    MALFORMED[name](result)
+    with pytest.raises(MalformedInputError):
+        parse_account_proof(result)
+
+
+def test_parse_checks_the_whole_answer_before_verifying_any_of_it() -> None:
+    """A malformed storage entry is refused as malformed even when the account proof
+    would also fail: nothing is verified until everything is read."""
+    result = real_proof()
+    result["storageProof"][0]["proof"] = ["0xzz"]
+    with pytest.raises(MalformedInputError):
+        verify_account_proof(hive_block(53).header.state_root, result)
+
+
+def test_verify_parsed_equals_verify_account_proof() -> None:
+    proven = verify_parsed_account_proof(STATE_ROOT, parse_account_proof(real_proof()))
+    assert proven == verify_account_proof(STATE_ROOT, real_proof())
+
+
+def test_verify_parsed_refuses_an_answer_that_omits_a_requested_slot() -> None:
+    parsed = parse_account_proof(SYNTHETIC.get_proof(ALICE, [0, 1]))
+    keys = [k.to_bytes(32, "big") for k in (0, 1, 2)]
+    with pytest.raises(VerificationError, match=r"no proof for requested key 0x0+2"):
+        verify_parsed_account_proof(SYNTHETIC.root, parsed, requested_slots=keys)
+    proven = verify_parsed_account_proof(SYNTHETIC.root, parsed, requested_slots=keys[:2])
+    assert [s.value for s in proven.storage] == [5, 0x1234]
+
+
+def test_verify_parsed_refuses_an_answer_about_another_address() -> None:
+    parsed = parse_account_proof(SYNTHETIC.get_proof(BOB, []))
+    with pytest.raises(VerificationError) as exc:
+        verify_parsed_account_proof(SYNTHETIC.root, parsed, requested_address=ALICE)
+    assert exc.value.field == "proof.address"
+    assert verify_parsed_account_proof(SYNTHETIC.root, parsed,
+                                       requested_address=BOB).account.balance == 3
+
+
+def test_verify_parsed_proves_absence_of_requested_slots() -> None:
+    parsed = parse_account_proof(SYNTHETIC.get_proof(NOBODY, [7]))
+    proven = verify_parsed_account_proof(SYNTHETIC.root, parsed, requested_address=NOBODY,
+                                         requested_slots=[(7).to_bytes(32, "big")])
+    assert not proven.exists and proven.storage[0].value == 0

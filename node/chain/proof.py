@@ -10,11 +10,16 @@ missing ones.
 Accounts live in the state trie at keccak256(address) as
 ``rlp([nonce, balance, storageRoot, codeHash])`` (Yellow Paper §4.1); storage slots
 live in the account's storage trie at keccak256(slot as 32 bytes) as ``rlp(value)``.
+
+An ``eth_getProof`` answer enters through one door: :func:`parse_account_proof` reads the
+wire JSON into :class:`AccountProofData` (every field and node decoded, nothing trusted),
+and :func:`verify_parsed_account_proof` verifies typed data only -- including that the
+answer is about the requested address and covers every requested storage key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,49 +172,119 @@ class ProvenAccount:
     storage: tuple[StorageSlot, ...]
 
 
-def verify_account_proof(state_root: bytes, result: Mapping[str, Any],
-                         where: str = "proof") -> ProvenAccount:
-    """Verify an ``eth_getProof`` result (EIP-1186) against ``state_root``.
+@dataclass(frozen=True)
+class StorageProofData:
+    """One ``storageProof`` entry of an ``eth_getProof`` answer, parsed but not verified."""
 
-    The account proof must prove the claimed nonce, balance, storageHash and
-    codeHash (or, for an absent account, the empty account: 0, 0, the empty trie root
-    and keccak256("")); each storage proof must prove its claimed value under the
-    proven storage root.
+    key: bytes  # the slot, exactly 32 bytes (clients echo it as a quantity or as data)
+    value: int  # the value the answer claims (0 for an absent slot)
+    proof: tuple[bytes, ...]  # trie nodes from the storage root along keccak256(key)
+
+
+@dataclass(frozen=True)
+class AccountProofData:
+    """An ``eth_getProof`` answer (EIP-1186) as typed data: every field decoded and every
+    node list read, nothing verified yet (:func:`verify_parsed_account_proof` does that)."""
+
+    address: bytes  # 20 bytes
+    nonce: int
+    balance: int  # in wei
+    storage_hash: bytes  # the claimed storageRoot
+    code_hash: bytes  # the claimed codeHash
+    account_proof: tuple[bytes, ...]  # state-trie nodes from the root along keccak256(address)
+    storage_proof: tuple[StorageProofData, ...]
+
+    @property
+    def claimed(self) -> Account:
+        """The account the answer claims (for an absent one: the empty account)."""
+        return Account(self.nonce, self.balance, self.storage_hash, self.code_hash)
+
+
+def parse_account_proof(result: Mapping[str, Any], where: str = "proof") -> AccountProofData:
+    """Read an ``eth_getProof`` result into :class:`AccountProofData`.
+
+    Checks types and sizes only (EIP-1186 field names; QUANTITY/DATA per execution-apis):
+    a 20-byte address, a 64-bit nonce, 32-byte hashes, hex node lists no longer than a proof
+    can need, storage keys of at most 32 bytes (returned as exactly 32). Raises
+    :class:`MalformedInputError` naming the field.
     """
     result = obj_at(result, where)
     address = data(result, "address", where, size=20)
-    claimed = Account(
-        nonce=quantity(result, "nonce", where, bits=64),
-        balance=quantity(result, "balance", where),
-        storage_root=data(result, "storageHash", where, size=32),
-        code_hash=data(result, "codeHash", where, size=32),
-    )
-    nodes = _proof_nodes(result, "accountProof", where)
-    leaf = verify_proof(state_root, keccak256(address), nodes, "accountProof",
-                        MAX_STATE_NODE_BYTES)
+    nonce = quantity(result, "nonce", where, bits=64)
+    balance = quantity(result, "balance", where)
+    storage_hash = data(result, "storageHash", where, size=32)
+    code_hash = data(result, "codeHash", where, size=32)
+    account_nodes = _proof_nodes(result, "accountProof", where)
+    entries = []
+    for i, raw in enumerate(array(result, "storageProof", where)):
+        at = f"{where}.storageProof[{i}]"
+        entry = obj_at(raw, at)
+        entries.append(StorageProofData(
+            key=_storage_key(entry.get("key"), f"{at}.key"),
+            value=quantity(entry, "value", at),
+            proof=tuple(_proof_nodes(entry, "proof", at))))
+    return AccountProofData(address, nonce, balance, storage_hash, code_hash,
+                            tuple(account_nodes), tuple(entries))
+
+
+def verify_parsed_account_proof(state_root: bytes, parsed: AccountProofData, *,
+                                requested_address: bytes | None = None,
+                                requested_slots: Iterable[bytes] = (),
+                                where: str = "proof") -> ProvenAccount:
+    """Verify parsed ``eth_getProof`` data (EIP-1186) against ``state_root``.
+
+    The account proof must prove the claimed nonce, balance, storageHash and codeHash
+    (or, for an absent account, the empty account: 0, 0, the empty trie root and
+    keccak256("")); each storage proof must prove its claimed value under the proven
+    storage root. When the caller says what it asked for, the answer must be about
+    ``requested_address`` and hold a proof for every one of ``requested_slots`` (32-byte
+    keys): an answer that leaves a requested key out proves nothing about it.
+    """
+    if requested_address is not None and parsed.address != requested_address:
+        raise VerificationError(f"{where}.address", parsed.address, requested_address,
+                                reason=f"answer is about 0x{parsed.address.hex()}, "
+                                       f"0x{requested_address.hex()} was requested")
+    answered = {entry.key for entry in parsed.storage_proof}
+    for slot in requested_slots:
+        if slot not in answered:
+            raise VerificationError(f"{where}.storageProof",
+                                    reason=f"no proof for requested key 0x{slot.hex()}")
+    leaf = verify_proof(state_root, keccak256(parsed.address), parsed.account_proof,
+                        "accountProof", MAX_STATE_NODE_BYTES)
     try:
         proven = EMPTY_ACCOUNT if leaf is None else decode_account(leaf)
     except MalformedInputError as exc:
         raise ProofError("accountProof", f"proven leaf is not an account: {exc}") from None
+    claimed = parsed.claimed
     for name, attr in (("nonce", "nonce"), ("balance", "balance"),
                        ("storageHash", "storage_root"), ("codeHash", "code_hash")):
         if getattr(claimed, attr) != getattr(proven, attr):
             raise VerificationError(name, getattr(claimed, attr), getattr(proven, attr))
-    slots = []
-    for i, entry in enumerate(array(result, "storageProof", where)):
-        slots.append(verify_storage_proof(proven.storage_root, entry,
-                                          f"{where}.storageProof[{i}]"))
-    return ProvenAccount(address, proven, leaf is not None, tuple(slots))
+    slots = tuple(_verify_storage(proven.storage_root, entry, f"{where}.storageProof[{i}]")
+                  for i, entry in enumerate(parsed.storage_proof))
+    return ProvenAccount(parsed.address, proven, leaf is not None, slots)
+
+
+def verify_account_proof(state_root: bytes, result: Mapping[str, Any],
+                         where: str = "proof") -> ProvenAccount:
+    """Parse and verify an ``eth_getProof`` result (EIP-1186) against ``state_root``:
+    :func:`parse_account_proof`, then :func:`verify_parsed_account_proof`."""
+    return verify_parsed_account_proof(state_root, parse_account_proof(result, where),
+                                       where=where)
 
 
 def verify_storage_proof(storage_root: bytes, entry: Mapping[str, Any],
                          where: str = "storageProof") -> StorageSlot:
     """Verify one ``storageProof`` entry ``{key, value, proof}`` against ``storage_root``."""
     entry = obj_at(entry, where)
-    key = _storage_key(entry.get("key"), f"{where}.key")
-    claimed = quantity(entry, "value", where)
-    nodes = _proof_nodes(entry, "proof", where)
-    leaf = verify_proof(storage_root, keccak256(key), nodes, f"{where}.proof",
+    parsed = StorageProofData(key=_storage_key(entry.get("key"), f"{where}.key"),
+                              value=quantity(entry, "value", where),
+                              proof=tuple(_proof_nodes(entry, "proof", where)))
+    return _verify_storage(storage_root, parsed, where)
+
+
+def _verify_storage(storage_root: bytes, entry: StorageProofData, where: str) -> StorageSlot:
+    leaf = verify_proof(storage_root, keccak256(entry.key), entry.proof, f"{where}.proof",
                         MAX_STATE_NODE_BYTES)
     if leaf is None:
         proven = 0
@@ -218,9 +293,9 @@ def verify_storage_proof(storage_root: bytes, entry: Mapping[str, Any],
             proven = rlp.decode_int(rlp.decode(leaf), "storage value")
         except MalformedInputError as exc:
             raise ProofError(f"{where}.proof", f"proven leaf is not a value: {exc}") from None
-    if claimed != proven:
-        raise VerificationError(f"{where}.value", hex(claimed), hex(proven))
-    return StorageSlot(key, proven)
+    if entry.value != proven:
+        raise VerificationError(f"{where}.value", hex(entry.value), hex(proven))
+    return StorageSlot(entry.key, proven)
 
 
 def _storage_key(raw: Any, where: str) -> bytes:
@@ -228,6 +303,9 @@ def _storage_key(raw: Any, where: str) -> bytes:
     32-byte data; both denote the same slot."""
     if raw is None:
         raise MalformedInputError("missing field", where=where)
+    if isinstance(raw, str) and len(raw) > 2 + 64:
+        raise MalformedInputError(f"key of {len(raw) - 2} hex digits, more than 32 bytes",
+                                  where=where)
     value = parse_quantity(raw, where)
     return value.to_bytes(32, "big")
 
