@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,16 @@ from eth_utils import keccak, to_checksum_address
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node.chain.anchor import AnchorSource
+from node.chain.errors import MalformedInputError, VerificationError
+from node.chain.header import verify_header
+from node.rpc.ground_heads import (
+    anchor_from_signed_head,
+    check_head_header,
+    confirm_head,
+    read_head,
+)
+from node.rpc.upstream_api import Answer, UpstreamError
 from wallet.commands import DOMAIN_NAME as COMMAND_DOMAIN
 from wallet.errors import MalformedRequestError
 from wallet.heads import (
@@ -42,6 +53,7 @@ from wallet.keys.signer import SECP256K1_N, Signature, recover_address
 
 from signers import SoftwareSigner, labelled_signer
 
+REPO = Path(__file__).resolve().parents[1]
 T0 = 1_750_000_000
 CHAIN = 31337
 HASH = keccak(b"block 17")
@@ -460,3 +472,119 @@ def test_written_file_shape() -> None:
         "signatures": [{"signer": to_checksum_address(A.address),
                         "signature": "0x" + sign_head(HEAD, A).signatures[0].signature.hex()}],
     }
+
+
+# --------------------------------------------------------------------------- node side
+
+
+def _example_blocks() -> list[dict[str, Any]]:
+    return json.loads((REPO / "node" / "examples" / "headers.json").read_text())
+
+
+class FakeNode:
+    """An operator's node answering ``eth_chainId`` and ``eth_getBlockByNumber`` from
+    ``blocks`` (the newest is ``latest``)."""
+
+    def __init__(self, blocks: list[dict[str, Any]], chain_id: str = hex(CHAIN)) -> None:
+        self.blocks = {int(b["number"], 16): b for b in blocks}
+        self.chain_id = chain_id
+        self.lies: list[str] = []
+
+    async def call(self, method: str, params: Any) -> Answer:
+        return (await self.batch([(method, params)]))[0]
+
+    async def batch(self, calls: Any) -> list[Answer]:
+        out = []
+        for method, params in calls:
+            if method == "eth_chainId":
+                out.append(Answer(self.chain_id, "fake"))
+            else:
+                assert method == "eth_getBlockByNumber" and params[1] is False
+                tag = params[0]
+                number = max(self.blocks) if tag in ("latest", "safe", "finalized") \
+                    else int(tag, 16)
+                out.append(Answer(self.blocks.get(number), "fake"))
+        return out
+
+    def penalize(self, answer: Answer, what: str) -> None:
+        self.lies.append(what)
+
+
+def _head_of(block: dict[str, Any]) -> Head:
+    return Head(CHAIN, int(block["number"], 16), bytes.fromhex(block["hash"][2:]),
+                int(block["timestamp"], 16))
+
+
+def test_anchor_from_signed_head_names_the_operators_who_signed() -> None:
+    block = _example_blocks()[-1]
+    head = _head_of(block)
+    anchor = anchor_from_signed_head(signed(OUTSIDER, C, A, head=head), OPERATORS, 2, CHAIN,
+                                     now=head.timestamp + 5, max_age=60)
+    assert (anchor.number, anchor.hash, anchor.source) == (head.number, head.hash,
+                                                           AnchorSource.GROUND)
+    first, second = sorted([A.address, C.address])
+    assert anchor.detail == (f"2-of-3 operators: {to_checksum_address(first)},"
+                             f"{to_checksum_address(second)}")
+    assert anchor.state_root is None
+    anchor.check(verify_header(block))  # the anchored block is the one the operators read
+    with pytest.raises(HeadRejectedError, match=r"\(threshold\)"):
+        anchor_from_signed_head(signed(A, head=head), OPERATORS, 2, CHAIN,
+                                now=head.timestamp, max_age=60)
+    with pytest.raises(HeadRejectedError, match=r"\(stale\)"):
+        anchor_from_signed_head(signed(A, B, head=head), OPERATORS, 2, CHAIN,
+                                now=head.timestamp + 61, max_age=60)
+
+
+def test_header_must_be_the_signed_block() -> None:
+    blocks = _example_blocks()
+    header = verify_header(blocks[-1])
+    head = _head_of(blocks[-1])
+    check_head_header(head, header)
+    with pytest.raises(VerificationError, match=r"head\.hash: header 0x"):
+        check_head_header(_head_of(blocks[0]), header)
+    with pytest.raises(VerificationError, match=r"head\.timestamp mismatch"):
+        check_head_header(dataclasses.replace(head, timestamp=head.timestamp + 1), header)
+    with pytest.raises(VerificationError, match=r"head\.number mismatch"):
+        check_head_header(dataclasses.replace(head, number=head.number + 1), header)
+
+
+async def test_read_head_recomputes_the_header_hash() -> None:
+    blocks = _example_blocks()
+    node = FakeNode(blocks)
+    head, header = await read_head(node)
+    assert head == _head_of(blocks[-1]) and header.hash == head.hash
+    assert (await read_head(node, "finalized"))[0] == head
+    assert (await read_head(node, int(blocks[0]["number"], 16)))[0] == _head_of(blocks[0])
+
+    forged = [*blocks[:-1], {**blocks[-1], "stateRoot": "0x" + "66" * 32}]
+    with pytest.raises(VerificationError, match="hash mismatch"):
+        await read_head(FakeNode(forged))
+    with pytest.raises(UpstreamError, match="has no block 99"):
+        await read_head(node, 99)
+    with pytest.raises(MalformedInputError, match="expected a number or one of latest"):
+        await read_head(node, "pending")
+    with pytest.raises(MalformedInputError, match=r"eth_chainId: head\.chainId: must not be 0"):
+        await read_head(FakeNode(blocks, chain_id="0x0"))
+    mislabelled = FakeNode(blocks)
+    mislabelled.blocks[5] = blocks[-1]
+    with pytest.raises(VerificationError, match="asked for block 5, the node answered"):
+        await read_head(mislabelled, 5)
+
+
+async def test_cosigners_node_must_have_the_block_on_the_chain() -> None:
+    blocks = _example_blocks()
+    head = _head_of(blocks[-1])
+    assert (await confirm_head(FakeNode(blocks), head)).hash == head.hash
+    with pytest.raises(VerificationError, match="the head is of chain 31337, this node "
+                                                "serves chain 1"):
+        await confirm_head(FakeNode(blocks, chain_id="0x1"), head)
+    other_branch = FakeNode(blocks)
+    other_branch.blocks[head.number] = blocks[0]
+    with pytest.raises(VerificationError) as info:
+        await confirm_head(other_branch, head)
+    assert "not the signed" in str(info.value) and "another branch" in str(info.value)
+    with pytest.raises(VerificationError, match=r"head\.timestamp mismatch"):
+        await confirm_head(FakeNode(blocks), dataclasses.replace(head, timestamp=T0))
+    with pytest.raises(UpstreamError, match="has no block"):
+        await confirm_head(FakeNode(blocks[:1]), head)
+
