@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +26,7 @@ from hypothesis import strategies as st
 from node.chain.anchor import AnchorSource
 from node.chain.errors import MalformedInputError, VerificationError
 from node.chain.header import verify_header
+from node.cli.main import main
 from node.rpc.ground_heads import (
     anchor_from_signed_head,
     check_head_header,
@@ -51,6 +57,7 @@ from wallet.heads import (
 from wallet.keys.keystore import KeystoreSigner, create_keystore
 from wallet.keys.signer import SECP256K1_N, Signature, recover_address
 
+from anvil import Anvil, start_anvil
 from signers import SoftwareSigner, labelled_signer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -588,3 +595,251 @@ async def test_cosigners_node_must_have_the_block_on_the_chain() -> None:
     with pytest.raises(UpstreamError, match="has no block"):
         await confirm_head(FakeNode(blocks[:1]), head)
 
+
+# --------------------------------------------------------------------------- CLI (no devnet)
+
+
+def _addresses(*signers: Any) -> str:
+    return ",".join("0x" + s.address.hex() for s in signers)
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_verify_head_prints_the_head_or_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    now = int(time.time())
+    head = dataclasses.replace(HEAD, timestamp=now - 30)
+    path = tmp_path / "head.json"
+    path.write_text(signed_head_to_json(signed(A, C, head=head)))
+    check_args = ["ground", "verify-head", str(path), "--operators", _addresses(A, B, C),
+                  "--chain-id", str(CHAIN)]
+
+    code, out, err = _cli(capsys, *check_args, "--threshold", "2")
+    assert (code, err) == (0, "")
+    assert out.startswith(f"valid: block 17 0x{HASH.hex()} of chain {CHAIN}, timestamp "
+                          f"{head.timestamp} (age ")
+    assert "signed by 2 of 3 operators (2 required)" in out
+    code, out, err = _cli(capsys, *check_args, "--threshold", "2", "--json")
+    report = json.loads(out)
+    assert report["valid"] is True and report["number"] == 17
+    assert report["hash"] == "0x" + HASH.hex() and report["timestamp"] == head.timestamp
+    assert set(report["signers"]) == {to_checksum_address(A.address),
+                                      to_checksum_address(C.address)}
+    assert report["anchor"].endswith(")") and "(ground: 2-of-3 operators: " in report["anchor"]
+
+    for extra, match in [(["--threshold", "3"], "head rejected (threshold): 2 distinct"),
+                         (["--threshold", "2", "--max-age", "10"], "head rejected (stale)")]:
+        code, out, err = _cli(capsys, *check_args, *extra)
+        assert code == 1 and out == ""
+        assert err.startswith(f"orbital: {match}") and err.count("\n") == 1
+    code, _, err = _cli(capsys, "ground", "verify-head", str(path), "--operators",
+                        _addresses(A, B, C), "--chain-id", "1", "--threshold", "2")
+    assert code == 1 and "(chainId): the head is of chain 31337" in err
+    future = tmp_path / "future.json"
+    future.write_text(signed_head_to_json(signed(A, B, head=dataclasses.replace(
+        HEAD, timestamp=now + 600))))
+    code, _, err = _cli(capsys, "ground", "verify-head", str(future), "--operators",
+                        _addresses(A, B, C), "--chain-id", str(CHAIN), "--threshold", "2")
+    assert code == 1 and "head rejected (future)" in err
+
+
+@pytest.mark.parametrize(("content", "args", "match"), [
+    ('{"version": 1}', [], r"head\.json: signed head: missing field\(s\) domain, head, "),
+    ("not json", [], r"head\.json: signed head: not valid JSON"),
+    (None, [], r"head\.json: cannot read: No such file"),
+    ("", ["--operators", "0x1234"], r"--operators: '0x1234' is not an address"),
+    ("", ["--threshold", "4"], r"threshold: expected 1\.\.3"),
+])
+def test_cli_verify_head_malformed_input_exits_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | None,
+        args: list[str], match: str) -> None:
+    path = tmp_path / "head.json"
+    if content is not None:
+        path.write_text(content or signed_head_to_json(signed(A, B)))
+    options = {"--operators": _addresses(A, B, C), "--threshold": "2",
+               "--chain-id": str(CHAIN)}
+    options.update(zip(args[::2], args[1::2], strict=True))
+    code, out, err = _cli(capsys, "ground", "verify-head", str(path),
+                          *(item for pair in options.items() for item in pair))
+    assert (code, out) == (2, "")
+    assert err.count("\n") == 1 and err.startswith("orbital: ")
+    assert re.search(match, err), err
+
+
+def test_cli_head_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    base = ["ground", "head", "--keystore", str(tmp_path / "k.json")]
+    for args, match in [
+        (["--rpc", "file:///etc/passwd", "--out", "h.json"], "expected an http:// or https://"),
+        (["--rpc", "http://127.0.0.1:9", "--cosign", "h.json", "--block", "1"],
+         "--block makes a new head; --cosign signs the head in its file"),
+        (["--rpc", "http://127.0.0.1:9", "--out", "h.json", "--block", "pending"],
+         "--block: expected latest|safe|finalized or a block number"),
+    ]:
+        code, _, err = _cli(capsys, *base, *args)
+        assert code == 2 and match in err and err.count("\n") == 1
+    with pytest.raises(SystemExit) as info:  # argparse: --out or --cosign, not both
+        main([*base, "--rpc", "http://127.0.0.1:9", "--out", "a", "--cosign", "b"])
+    assert info.value.code == 2
+    capsys.readouterr()
+
+
+# --------------------------------------------------------------------------- CLI on anvil
+
+
+def _orbital(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def operator_files(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, bytes]]:
+    directory = tmp_path_factory.mktemp("operator-keystores")
+    return [(directory / f"{name}.json",
+             create_keystore(directory / f"{name}.json", PASSWORD, kdf="pbkdf2", iterations=2))
+            for name in ("alice", "bob", "carol")]
+
+
+@pytest.mark.devnet
+@pytest.mark.slow
+def test_operators_sign_cosign_and_verify_an_anvil_head_end_to_end(
+        anvil: Anvil, operator_files: list[tuple[Path, bytes]], tmp_path: Path) -> None:
+    (alice, _), (bob, _), (carol, _) = operator_files
+    addresses = ",".join("0x" + a.hex() for _, a in operator_files)
+    env = {**os.environ, "ORBITAL_KEYSTORE_PASSWORD": PASSWORD, "ORBITAL_HOME": str(tmp_path),
+           "PYTHONPATH": str(REPO)}
+    anvil.rpc("evm_mine")
+    path = tmp_path / "head.json"
+    done = _orbital(env, "ground", "head", "--rpc", anvil.url, "--keystore", str(alice),
+                    "--out", str(path))
+    assert done.returncode == 0, done.stderr
+    signed_file = signed_head_from_json(path.read_bytes())
+    head = signed_file.head
+    block = anvil.rpc("eth_getBlockByNumber", hex(head.number), False)
+    assert (head.chain_id, head.hash, head.timestamp) == (
+        31337, bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16))
+    assert f"wrote {path}: block {head.number} 0x{head.hash.hex()}" in done.stdout
+
+    check_args = ["ground", "verify-head", str(path), "--operators", addresses,
+                  "--threshold", "2", "--chain-id", "31337"]
+    too_few = _orbital(env, *check_args)
+    assert too_few.returncode == 1
+    assert too_few.stderr.startswith("orbital: head rejected (threshold): 1 distinct")
+
+    password_file = tmp_path / "bob.password"
+    password_file.write_text(PASSWORD + "\n")
+    password_file.chmod(0o600)
+    no_env = {k: v for k, v in env.items() if k != "ORBITAL_KEYSTORE_PASSWORD"}
+    anvil.rpc("evm_mine")  # the chain moves on; the signed block is still canonical
+    done = _orbital(no_env, "ground", "head", "--cosign", str(path), "--rpc", anvil.url,
+                    "--keystore", str(bob), "--password-file", str(password_file))
+    assert done.returncode == 0, done.stderr
+    assert "2 signature(s)" in done.stdout
+    again = _orbital(env, "ground", "head", "--cosign", str(path), "--rpc", anvil.url,
+                     "--keystore", str(bob))
+    assert again.returncode == 2 and "has already signed this head" in again.stderr
+
+    done = _orbital(env, *check_args, "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["number"], report["hash"], report["chainId"]) == (
+        head.number, block["hash"], 31337)
+    assert len(report["signers"]) == 2
+    # the satellite's side: the anchor, and the upstream's header is the anchored block
+    anchor = anchor_from_signed_head(signed_head_from_json(path.read_bytes()),
+                                     [a for _, a in operator_files], 2, 31337,
+                                     now=time.time(), max_age=3600)
+    anchor.check(verify_header(anvil.rpc("eth_getBlockByHash", block["hash"], False)))
+    assert anchor.source == AnchorSource.GROUND and anchor.detail.startswith("2-of-3 ")
+
+    wrong_chain = _orbital(env, *check_args[:-1], "1")
+    assert wrong_chain.returncode == 1 and "(chainId)" in wrong_chain.stderr
+    document = json.loads(path.read_text())
+    document["head"]["number"] += 1
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(document))
+    done = _orbital(env, "ground", "verify-head", str(tampered), *check_args[3:])
+    assert done.returncode == 1 and "changed after signing" in done.stderr
+    document["head"]["hash"] = "0x1234"
+    tampered.write_text(json.dumps(document))
+    done = _orbital(env, "ground", "verify-head", str(tampered), *check_args[3:])
+    assert done.returncode == 2
+    assert done.stderr == f"orbital: {tampered}: head.hash: expected 32 bytes (64 hex " \
+                          "digits), got 4 hex digits\n"
+    done = _orbital(env, "ground", "head", "--cosign", str(path), "--rpc", anvil.url,
+                    "--keystore", str(carol))
+    assert done.returncode == 0 and "3 signature(s)" in done.stdout
+
+
+@pytest.mark.devnet
+def test_head_by_number_and_tag_from_anvil(
+        anvil: Anvil, operator_files: list[tuple[Path, bytes]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORBITAL_KEYSTORE_PASSWORD", PASSWORD)
+    keystore_file = str(operator_files[0][0])
+    anvil.rpc("evm_mine")
+    for block, number in [("1", 1), ("0x0", 0), ("finalized", None), ("latest", None)]:
+        path = tmp_path / f"{block}.json"
+        code, _, err = _cli(capsys, "ground", "head", "--rpc", anvil.url, "--block", block,
+                            "--keystore", keystore_file, "--out", str(path))
+        assert code == 0, err
+        head = signed_head_from_json(path.read_bytes()).head
+        expected = anvil.rpc("eth_getBlockByNumber", block if number is None else hex(number),
+                             False)
+        assert head.number == int(expected["number"], 16)
+        assert head.hash == bytes.fromhex(expected["hash"][2:])
+    code, _, err = _cli(capsys, "ground", "head", "--rpc", anvil.url, "--block", "999999",
+                        "--keystore", keystore_file, "--out", str(tmp_path / "x.json"))
+    assert code == 1 and "has no block 999999" in err and err.count("\n") == 1
+    code, _, err = _cli(capsys, "ground", "head", "--rpc", "http://127.0.0.1:9", "--keystore",
+                        keystore_file, "--out", str(tmp_path / "x.json"))
+    assert code == 1 and err.startswith("orbital: upstream http://127.0.0.1:9: ")
+    assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.devnet
+def test_cosigner_whose_node_is_on_another_branch_refuses(
+        anvil: Anvil, operator_files: list[tuple[Path, bytes]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORBITAL_KEYSTORE_PASSWORD", PASSWORD)
+    (alice, _), (bob, _), _ = operator_files
+    snapshot = anvil.rpc("evm_snapshot")
+    anvil.rpc("evm_mine")
+    path = tmp_path / "head.json"
+    code, _, err = _cli(capsys, "ground", "head", "--rpc", anvil.url, "--keystore", str(alice),
+                        "--out", str(path))
+    assert code == 0, err
+    before = path.read_text()
+    head = signed_head_from_json(before).head
+    assert anvil.rpc("evm_revert", snapshot) is True
+    latest = int(anvil.rpc("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+    anvil.rpc("evm_mine", latest + 7)  # the same height, another block
+    code, out, err = _cli(capsys, "ground", "head", "--cosign", str(path), "--rpc", anvil.url,
+                          "--keystore", str(bob))
+    assert (code, out) == (1, "")
+    assert f"this node's block {head.number} is 0x" in err
+    assert f"not the signed 0x{head.hash.hex()}" in err and err.count("\n") == 1
+    assert path.read_text() == before  # nothing signed, nothing written
+
+
+@pytest.mark.devnet
+def test_head_of_a_block_from_the_future_is_refused(
+        operator_files: list[tuple[Path, bytes]], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORBITAL_KEYSTORE_PASSWORD", PASSWORD)
+    addresses = ",".join("0x" + a.hex() for _, a in operator_files)
+    path = tmp_path / "head.json"
+    with start_anvil() as node:  # its own chain: the clock moves forward for good
+        node.rpc("evm_mine", int(time.time()) + 3600)
+        for index, (keystore_file, _) in enumerate(operator_files[:2]):
+            mode = ["--out", str(path)] if index == 0 else ["--cosign", str(path)]
+            code, _, err = _cli(capsys, "ground", "head", "--rpc", node.url, "--keystore",
+                                str(keystore_file), *mode)
+            assert code == 0, err
+    code, _, err = _cli(capsys, "ground", "verify-head", str(path), "--operators", addresses,
+                        "--threshold", "2", "--chain-id", "31337")
+    assert code == 1 and err.startswith("orbital: head rejected (future): block 1 has ")
