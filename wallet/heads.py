@@ -36,7 +36,8 @@ Replay: re-sending an old head is re-sending a genuine head. What it could do --
 satellite on an old block -- is bounded by freshness: :func:`verify_signed_head` refuses a
 head whose timestamp is more than ``max_age`` seconds old, or more than ``max_skew``
 seconds ahead of the satellite's clock (15 s by default, go-ethereum's allowance for future
-blocks). The node itself never moves its anchors backward.
+blocks). A head older than the one a satellite already holds adds nothing: a head-trust
+strategy should keep the newest it accepted.
 
 A satellite accepts a head (:func:`check_signed_head`) only if the file is well formed,
 its chain is the satellite's, every signature is low-s (EIP-2), has ``v`` 27/28 and
