@@ -24,7 +24,8 @@ from node.chain.forks import ChainConfig, load_chain_config
 from node.chain.header_store import HeaderStore
 from node.rpc.heads import CheckpointTrust, HeadTrust, QuorumTrust
 from node.rpc.server import RpcServer
-from node.rpc.upstream_api import DirectUpstream, Upstream
+from node.rpc.upstream import Endpoint, UpstreamPool
+from node.rpc.upstream_api import Upstream
 from node.rpc.verified_node import VerifiedNode
 
 log = logging.getLogger(__name__)
@@ -111,13 +112,15 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as resources:
-        members = []
-        for i, url in enumerate(options.upstreams):
-            member = DirectUpstream(url, f"upstream{i}")
-            resources.push_async_callback(member.close)
-            members.append((member.name, member))
-        trust = build_trust(options, list(members), resources)
-        upstream = members[0][1]
+        endpoints = [Endpoint.parse(url) for url in options.upstreams]
+        upstream = await resources.enter_async_context(
+            UpstreamPool(endpoints, chain_id=options.chain_id))
+        members: list[tuple[str, Upstream]] = []
+        for endpoint in endpoints:  # independent sources for a quorum: one pool each
+            single = await resources.enter_async_context(
+                UpstreamPool([endpoint], chain_id=options.chain_id))
+            members.append((endpoint.name, single))
+        trust = build_trust(options, members, resources)
         store = resources.enter_context(
             HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
         node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history)
