@@ -22,7 +22,7 @@ from aiohttp import web
 from node.chain.anchor import Anchor
 from node.chain.forks import ChainConfig, load_chain_config
 from node.chain.header_store import HeaderStore
-from node.rpc.heads import CheckpointTrust, HeadTrust, QuorumTrust
+from node.rpc.heads import CheckpointTrust, GroundTrust, HeadTrust, QuorumTrust
 from node.rpc.server import RpcServer
 from node.rpc.upstream import Endpoint, UpstreamPool
 from node.rpc.upstream_api import Upstream
@@ -53,6 +53,10 @@ class NodeOptions:
     refresh: float = 12.0
     beacon_url: str | None = None
     network: str = "mainnet"
+    operators: tuple[bytes, ...] = ()
+    threshold: int = 0
+    heads_dir: Path | None = None
+    max_head_age: float = 3600.0
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -77,6 +81,12 @@ def build_trust(options: NodeOptions, upstreams: list[tuple[str, Upstream]],
         return QuorumTrust(upstreams, k)
     if options.trust == "beacon":
         return _beacon_trust(options, resources)
+    if options.trust == "ground":
+        if not options.operators or not 1 <= options.threshold <= len(options.operators):
+            raise ServiceError("--trust ground needs --operators ADDR,ADDR,... and "
+                               "--threshold M (1 <= M <= operators)")
+        return GroundTrust(options.heads_dir or options.data_dir / "heads", options.operators,
+                           options.threshold, options.chain_id, options.max_head_age)
     raise ServiceError(f"--trust {options.trust} is not available yet in this build")
 
 
@@ -121,6 +131,10 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
                 UpstreamPool([endpoint], chain_id=options.chain_id))
             members.append((endpoint.name, single))
         trust = build_trust(options, members, resources)
+        for name, probe in (await upstream.probe()).items():
+            log.info("upstream %s: chain %s, serves %s%s", name, probe.chain_id,
+                     ", ".join(m for m, ok in probe.capabilities.items() if ok) or "nothing probed",
+                     f" ({probe.error})" if probe.error else "")
         store = resources.enter_context(
             HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
         node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history)

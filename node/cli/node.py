@@ -85,6 +85,15 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "lives in DATA_DIR/lc.sqlite (bootstrap it with orbital node lc-sync)")
     p.add_argument("--network", default="mainnet", metavar="NAME|CONFIG",
                    help="--trust beacon: the consensus network (default mainnet)")
+    p.add_argument("--operators", metavar="ADDR,ADDR,...", type=_addresses, default=(),
+                   help="--trust ground: the operators whose signatures count")
+    p.add_argument("--threshold", metavar="M", type=uint(16), default=0,
+                   help="--trust ground: signatures needed (m of the operators)")
+    p.add_argument("--heads-dir", metavar="DIR",
+                   help="--trust ground: where signed heads arrive (default DATA_DIR/heads; "
+                        "orbital_submitHead also writes there)")
+    p.add_argument("--max-head-age", type=positive, default=3600.0, metavar="SECONDS",
+                   help="--trust ground: refuse signed heads older than this (default 3600)")
     p.set_defaults(run=lazy("node.cli.node_run", "_run_node"))
 
     p = verbs.add_parser(
@@ -118,3 +127,17 @@ def _host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or int(port) > 65535:
         raise argparse.ArgumentTypeError(f"want HOST:PORT (port 0..65535), got {text!r}")
     return host, int(port)
+
+
+def _addresses(text: str) -> tuple[bytes, ...]:
+    out = []
+    for item in text.split(","):
+        raw = item.strip().removeprefix("0x")
+        if len(raw) != 40:
+            raise argparse.ArgumentTypeError(f"want 0x-addresses separated by commas, got "
+                                             f"{item!r}")
+        try:
+            out.append(bytes.fromhex(raw))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad address {item!r}") from None
+    return tuple(out)

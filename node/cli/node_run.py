@@ -104,7 +104,9 @@ def _run_node(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir), rpc_host=host, rpc_port=port,
         checkpoint=args.checkpoint, quorum=args.quorum, chain=args.chain,
         history=args.history, refresh=args.refresh, beacon_url=args.beacon_url,
-        network=args.network)
+        network=args.network, operators=args.operators, threshold=args.threshold,
+        heads_dir=Path(args.heads_dir) if args.heads_dir else None,
+        max_head_age=args.max_head_age)
 
     def ready(url: str) -> None:
         print(f"serving {url}", flush=True)

@@ -15,19 +15,26 @@ linked backward from them (:mod:`node.rpc.sync`).
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from node.chain.anchor import Anchor, AnchorSource
 from node.chain.errors import ChainError
 from node.rpc.sync import header_from_answer
 from node.rpc.upstream_api import Upstream, UpstreamError
+from wallet.errors import WalletError
 
 if TYPE_CHECKING:
     from node.chain.beacon.api import BeaconApiClient
     from node.chain.beacon.store import LightClient
+
+
+log = logging.getLogger(__name__)
 
 
 class HeadTrustError(ChainError):
@@ -135,3 +142,57 @@ class BeaconTrust:
                                  "(pre-Capella headers)")
         finalized = None if done.finalized is None else done.finalized.anchor("finalized")
         return TrustedHeads(done.optimistic.anchor("optimistic"), finalized)
+
+
+@dataclass
+class GroundTrust:
+    """Heads signed by ``threshold`` of ``operators`` (EIP-712 ``Head``, :mod:`wallet.heads`),
+    uplinked as files into ``directory`` (or through ``orbital_submitHead``). The newest head
+    that passes every check (signatures, threshold, chain, freshness) is ``latest``; refused
+    files are logged and left for the operators to see. Without a fresh head the strategy
+    offers nothing, and the node keeps serving what it already anchored (saying how old)."""
+
+    directory: Path
+    operators: tuple[bytes, ...]
+    threshold: int
+    chain_id: int
+    max_age: float = 3600.0
+    clock: Callable[[], float] = time.time
+    mode: str = "ground"
+
+    async def heads(self) -> TrustedHeads:
+        best: Anchor | None = None
+        refused: list[str] = []
+        for path in sorted(self.directory.glob("*.json")):
+            try:
+                anchor = self._check(path.read_bytes())
+            except (OSError, WalletError) as exc:
+                refused.append(f"{path.name}: {exc}")
+                continue
+            if best is None or anchor.number > best.number:
+                best = anchor
+        for line in refused:
+            log.warning("ground head refused: %s", line)
+        if best is None:
+            raise HeadTrustError(f"ground: no fresh head signed by {self.threshold} of the "
+                                 f"{len(self.operators)} operators in {self.directory}"
+                                 + (f" ({refused[-1]})" if refused else ""))
+        return TrustedHeads(best)
+
+    def submit(self, text: str) -> Anchor:
+        """Check a signed head (JSON) and keep it in ``directory`` (atomically) if it passes."""
+        anchor = self._check(text.encode())
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"head-{anchor.number}-{anchor.hash.hex()[:16]}.json"
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(text)
+        temporary.replace(path)
+        return anchor
+
+    def _check(self, data: bytes) -> Anchor:
+        from node.rpc.ground_heads import anchor_from_signed_head
+        from wallet.heads import signed_head_from_json
+
+        return anchor_from_signed_head(signed_head_from_json(data), self.operators,
+                                       self.threshold, self.chain_id, now=self.clock(),
+                                       max_age=self.max_age)

@@ -14,6 +14,7 @@ anchored header (``requireCanonical``: on the canonical chain).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,10 +28,19 @@ from node.chain.header_rules import calculate_base_fee_per_gas
 from node.chain.header_store import HeaderStore
 from node.chain.rpcjson import parse_data, parse_quantity
 from node.chain.transactions import decode_transaction
-from node.rpc.heads import HeadTrust, TrustedHeads
-from node.rpc.server import INVALID_PARAMS, RESOURCE_UNAVAILABLE, Method, RpcError, declare
+from node.rpc.heads import GroundTrust, HeadTrust, TrustedHeads
+from node.rpc.server import (
+    INVALID_PARAMS,
+    RESOURCE_UNAVAILABLE,
+    Handler,
+    Kind,
+    Method,
+    RpcError,
+    declare,
+)
 from node.rpc.sync import sync_anchor
 from node.rpc.upstream_api import Upstream
+from wallet.errors import WalletError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +153,11 @@ class VerifiedNode:
 
     def methods(self) -> dict[str, Method]:
         """Every method this node answers, each declared verified, local or relayed."""
+        extra: dict[str, tuple[Kind, Handler]] = {}
+        if isinstance(self.trust, GroundTrust):
+            extra["orbital_submitHead"] = ("local", self._submit_head)
         return declare({
+            **extra,
             "eth_chainId": ("local", self._chain_id),
             "net_version": ("local", self._net_version),
             "web3_clientVersion": ("local", self._client_version),
@@ -153,6 +167,21 @@ class VerifiedNode:
             "eth_sendRawTransaction": ("relayed", self._send_raw_transaction),
             "orbital_status": ("local", self._status),
         })
+
+    async def _submit_head(self, params: list[Any]) -> dict[str, Any]:
+        """Ground mode: a signed head (the JSON of ``orbital ground head``) checked and kept;
+        the next refresh anchors it."""
+        assert isinstance(self.trust, GroundTrust)
+        if len(params) != 1 or not isinstance(params[0], str | dict):
+            raise RpcError(INVALID_PARAMS, "orbital_submitHead takes one signed head (JSON)")
+        text = params[0] if isinstance(params[0], str) else json.dumps(params[0])
+        try:
+            anchor = self.trust.submit(text)
+        except WalletError as exc:
+            raise RpcError(INVALID_PARAMS, f"signed head refused: {exc}") from None
+        await self.refresh()
+        return {"number": anchor.number, "hash": "0x" + anchor.hash.hex(),
+                "detail": anchor.detail}
 
     async def _chain_id(self, params: list[Any]) -> str:
         return hex(self.chain_id)

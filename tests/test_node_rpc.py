@@ -1,0 +1,171 @@
+"""``orbital node run`` in front of a real anvil: the server, its method table, block tags,
+head headers, status, and unchanged clients (web3.py) talking to it over real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from verified_node import NodeProcess, NodeRpcError, start_node
+from web3 import Web3
+
+from anvil import Anvil
+
+pytestmark = pytest.mark.devnet
+
+
+@pytest.fixture(scope="module")
+def node(anvil: Anvil, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
+    for _ in range(3):
+        anvil.rpc("evm_mine")
+    process = start_node([anvil.url], tmp_path_factory.mktemp("node") / "data",
+                         "--refresh", "0.5")
+    try:
+        yield process
+    finally:
+        assert process.stop() == 0  # SIGTERM: a clean exit
+
+
+def wait_for_head(node: NodeProcess, number: int) -> None:
+    import time
+    deadline = time.monotonic() + 30
+    while int(node.rpc("eth_blockNumber"), 16) < number:
+        assert time.monotonic() < deadline, f"the node did not reach block {number}"
+        time.sleep(0.1)
+
+
+def test_web3_sees_the_chain_id_and_the_anchored_head(anvil: Anvil, node: NodeProcess) -> None:
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    assert w3.eth.chain_id == 31337
+    head = int(anvil.rpc("eth_blockNumber"), 16)
+    wait_for_head(node, head)
+    assert w3.eth.block_number == head
+
+
+def test_every_answer_carries_the_head_and_its_age(anvil: Anvil, node: NodeProcess) -> None:
+    reply, headers = node.request({"jsonrpc": "2.0", "id": 7, "method": "eth_chainId"})
+    assert reply == {"jsonrpc": "2.0", "id": 7, "result": "0x7a69"}
+    number, block_hash = headers["X-Orbital-Head"].split()
+    assert anvil.rpc("eth_getBlockByNumber", hex(int(number)), False)["hash"] == block_hash
+    assert float(headers["X-Orbital-Head-Age"]) >= 0
+
+
+def test_status_names_the_head_its_source_and_every_method(node: NodeProcess) -> None:
+    status = node.rpc("orbital_status")
+    assert status["trustMode"] == "quorum" and status["head"]["source"] == "quorum"
+    assert status["head"]["detail"].startswith("1 of 1 upstreams: 127.0.0.1:")
+    (upstream,) = status["upstreams"]
+    assert upstream["capabilities"]["eth_getProof"] and upstream["chain_id"] == 31337
+    assert status["methods"]["eth_chainId"] == "local"
+    assert status["methods"]["eth_sendRawTransaction"] == "relayed"
+    assert set(status["methods"].values()) <= {"verified", "local", "relayed"}
+
+
+def test_a_method_not_in_the_table_is_refused_never_forwarded(node: NodeProcess) -> None:
+    for method in ("anvil_setBalance", "eth_sign", "debug_traceTransaction", "evm_mine"):
+        with pytest.raises(NodeRpcError) as exc:
+            node.rpc(method)
+        assert exc.value.code == -32601 and "not served" in exc.value.error_message
+
+
+def test_batches_notifications_and_bad_requests(node: NodeProcess) -> None:
+    replies, _ = node.request([
+        {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": None},
+        {"jsonrpc": "2.0", "method": "eth_chainId"},  # a notification: no answer
+        {"jsonrpc": "2.0", "id": 3, "method": "net_version", "params": []},
+        {"id": 4, "method": "eth_chainId"},
+        {"jsonrpc": "2.0", "id": 5, "method": "eth_chainId", "params": {"a": 1}},
+    ])
+    by_id = {r["id"]: r for r in replies}
+    assert set(by_id) == {1, 3, 4, 5}
+    assert by_id[1]["result"] == "0x7a69" and by_id[3]["result"] == "31337"
+    assert by_id[4]["error"]["code"] == -32600 and by_id[5]["error"]["code"] == -32602
+    reply, _ = node.request({"jsonrpc": "2.0", "method": "eth_chainId"})
+    assert reply is None
+
+
+def test_fees_come_from_the_anchored_head(anvil: Anvil, node: NodeProcess) -> None:
+    wait_for_head(node, int(anvil.rpc("eth_blockNumber"), 16))
+    head = anvil.rpc("eth_getBlockByNumber", "latest", False)
+    assert int(node.rpc("eth_maxPriorityFeePerGas"), 16) == 10**9
+    assert int(node.rpc("eth_gasPrice"), 16) >= int(head["baseFeePerGas"], 16) * 7 // 8
+
+
+def test_a_raw_transaction_is_checked_before_it_is_relayed(anvil: Anvil,
+                                                           node: NodeProcess) -> None:
+    sender = Account.from_key(anvil.private_keys[5])
+    nonce = int(anvil.rpc("eth_getTransactionCount", sender.address, "latest"), 16)
+    base = {"nonce": nonce, "gas": 21000, "to": Web3.to_checksum_address(anvil.accounts[6]),
+            "value": 1, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9, "type": 2}
+    wrong_chain = sender.sign_transaction({**base, "chainId": 1}).raw_transaction
+    with pytest.raises(NodeRpcError, match="chain 1"):
+        node.rpc("eth_sendRawTransaction", "0x" + wrong_chain.hex())
+    with pytest.raises(NodeRpcError) as exc:
+        node.rpc("eth_sendRawTransaction", "0x" + "ab" * 40)
+    assert exc.value.code == -32602
+    good = sender.sign_transaction({**base, "chainId": 31337})
+    tx_hash = node.rpc("eth_sendRawTransaction", "0x" + good.raw_transaction.hex())
+    assert tx_hash == "0x" + good.hash.hex()
+    receipt: Any = anvil.rpc("eth_getTransactionReceipt", tx_hash)
+    assert receipt is not None and receipt["status"] == "0x1"
+
+
+def test_a_block_beyond_the_anchored_head_is_an_error_saying_so(node: NodeProcess) -> None:
+    head = int(node.rpc("eth_blockNumber"), 16)
+    with pytest.raises(NodeRpcError, match=f"beyond the anchored head {head}"):
+        node.rpc("eth_getBalance", "0x" + "00" * 20, hex(head + 1000))
+
+
+def test_sigterm_stops_the_node_cleanly(anvil: Anvil, tmp_path: Path) -> None:
+    process = start_node([anvil.url], tmp_path / "data")
+    assert process.stop() == 0
+
+
+def test_ground_mode_anchors_heads_signed_by_two_of_three_operators(
+        anvil: Anvil, tmp_path: Path) -> None:
+    """Operators sign the head with ``orbital ground head`` from their own node (anvil
+    here), a satellite's node anchors it only once 2 of its 3 operators signed."""
+    import subprocess
+    import sys
+
+    from wallet.keys.keystore import KeystoreSigner, create_keystore
+
+    password = tmp_path / "password"
+    password.write_text("operator password")
+    password.chmod(0o600)
+    keystores = []
+    for name in ("alice", "bob", "carol"):
+        path = tmp_path / f"{name}.json"
+        create_keystore(path, "operator password", kdf="pbkdf2", iterations=2)
+        keystores.append(path)
+    operators = [KeystoreSigner(p, "operator password").address for p in keystores]
+    anvil.rpc("evm_mine")
+    node = start_node([anvil.url], tmp_path / "data", "--operators",
+                      ",".join("0x" + a.hex() for a in operators), "--threshold", "2",
+                      "--refresh", "0.5", trust="ground")
+    try:
+        assert node.rpc("orbital_status")["head"] is None  # nothing signed yet
+        head_file = tmp_path / "head.json"
+
+        def orbital(*argv: str) -> None:
+            done = subprocess.run([sys.executable, "-m", "node.cli.main", *argv],
+                                  capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+
+        orbital("ground", "head", "--rpc", anvil.url, "--keystore", str(keystores[0]),
+                "--password-file", str(password), "--out", str(head_file))
+        with pytest.raises(NodeRpcError, match="threshold"):
+            node.rpc("orbital_submitHead", head_file.read_text())
+        orbital("ground", "head", "--rpc", anvil.url, "--cosign", str(head_file),
+                "--keystore", str(keystores[1]), "--password-file", str(password))
+        accepted = node.rpc("orbital_submitHead", head_file.read_text())
+        number = int(anvil.rpc("eth_blockNumber"), 16)
+        assert accepted["number"] == number and accepted["detail"].startswith("2-of-3")
+        assert int(node.rpc("eth_blockNumber"), 16) == number
+        status = node.rpc("orbital_status")
+        assert status["head"]["source"] == "ground" and status["trustMode"] == "ground"
+    finally:
+        assert node.stop() == 0
