@@ -154,7 +154,7 @@ def p256_verify(data: bytes) -> bool:
 
 def p256verify(computation: ComputationAPI) -> ComputationAPI:
     """EIP-7951 ``P256VERIFY``: 6900 gas always; 32-byte 1 when the signature verifies,
-    empty output otherwise. It never reverts or halts on bad input."""
+    empty output otherwise. Bad input never reverts or halts it (only too little gas does)."""
     computation.consume_gas(GAS_P256VERIFY, reason="P256VERIFY Precompile")
     verified = p256_verify(computation.msg.data_as_bytes)
     computation.output = P256VERIFY_SUCCESS if verified else b""
