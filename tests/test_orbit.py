@@ -35,8 +35,10 @@ from sim_link.orbit import (
     walker_delta,
 )
 
+from vectors import vectors_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-VECTORS = ROOT.parent / "shared" / "vectors" / "sgp4"
+VECTORS = vectors_dir() / "sgp4"  # ORBITAL_VECTORS honoured
 TLE_DIR = ROOT / "configs" / "tle"
 DAY = 86_400.0
 
