@@ -169,3 +169,31 @@ def test_ground_mode_anchors_heads_signed_by_two_of_three_operators(
         assert status["head"]["source"] == "ground" and status["trustMode"] == "ground"
     finally:
         assert node.stop() == 0
+
+
+def test_state_answers_equal_anvils_and_are_proven(anvil: Anvil, node: NodeProcess) -> None:
+    from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+    from devnet_scenario import mine_every_envelope
+
+    scenario = mine_every_envelope(anvil.rpc, DEV_PRIVATE_KEYS, CHAIN_ID)
+    wait_for_head(node, int(anvil.rpc("eth_blockNumber"), 16))
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    block = w3.eth.block_number
+    nobody = "0x" + "ab" * 20
+    for address in (*anvil.accounts[:4], scenario.contract, scenario.delegated_eoa, nobody):
+        address = Web3.to_checksum_address(address)
+        assert w3.eth.get_balance(address) == int(anvil.rpc("eth_getBalance", address,
+                                                            hex(block)), 16)
+        assert w3.eth.get_transaction_count(address) == int(
+            anvil.rpc("eth_getTransactionCount", address, hex(block)), 16)
+        assert w3.eth.get_code(address).hex() == anvil.rpc(
+            "eth_getCode", address, hex(block)).removeprefix("0x")
+    contract = Web3.to_checksum_address(scenario.contract)
+    for key in (*scenario.storage_keys, "0x" + "77" * 32):
+        assert w3.eth.get_storage_at(contract, int(key, 16)) == bytes.fromhex(
+            anvil.rpc("eth_getStorageAt", contract, key, hex(block))[2:].rjust(64, "0"))
+    proof = node.rpc("eth_getProof", contract, list(scenario.storage_keys), hex(block))
+    theirs = anvil.rpc("eth_getProof", contract, list(scenario.storage_keys), hex(block))
+    assert proof["storageHash"] == theirs["storageHash"]
+    assert [s["value"] for s in proof["storageProof"]] == [
+        s["value"] for s in theirs["storageProof"]]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ from node.rpc.server import (
 )
 from node.rpc.sync import sync_anchor
 from node.rpc.upstream_api import Upstream
+from node.rpc.witness import ProvenState, WitnessStore
 from wallet.errors import WalletError
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ MAX_RAW_TRANSACTION = 128 * 1024
 DEFAULT_HISTORY = 256
 """Ancestors of each anchor kept linked (BLOCKHASH reaches 256 back)."""
 DEFAULT_PRIORITY_FEE = 10**9
+STATES_KEPT = 8
+MAX_PROOF_KEYS = 1024
 
 
 @dataclass
@@ -65,6 +69,8 @@ class VerifiedNode:
     last_refresh: float | None = None
     refresh_error: str | None = None
     extra_status: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    witness: WitnessStore = field(default_factory=WitnessStore)
+    _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
 
     # -- trust and sync ---------------------------------------------------------------------
 
@@ -149,6 +155,49 @@ class VerifiedNode:
                            f"{what} is not anchored here (older than the history kept)")
         return header
 
+    # -- proven state ---------------------------------------------------------------------------
+
+    def state_at(self, tag: Any) -> ProvenState:
+        """The proven state after the anchored block ``tag`` names (one per block, the most
+        recent :data:`STATES_KEPT` kept; all share one witness store)."""
+        header = self.resolve(tag)
+        state = self._states.get(header.hash)
+        if state is None:
+            state = ProvenState(self.upstream, header, store=self.witness)
+            self._states[header.hash] = state
+            while len(self._states) > STATES_KEPT:
+                self._states.popitem(last=False)
+        self._states.move_to_end(header.hash)
+        return state
+
+    async def _balance(self, params: list[Any]) -> str:
+        address, tag = _params(params, 1, 2, "eth_getBalance(address, block)")
+        proven = await self.state_at(tag).account(_address(address))
+        return hex(proven.account.balance)
+
+    async def _nonce(self, params: list[Any]) -> str:
+        address, tag = _params(params, 1, 2, "eth_getTransactionCount(address, block)")
+        proven = await self.state_at(tag).account(_address(address))
+        return hex(proven.account.nonce)
+
+    async def _storage(self, params: list[Any]) -> str:
+        address, slot, tag = _params(params, 2, 3, "eth_getStorageAt(address, slot, block)")
+        value = await self.state_at(tag).storage(_address(address),
+                                                 parse_quantity(slot, "slot", 256))
+        return "0x" + value.to_bytes(32, "big").hex()
+
+    async def _code(self, params: list[Any]) -> str:
+        address, tag = _params(params, 1, 2, "eth_getCode(address, block)")
+        return "0x" + (await self.state_at(tag).code(_address(address))).hex()
+
+    async def _proof(self, params: list[Any]) -> dict[str, Any]:
+        address, keys, tag = _params(params, 2, 3, "eth_getProof(address, keys, block)")
+        if not isinstance(keys, list) or len(keys) > MAX_PROOF_KEYS:
+            raise RpcError(INVALID_PARAMS, f"eth_getProof: storage keys must be a list of at "
+                                           f"most {MAX_PROOF_KEYS}")
+        slots = [parse_quantity(k, f"keys[{i}]", 256) for i, k in enumerate(keys)]
+        return await self.state_at(tag).proof(_address(address), slots)
+
     # -- methods --------------------------------------------------------------------------------
 
     def methods(self) -> dict[str, Method]:
@@ -162,6 +211,11 @@ class VerifiedNode:
             "net_version": ("local", self._net_version),
             "web3_clientVersion": ("local", self._client_version),
             "eth_blockNumber": ("verified", self._block_number),
+            "eth_getBalance": ("verified", self._balance),
+            "eth_getTransactionCount": ("verified", self._nonce),
+            "eth_getStorageAt": ("verified", self._storage),
+            "eth_getCode": ("verified", self._code),
+            "eth_getProof": ("verified", self._proof),
             "eth_gasPrice": ("local", self._gas_price),
             "eth_maxPriorityFeePerGas": ("local", self._priority_fee),
             "eth_sendRawTransaction": ("relayed", self._send_raw_transaction),
@@ -247,3 +301,15 @@ class VerifiedNode:
         for key, value in self.extra_status.items():
             status[key] = value()
         return status
+
+
+def _params(params: list[Any], required: int, total: int, usage: str) -> list[Any]:
+    """``params`` padded with None to ``total`` (optional trailing block tags), at least
+    ``required`` given."""
+    if not required <= len(params) <= total:
+        raise RpcError(INVALID_PARAMS, f"want {usage}, got {len(params)} parameter(s)")
+    return [*params, *([None] * (total - len(params)))]
+
+
+def _address(value: Any) -> bytes:
+    return parse_data(value, "address", 20)
