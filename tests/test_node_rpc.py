@@ -197,3 +197,50 @@ def test_state_answers_equal_anvils_and_are_proven(anvil: Anvil, node: NodeProce
     assert proof["storageHash"] == theirs["storageHash"]
     assert [s["value"] for s in proof["storageProof"]] == [
         s["value"] for s in theirs["storageProof"]]
+
+
+def _state_liar(method: str, params: list[Any], result: Any) -> Any:
+    """Lies about every account and code it is asked for; honest about headers."""
+    if method == "eth_getProof" and isinstance(result, dict):
+        result["balance"] = hex(int(result["balance"], 16) + 10**18)
+    if method == "eth_getCode" and isinstance(result, str) and len(result) > 2:
+        result = result[:-2] + ("00" if result[-2:] != "00" else "01")
+    return result
+
+
+def test_a_lying_upstream_is_caught_penalized_and_the_honest_one_answers(
+        anvil: Anvil, tmp_path: Path) -> None:
+    from lying_upstream import LyingUpstream
+
+    anvil.rpc("evm_mine")
+    honest_but_slow = LyingUpstream(anvil.url, lambda method, params, result: result,
+                                    delay=0.05)  # so the pool prefers the liar at first
+    with LyingUpstream(anvil.url, _state_liar) as liar, honest_but_slow as honest:
+        node = start_node([f"liar={liar.url}", f"honest={honest.url}"], tmp_path / "data",
+                          "--quorum", "2")
+        try:
+            block = node.rpc("eth_blockNumber")
+            for address in anvil.accounts[:6]:  # some requests go to the liar first
+                assert node.rpc("eth_getBalance", address, block) == anvil.rpc(
+                    "eth_getBalance", address, block)
+            status = {u["name"]: u for u in node.rpc("orbital_status")["upstreams"]}
+            assert sum(status["liar"]["lies"].values()) >= 1
+            assert not status["honest"]["lies"]
+        finally:
+            assert node.stop() == 0
+        assert "eth_getProof" in liar.calls
+
+
+def test_with_only_a_liar_nothing_forged_is_served(anvil: Anvil, tmp_path: Path) -> None:
+    from lying_upstream import LyingUpstream
+
+    with LyingUpstream(anvil.url, _state_liar) as liar:
+        node = start_node([liar.url], tmp_path / "data")
+        try:
+            with pytest.raises(NodeRpcError) as exc:
+                node.rpc("eth_getBalance", anvil.accounts[0], "latest")
+            assert exc.value.code == -32099 and "balance" in exc.value.error_message
+            log = (tmp_path / "data.log").read_text()
+            assert "lie" in log.lower() or "penal" in log.lower()
+        finally:
+            assert node.stop() == 0
