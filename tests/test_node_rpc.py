@@ -244,3 +244,55 @@ def test_with_only_a_liar_nothing_forged_is_served(anvil: Anvil, tmp_path: Path)
             assert "lie" in log.lower() or "penal" in log.lower()
         finally:
             assert node.stop() == 0
+
+
+def test_blocks_receipts_and_logs_through_web3_equal_anvils(anvil: Anvil,
+                                                           node: NodeProcess) -> None:
+    from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+    from devnet_scenario import mine_every_envelope
+
+    scenario = mine_every_envelope(anvil.rpc, DEV_PRIVATE_KEYS, CHAIN_ID)
+    wait_for_head(node, int(anvil.rpc("eth_blockNumber"), 16))
+    ours, theirs = Web3(Web3.HTTPProvider(node.url)), Web3(Web3.HTTPProvider(anvil.url))
+    mine = ours.eth.get_block(scenario.block_number, full_transactions=True)
+    real = theirs.eth.get_block(scenario.block_number, full_transactions=True)
+    for key in ("hash", "parentHash", "stateRoot", "transactionsRoot", "receiptsRoot",
+                "gasUsed", "baseFeePerGas", "timestamp"):
+        assert mine[key] == real[key], key
+    assert [t["hash"] for t in mine["transactions"]] == [t["hash"] for t in
+                                                          real["transactions"]]
+    for tx in real["transactions"]:
+        got = ours.eth.get_transaction_receipt(tx["hash"])
+        want = theirs.eth.get_transaction_receipt(tx["hash"])
+        for key in ("status", "gasUsed", "cumulativeGasUsed", "logs", "contractAddress",
+                    "effectiveGasPrice", "from", "to", "transactionIndex"):
+            assert got[key] == want[key], key
+        assert ours.eth.get_transaction(tx["hash"])["input"] == tx["input"]
+    query = {"fromBlock": 0, "toBlock": scenario.block_number}
+    assert [dict(x) for x in ours.eth.get_logs(query)] == [dict(x) for x in
+                                                           theirs.eth.get_logs(query)]
+    by_address = {**query, "address": Web3.to_checksum_address(scenario.contract)}
+    assert len(ours.eth.get_logs(by_address)) == len(theirs.eth.get_logs(by_address)) > 0
+    history = ours.eth.fee_history(4, scenario.block_number, [20, 80])
+    real_history = theirs.eth.fee_history(4, scenario.block_number, [20, 80])
+    assert history["baseFeePerGas"][:-1] == real_history["baseFeePerGas"][:-1]
+    # the entry after the newest block: EIP-1559 from its header, which is the base fee block
+    # N+1 really has; anvil answers its pending block's instead
+    assert history["baseFeePerGas"][-1] == theirs.eth.get_block(
+        scenario.block_number + 1)["baseFeePerGas"]
+    assert history["gasUsedRatio"] == real_history["gasUsedRatio"]
+    assert history["reward"] == real_history["reward"]
+
+
+def test_web3_sends_through_the_node_and_waits_for_a_verified_receipt(
+        anvil: Anvil, node: NodeProcess) -> None:
+    sender = Account.from_key(anvil.private_keys[7])
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    nonce = int(anvil.rpc("eth_getTransactionCount", sender.address, "latest"), 16)
+    signed = sender.sign_transaction({
+        "nonce": nonce, "gas": 21000, "to": Web3.to_checksum_address(anvil.accounts[8]),
+        "value": 12345, "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "type": 2,
+        "chainId": 31337})
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.2)
+    assert receipt["status"] == 1 and receipt["blockNumber"] <= w3.eth.block_number

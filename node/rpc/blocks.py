@@ -408,6 +408,13 @@ class VerifiedBlocks:
         return [_receipt_json(verified, receipts, i, self._config)
                 for i in range(len(receipts))]
 
+    async def proven(self, headers: Sequence[Header]
+                     ) -> list[tuple[VerifiedBlock, tuple[Receipt, ...]]]:
+        """Verified blocks and their verified receipts for anchored ``headers`` (fetched in
+        one batch where the caches lack them): for callers that compute from them
+        (``eth_feeHistory`` rewards)."""
+        return await self._with_receipts(headers)
+
     # -- eth_getLogs -----------------------------------------------------------------------
 
     async def logs(self, query: LogFilter | Mapping[str, Any]) -> list[dict[str, Any]]:

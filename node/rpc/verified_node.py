@@ -29,6 +29,8 @@ from node.chain.header_rules import calculate_base_fee_per_gas
 from node.chain.header_store import HeaderStore
 from node.chain.rpcjson import parse_data, parse_quantity
 from node.chain.transactions import decode_transaction
+from node.rpc import fees
+from node.rpc.blocks import LogRangeError, VerifiedBlocks
 from node.rpc.heads import GroundTrust, HeadTrust, TrustedHeads
 from node.rpc.server import (
     INVALID_PARAMS,
@@ -53,6 +55,7 @@ DEFAULT_HISTORY = 256
 DEFAULT_PRIORITY_FEE = 10**9
 STATES_KEPT = 8
 MAX_PROOF_KEYS = 1024
+MAX_FEE_HISTORY = 1024
 
 
 @dataclass
@@ -70,7 +73,11 @@ class VerifiedNode:
     refresh_error: str | None = None
     extra_status: dict[str, Callable[[], Any]] = field(default_factory=dict)
     witness: WitnessStore = field(default_factory=WitnessStore)
+    blocks: VerifiedBlocks = field(init=False)
     _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
+
+    def __post_init__(self) -> None:
+        self.blocks = VerifiedBlocks(self.upstream, self.store, config=self.store.config)
 
     # -- trust and sync ---------------------------------------------------------------------
 
@@ -198,6 +205,80 @@ class VerifiedNode:
         slots = [parse_quantity(k, f"keys[{i}]", 256) for i, k in enumerate(keys)]
         return await self.state_at(tag).proof(_address(address), slots)
 
+    # -- blocks, transactions, receipts, logs, fees -----------------------------------------------
+
+    async def _block_by_number(self, params: list[Any]) -> dict[str, Any]:
+        tag, full = _params(params, 1, 2, "eth_getBlockByNumber(block, fullTransactions)")
+        return await self.blocks.block(self.resolve(tag).hash, bool(full))
+
+    async def _block_by_hash(self, params: list[Any]) -> dict[str, Any]:
+        block_hash, full = _params(params, 1, 2, "eth_getBlockByHash(hash, fullTransactions)")
+        return await self.blocks.block(parse_data(block_hash, "blockHash", 32), bool(full))
+
+    async def _transaction_count(self, params: list[Any]) -> str:
+        (tag,) = _params(params, 1, 1, "eth_getBlockTransactionCountByNumber(block)")
+        block = await self.blocks.block(self.resolve(tag).hash, False)
+        return hex(len(block["transactions"]))
+
+    async def _transaction_count_by_hash(self, params: list[Any]) -> str:
+        (block_hash,) = _params(params, 1, 1, "eth_getBlockTransactionCountByHash(hash)")
+        block = await self.blocks.block(parse_data(block_hash, "blockHash", 32), False)
+        return hex(len(block["transactions"]))
+
+    async def _transaction(self, params: list[Any]) -> dict[str, Any] | None:
+        (tx_hash,) = _params(params, 1, 1, "eth_getTransactionByHash(hash)")
+        return await self.blocks.transaction(parse_data(tx_hash, "transactionHash", 32))
+
+    async def _receipt(self, params: list[Any]) -> dict[str, Any] | None:
+        (tx_hash,) = _params(params, 1, 1, "eth_getTransactionReceipt(hash)")
+        return await self.blocks.receipt(parse_data(tx_hash, "transactionHash", 32))
+
+    async def _block_receipts(self, params: list[Any]) -> list[dict[str, Any]]:
+        (tag,) = _params(params, 1, 1, "eth_getBlockReceipts(block)")
+        return await self.blocks.block_receipts(self.resolve(tag).hash)
+
+    async def _logs(self, params: list[Any]) -> list[dict[str, Any]]:
+        (query,) = _params(params, 1, 1, "eth_getLogs(filter)")
+        if not isinstance(query, dict):
+            raise RpcError(INVALID_PARAMS, "eth_getLogs takes a filter object")
+        query = dict(query)
+        if query.get("blockHash") is None:
+            for key in ("fromBlock", "toBlock"):
+                query[key] = hex(self.resolve(query.get(key, "latest")).number)
+        elif self.store.get(parse_data(query["blockHash"], "blockHash", 32)) is None:
+            raise RpcError(RESOURCE_UNAVAILABLE, "eth_getLogs: that block is not anchored")
+        try:
+            return await self.blocks.logs(query)
+        except LogRangeError as exc:
+            raise RpcError(INVALID_PARAMS, f"eth_getLogs: {exc}") from None
+
+    async def _fee_history(self, params: list[Any]) -> dict[str, Any]:
+        count, tag, percentiles = _params(
+            params, 2, 3, "eth_feeHistory(blockCount, newestBlock, rewardPercentiles)")
+        count = count if isinstance(count, int) else parse_quantity(count, "blockCount", 16)
+        if not 1 <= count <= MAX_FEE_HISTORY:
+            raise RpcError(INVALID_PARAMS, f"eth_feeHistory: blockCount must be "
+                                           f"1..{MAX_FEE_HISTORY}")
+        if percentiles is not None and (
+                not isinstance(percentiles, list) or len(percentiles) > 100
+                or not all(isinstance(p, int | float) and 0 <= p <= 100 for p in percentiles)
+                or percentiles != sorted(percentiles)):
+            raise RpcError(INVALID_PARAMS, "eth_feeHistory: rewardPercentiles must be "
+                                           "ascending numbers in 0..100")
+        newest = self.resolve(tag)
+        headers = []
+        for number in range(max(0, newest.number - count + 1), newest.number + 1):
+            header = self.store.by_number(number)
+            if header is not None:
+                headers.append(header)
+            else:
+                headers.clear()  # keep the run of anchored headers ending at the newest
+        rewards = None
+        if percentiles:
+            rewards = [fees.rewards(block.header, block.transactions, receipts, percentiles)
+                       for block, receipts in await self.blocks.proven(headers)]
+        return fees.fee_history(headers, self.store.config, rewards)
+
     # -- methods --------------------------------------------------------------------------------
 
     def methods(self) -> dict[str, Method]:
@@ -216,6 +297,16 @@ class VerifiedNode:
             "eth_getStorageAt": ("verified", self._storage),
             "eth_getCode": ("verified", self._code),
             "eth_getProof": ("verified", self._proof),
+            "eth_getBlockByNumber": ("verified", self._block_by_number),
+            "eth_getBlockByHash": ("verified", self._block_by_hash),
+            "eth_getBlockTransactionCountByNumber": ("verified", self._transaction_count),
+            "eth_getBlockTransactionCountByHash": ("verified",
+                                                   self._transaction_count_by_hash),
+            "eth_getTransactionByHash": ("verified", self._transaction),
+            "eth_getTransactionReceipt": ("verified", self._receipt),
+            "eth_getBlockReceipts": ("verified", self._block_receipts),
+            "eth_getLogs": ("verified", self._logs),
+            "eth_feeHistory": ("verified", self._fee_history),
             "eth_gasPrice": ("local", self._gas_price),
             "eth_maxPriorityFeePerGas": ("local", self._priority_fee),
             "eth_sendRawTransaction": ("relayed", self._send_raw_transaction),
