@@ -3,6 +3,7 @@ head headers, status, and unchanged clients (web3.py) talking to it over real so
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -296,3 +297,29 @@ def test_web3_sends_through_the_node_and_waits_for_a_verified_receipt(
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.2)
     assert receipt["status"] == 1 and receipt["blockNumber"] <= w3.eth.block_number
+
+
+def test_cast_reads_through_the_node_unchanged(anvil: Anvil, node: NodeProcess) -> None:
+    import subprocess
+
+    from anvil import find_foundry_tool
+
+    cast = str(find_foundry_tool("cast"))
+
+    def run(*argv: str) -> str:
+        done = subprocess.run([cast, *argv, "--rpc-url", node.url], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    wait_for_head(node, int(anvil.rpc("eth_blockNumber"), 16))
+    number = int(run("block-number"))
+    assert number == int(node.rpc("eth_blockNumber"), 16)
+    assert run("chain-id") == "31337"
+    account = anvil.accounts[1]
+    assert int(run("balance", account, "--block", str(number))) == int(
+        anvil.rpc("eth_getBalance", account, hex(number)), 16)
+    assert int(run("nonce", account, "--block", str(number))) == int(
+        anvil.rpc("eth_getTransactionCount", account, hex(number)), 16)
+    block = json.loads(run("block", str(number), "--json"))
+    assert block["hash"] == anvil.rpc("eth_getBlockByNumber", hex(number), False)["hash"]
