@@ -178,11 +178,16 @@ class ProvenState:
     ``state_root`` is the only thing trusted here. Requests name the block by hash
     (EIP-1898 ``{"blockHash": ...}``) so that an honest upstream on another branch answers
     "unknown block" instead of a proof against another root.
+
+    After a lie (the upstream penalized), what is still missing is asked for again up to
+    ``retries_after_lie`` times: a pool of upstreams routes it away from the liar, and a
+    lone upstream that lies again fails the request with :class:`StateAnswerError`.
     """
 
     def __init__(self, upstream: Upstream, header: Header, *,
-                 store: WitnessStore | None = None) -> None:
+                 store: WitnessStore | None = None, retries_after_lie: int = 1) -> None:
         self.upstream = upstream
+        self.retries_after_lie = retries_after_lie
         self.header = header
         self.store = store if store is not None else WitnessStore()
         self.stats = FetchStats()
@@ -306,7 +311,7 @@ class ProvenState:
                 for k in mine_keys:
                     self._pending[k] = done
                 try:
-                    await self._fetch(mine)
+                    await self._fetch_retrying(mine)
                 finally:
                     for k in mine_keys:
                         self._pending.pop(k, None)
@@ -315,7 +320,17 @@ class ProvenState:
                 await future
         todo = self.missing(needs)
         if todo:  # another caller's fetch failed: fetch it ourselves, seeing its error
-            await self._fetch(todo)
+            await self._fetch_retrying(todo)
+
+    async def _fetch_retrying(self, needs: StateNeeds) -> None:
+        for attempt in range(self.retries_after_lie + 1):
+            try:
+                await self._fetch(needs)
+                return
+            except StateAnswerError:
+                if attempt == self.retries_after_lie:
+                    raise
+            needs = self.missing(needs)  # the batch's good answers are kept
 
     async def _fetch(self, needs: StateNeeds) -> None:
         slots_of: dict[bytes, set[bytes]] = {}
@@ -339,9 +354,12 @@ class ProvenState:
             return
         chunks = [range(i, min(i + MAX_CALLS_PER_BATCH, len(calls)))
                   for i in range(0, len(calls), MAX_CALLS_PER_BATCH)]
-        async with asyncio.TaskGroup() as group:
-            tasks = [group.create_task(self.upstream.batch([calls[i] for i in chunk]))
-                     for chunk in chunks]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self.upstream.batch([calls[i] for i in chunk]))
+                         for chunk in chunks]
+        except ExceptionGroup as errors:  # one line for the caller, not a group
+            raise errors.exceptions[0] from None
         answers = [a for task in tasks for a in task.result()]
         self.stats.round_trips += len(chunks)
         first_error: ChainError | None = None
