@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import hashlib
 import importlib.util
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ from eth_account import Account
 
 from contracts.build import run_solc
 from node.chain.errors import MalformedInputError, VerificationError
-from node.chain.forks import ANVIL, MAINNET
+from node.chain.forks import ANVIL, MAINNET, TimeFork
 from node.chain.hashing import keccak256
 from node.chain.header import Header, verify_header
 from node.rpc.evm import (
@@ -52,7 +53,7 @@ from node.rpc.evm import (
 from node.rpc.upstream_api import Answer, DirectUpstream
 from node.rpc.witness import ProvenState, StateAnswerError, WitnessStore, reachable
 
-from anvil import Anvil, RpcError
+from anvil import Anvil, RpcError, start_anvil
 from vectors import hive_block, io_case, io_cases
 
 
@@ -1075,3 +1076,62 @@ async def test_concurrent_calls_on_one_cold_state(evm: LocalEvm, upstream: Any,
     for call, task in zip(calls, tasks, strict=True):
         oracle = anvil_call(chain, call)
         assert (task.result().output, task.result().gas_used) == (oracle.output, oracle.gas)
+
+
+# -- Osaka: vm_class_for's hook filled by node/rpc/osaka.py, against anvil --hardfork osaka --
+
+
+OSAKA_ANVIL = replace(ANVIL, name="anvil-osaka",
+                      time_forks=(*ANVIL.time_forks, TimeFork("osaka", 0)))
+
+
+@pytest.fixture(scope="module")
+def osaka_head() -> Iterator[tuple[Anvil, Header]]:
+    import anvil as anvil_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(anvil_module, "HARDFORK", "osaka")
+        node = start_anvil()
+    try:
+        node.rpc("evm_mine")
+        yield node, verify_header(node.rpc("eth_getBlockByNumber", "latest", False))
+    finally:
+        node.stop()
+
+
+def _p256_input() -> bytes:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = ec.derive_private_key(0xC0FFEE, ec.SECP256R1())
+    r, s = decode_dss_signature(key.sign(b"orbital", ec.ECDSA(hashes.SHA256())))
+    point = key.public_key().public_numbers()
+    return hashlib.sha256(b"orbital").digest() + b"".join(
+        v.to_bytes(32, "big") for v in (r, s, point.x, point.y))
+
+
+@devnet
+async def test_osaka_calls_equal_anvil_osaka(osaka_head: tuple[Anvil, Header]) -> None:
+    node, header = osaka_head
+    assert vm_class_for(header, OSAKA_ANVIL).__name__ == "OsakaVM"
+    sender = node.accounts[0]
+    calls = [
+        {"from": sender, "input": "0x600f1e5f5260205ff3"},  # CLZ(15) (EIP-7939), returned
+        {"from": sender, "to": hexs((0x100).to_bytes(20, "big")),  # P256VERIFY (EIP-7951)
+         "input": hexs(_p256_input())},
+        {"from": sender, "to": hexs((5).to_bytes(20, "big")),  # MODEXP repriced (EIP-7883)
+         "input": hexs(_precompile_inputs()[4][1])},
+    ]
+    async with DirectUpstream(node.url) as direct, LocalEvm(OSAKA_ANVIL) as local:
+        for call in calls:
+            state = ProvenState(direct, header)
+            result = await local.call(state, parse_call_request(call))
+            trace = node.rpc("debug_traceCall", call, hex(header.number), {})
+            assert (result.output, result.gas_used) == (
+                unhex(node.rpc("eth_call", call, hex(header.number))), trace["gas"])
+            assert await local.estimate_gas(state, parse_call_request(call)) == int(
+                node.rpc("eth_estimateGas", call, hex(header.number)), 16)
+        clz = await local.call(ProvenState(direct, header), parse_call_request(calls[0]))
+        p256 = await local.call(ProvenState(direct, header), parse_call_request(calls[1]))
+        assert int.from_bytes(clz.output, "big") == 252 and p256.output == (1).to_bytes(32, "big")
