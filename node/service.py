@@ -22,6 +22,7 @@ from aiohttp import web
 from node.chain.anchor import Anchor
 from node.chain.forks import ChainConfig, load_chain_config
 from node.chain.header_store import HeaderStore
+from node.rpc.evm import LocalEvm
 from node.rpc.heads import CheckpointTrust, GroundTrust, HeadTrust, QuorumTrust
 from node.rpc.server import RpcServer
 from node.rpc.upstream import Endpoint, UpstreamPool
@@ -137,7 +138,10 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
                      f" ({probe.error})" if probe.error else "")
         store = resources.enter_context(
             HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
-        node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history)
+        config = store.config
+        evm = None if config is None else await resources.enter_async_context(LocalEvm(config))
+        node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history,
+                            evm=evm)
         server = RpcServer(node.methods(), _head_of(store))
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()

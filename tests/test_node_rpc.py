@@ -274,8 +274,10 @@ def test_blocks_receipts_and_logs_through_web3_equal_anvils(anvil: Anvil,
                                                            theirs.eth.get_logs(query)]
     by_address = {**query, "address": Web3.to_checksum_address(scenario.contract)}
     assert len(ours.eth.get_logs(by_address)) == len(theirs.eth.get_logs(by_address)) > 0
-    history = ours.eth.fee_history(4, scenario.block_number, [20, 80])
-    real_history = theirs.eth.fee_history(4, scenario.block_number, [20, 80])
+    # (not further back: anvil's blob blocks have a wrong transactionsRoot, so no verified
+    # body, see DESIGN.md -- the rewards need the bodies)
+    history = ours.eth.fee_history(1, scenario.block_number, [20, 80])
+    real_history = theirs.eth.fee_history(1, scenario.block_number, [20, 80])
     assert history["baseFeePerGas"][:-1] == real_history["baseFeePerGas"][:-1]
     # the entry after the newest block: EIP-1559 from its header, which is the base fee block
     # N+1 really has; anvil answers its pending block's instead
@@ -323,3 +325,60 @@ def test_cast_reads_through_the_node_unchanged(anvil: Anvil, node: NodeProcess) 
         anvil.rpc("eth_getTransactionCount", account, hex(number)), 16)
     block = json.loads(run("block", str(number), "--json"))
     assert block["hash"] == anvil.rpc("eth_getBlockByNumber", hex(number), False)["hash"]
+
+
+def test_eth_call_and_estimate_gas_run_locally_and_equal_anvils(anvil: Anvil,
+                                                               node: NodeProcess) -> None:
+    from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+    from devnet_scenario import mine_every_envelope
+
+    scenario = mine_every_envelope(anvil.rpc, DEV_PRIVATE_KEYS, CHAIN_ID)
+    wait_for_head(node, int(anvil.rpc("eth_blockNumber"), 16))
+    block = node.rpc("eth_blockNumber")
+    contract = Web3.to_checksum_address(scenario.contract)
+    calls = [
+        {"to": contract, "data": "0x" + (7).to_bytes(32, "big").hex()},
+        {"to": contract, "input": "0x"},
+        {"from": anvil.accounts[0], "to": anvil.accounts[1], "value": "0x1"},
+        {"to": "0x0000000000000000000000000000000000000002", "data": "0x1234"},  # sha256
+        {"to": Web3.to_checksum_address(scenario.delegated_eoa),
+         "data": "0x" + (9).to_bytes(32, "big").hex()},
+    ]
+    for call in calls:
+        assert node.rpc("eth_call", call, block) == anvil.rpc("eth_call", call, block), call
+        assert node.rpc("eth_estimateGas", call, block) == anvil.rpc(
+            "eth_estimateGas", call, block), call
+    w3 = Web3(Web3.HTTPProvider(node.url))
+    assert w3.eth.call(calls[0]) == bytes.fromhex(anvil.rpc("eth_call", calls[0])[2:])
+
+
+def test_cast_call_and_send_through_the_node(tmp_path: Path) -> None:
+    """On an anvil of its own: anvil's blob blocks carry a wrong transactionsRoot (DESIGN.md),
+    and cast's eth_feeHistory over the last 10 blocks needs every body verified."""
+    import subprocess
+
+    from anvil import find_foundry_tool, start_anvil
+
+    cast = str(find_foundry_tool("cast"))
+    chain = start_anvil()
+    chain.rpc("evm_mine")  # anvil's genesis header commits to a stateRoot its proofs do not
+    # match (measured: anvil 1.7.1); the node rightly refuses proofs at block 0
+    node = start_node([chain.url], tmp_path / "data", "--refresh", "0.5")
+    try:
+        key = chain.private_keys[9]
+        target = chain.accounts[3]
+        before = int(chain.rpc("eth_getBalance", target, "latest"), 16)
+        done = subprocess.run([cast, "send", target, "--value", "777", "--private-key", key,
+                               "--rpc-url", node.url, "--json", "--timeout", "60"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        receipt = json.loads(done.stdout)
+        assert receipt["status"] in ("0x1", 1, "1")
+        assert int(chain.rpc("eth_getBalance", target, "latest"), 16) == before + 777
+        done = subprocess.run([cast, "call", "0x0000000000000000000000000000000000000004",
+                               "0xbeef", "--rpc-url", node.url], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.strip() == "0xbeef", done.stderr
+    finally:
+        assert node.stop() == 0
+        chain.stop()

@@ -31,8 +31,17 @@ from node.chain.rpcjson import parse_data, parse_quantity
 from node.chain.transactions import decode_transaction
 from node.rpc import fees
 from node.rpc.blocks import LogRangeError, VerifiedBlocks
+from node.rpc.evm import (
+    CallRequest,
+    EstimateGasError,
+    ExecResult,
+    LocalEvm,
+    parse_call_request,
+    parse_state_overrides,
+)
 from node.rpc.heads import GroundTrust, HeadTrust, TrustedHeads
 from node.rpc.server import (
+    EXECUTION_REVERTED,
     INVALID_PARAMS,
     RESOURCE_UNAVAILABLE,
     Handler,
@@ -56,6 +65,7 @@ DEFAULT_PRIORITY_FEE = 10**9
 STATES_KEPT = 8
 MAX_PROOF_KEYS = 1024
 MAX_FEE_HISTORY = 1024
+EXECUTION_FAILED = -32000  # geth: a call that halted or could not run
 
 
 @dataclass
@@ -73,6 +83,7 @@ class VerifiedNode:
     refresh_error: str | None = None
     extra_status: dict[str, Callable[[], Any]] = field(default_factory=dict)
     witness: WitnessStore = field(default_factory=WitnessStore)
+    evm: LocalEvm | None = None  # None: no fork schedule, so no local execution
     blocks: VerifiedBlocks = field(init=False)
     _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
 
@@ -205,6 +216,61 @@ class VerifiedNode:
         slots = [parse_quantity(k, f"keys[{i}]", 256) for i, k in enumerate(keys)]
         return await self.state_at(tag).proof(_address(address), slots)
 
+    # -- local execution ------------------------------------------------------------------------
+
+    def _execution(self, params: list[Any], usage: str
+                   ) -> tuple[LocalEvm, ProvenState, CallRequest, Any, Callable[[int], Any]]:
+        call, tag, overrides = _params(params, 1, 3, usage)
+        if self.evm is None:
+            raise RpcError(RESOURCE_UNAVAILABLE, "local execution needs the chain's fork "
+                                                 "schedule: start the node with --chain")
+        state = self.state_at(tag)
+        return (self.evm, state, parse_call_request(call), parse_state_overrides(overrides),
+                self._ancestor_hashes(state.header))
+
+    def _ancestor_hashes(self, header: Header) -> Callable[[int], bytes | None]:
+        """BLOCKHASH for a call on ``header``: its anchored ancestors only."""
+        canonical = self.store.canonical_hash(header.number) == header.hash
+
+        def block_hash(number: int) -> bytes | None:
+            if not canonical or number >= header.number:
+                return None
+            return self.store.canonical_hash(number)
+        return block_hash
+
+    async def _call(self, params: list[Any]) -> str:
+        evm, state, request, overrides, hashes = self._execution(
+            params, "eth_call(transaction, block, stateOverrides)")
+        result = await evm.call(state, request, overrides=overrides, block_hash=hashes)
+        if result.success:
+            return "0x" + result.output.hex()
+        raise _failure(result)
+
+    async def _estimate_gas(self, params: list[Any]) -> str:
+        evm, state, request, overrides, hashes = self._execution(
+            params, "eth_estimateGas(transaction, block, stateOverrides)")
+        try:
+            return hex(await evm.estimate_gas(state, request, overrides=overrides,
+                                              block_hash=hashes))
+        except EstimateGasError as exc:
+            if exc.failure.revert_data is not None:
+                raise _failure(exc.failure) from None
+            raise RpcError(EXECUTION_FAILED, str(exc)) from None
+
+    async def _access_list(self, params: list[Any]) -> dict[str, Any]:
+        evm, state, request, overrides, hashes = self._execution(
+            params, "eth_createAccessList(transaction, block, stateOverrides)")
+        found = await evm.create_access_list(state, request, overrides=overrides,
+                                             block_hash=hashes)
+        out: dict[str, Any] = {
+            "accessList": [{"address": "0x" + address.hex(),
+                            "storageKeys": ["0x" + k.hex() for k in keys]}
+                           for address, keys in found.access_list],
+            "gasUsed": hex(found.result.gas_used)}
+        if not found.result.success:
+            out["error"] = found.result.error or "execution reverted"
+        return out
+
     # -- blocks, transactions, receipts, logs, fees -----------------------------------------------
 
     async def _block_by_number(self, params: list[Any]) -> dict[str, Any]:
@@ -307,6 +373,9 @@ class VerifiedNode:
             "eth_getBlockReceipts": ("verified", self._block_receipts),
             "eth_getLogs": ("verified", self._logs),
             "eth_feeHistory": ("verified", self._fee_history),
+            "eth_call": ("local", self._call),
+            "eth_estimateGas": ("local", self._estimate_gas),
+            "eth_createAccessList": ("local", self._access_list),
             "eth_gasPrice": ("local", self._gas_price),
             "eth_maxPriorityFeePerGas": ("local", self._priority_fee),
             "eth_sendRawTransaction": ("relayed", self._send_raw_transaction),
@@ -404,3 +473,21 @@ def _params(params: list[Any], required: int, total: int, usage: str) -> list[An
 
 def _address(value: Any) -> bytes:
     return parse_data(value, "address", 20)
+
+
+ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
+
+
+def _failure(result: ExecResult) -> RpcError:
+    """A call that did not succeed, as geth answers it: a revert is code 3 with the revert
+    data (and an ``Error(string)`` reason in the message); anything else its error."""
+    data = result.revert_data
+    if data is None:
+        return RpcError(EXECUTION_FAILED, result.error or "execution failed")
+    message = "execution reverted"
+    if data[:4] == ERROR_STRING and len(data) >= 68:
+        length = int.from_bytes(data[36:68], "big")
+        if 68 + length <= len(data):
+            reason = data[68:68 + length].decode("utf-8", "replace")
+            message = f"execution reverted: {reason}"
+    return RpcError(EXECUTION_REVERTED, message, "0x" + data.hex())
