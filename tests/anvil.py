@@ -224,11 +224,13 @@ def start_anvil(
     accounts: int = len(DEV_PRIVATE_KEYS),
     extra_args: tuple[str, ...] = (),
     startup_timeout: float = STARTUP_TIMEOUT,
+    hardfork: str | None = None,
 ) -> Anvil:
     """Start anvil on 127.0.0.1 and return once it answers ``eth_chainId``.
 
     ``accounts`` dev accounts are funded (at most ten: the keys of more are not kept here).
-    ``extra_args`` go to anvil's command line after the defaults (e.g. ``("--no-mining",)``).
+    ``extra_args`` go to anvil's command line after the defaults (e.g. ``("--no-mining",)``);
+    ``hardfork`` replaces the default :data:`HARDFORK`.
     Raises :class:`AnvilNotFoundError` without a binary and :class:`AnvilStartError` if anvil
     exits or stays silent for ``startup_timeout`` seconds.
     """
@@ -243,7 +245,7 @@ def start_anvil(
         "--host", "127.0.0.1",
         "--port", "0",
         "--chain-id", str(CHAIN_ID),
-        "--hardfork", HARDFORK,
+        "--hardfork", hardfork or HARDFORK,
         "--mnemonic", DEV_MNEMONIC,
         "--accounts", str(accounts),
         *extra_args,

@@ -382,3 +382,47 @@ def test_cast_call_and_send_through_the_node(tmp_path: Path) -> None:
     finally:
         assert node.stop() == 0
         chain.stop()
+
+
+def _p256_input(message: bytes) -> bytes:
+    """EIP-7951 input: hash || r || s || qx || qy of a fresh secp256r1 signature."""
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    r, s = decode_dss_signature(key.sign(message, ec.ECDSA(hashes.SHA256())))
+    numbers = key.public_key().public_numbers()
+    return (hashlib.sha256(message).digest()
+            + b"".join(v.to_bytes(32, "big") for v in (r, s, numbers.x, numbers.y)))
+
+
+def test_osaka_calls_through_the_node_equal_anvils(tmp_path: Path) -> None:
+    """anvil --hardfork osaka: CLZ (EIP-7939) and P256VERIFY (EIP-7951) run on the node's
+    own Osaka VM, picked by the block's timestamp from the fork schedule (--chain)."""
+    from anvil import start_anvil
+
+    chain = start_anvil(hardfork="osaka")
+    clz = "0x" + "00" * 19 + "c1"
+    chain.rpc("anvil_setCode", clz, "0x6000351e60005260206000f3")  # return clz(calldata[0])
+    chain.rpc("evm_mine")
+    node = start_node([chain.url], tmp_path / "data", "--chain", "anvil-osaka")
+    try:
+        block = node.rpc("eth_blockNumber")
+        calls = [{"to": clz, "data": "0x" + (1 << k).to_bytes(32, "big").hex()}
+                 for k in (0, 1, 100, 255)]
+        calls.append({"to": clz, "data": "0x" + "00" * 32})
+        good = _p256_input(b"orbital")
+        bad = good[:-1] + bytes([good[-1] ^ 1])
+        calls += [{"to": "0x" + "00" * 18 + "0100", "data": "0x" + data.hex()}
+                  for data in (good, bad)]
+        for call in calls:
+            assert node.rpc("eth_call", call, block) == chain.rpc("eth_call", call, block)
+            assert node.rpc("eth_estimateGas", call, block) == chain.rpc(
+                "eth_estimateGas", call, block)
+        assert node.rpc("eth_call", calls[-2], block) == "0x" + "00" * 31 + "01"
+    finally:
+        assert node.stop() == 0
+        chain.stop()

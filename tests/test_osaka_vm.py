@@ -44,7 +44,6 @@ from node.rpc.osaka import (
 from node.rpc.osaka import P256_N as N
 from node.rpc.osaka import P256_P as P
 
-import anvil as anvil_module
 from anvil import DEV_PRIVATE_KEYS, Anvil, RpcError, start_anvil
 
 CHAIN_ID = 31337
@@ -695,11 +694,8 @@ def test_block_above_8_mib_is_invalid() -> None:
 @pytest.fixture(scope="module")
 def osaka_anvil() -> Iterator[Anvil]:
     """anvil running Osaka with EIP-7825 enforced (anvil 1.7.1 leaves the cap off unless told:
-    ``--enable-tx-gas-limit``). tests/anvil.py passes ``--hardfork prague`` and anvil refuses
-    the flag twice, so the module's constant is swapped while it starts."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(anvil_module, "HARDFORK", "osaka")
-        node = start_anvil(extra_args=("--enable-tx-gas-limit",))
+    ``--enable-tx-gas-limit``)."""
+    node = start_anvil(extra_args=("--enable-tx-gas-limit",), hardfork="osaka")
     try:
         yield node
     finally:

@@ -25,7 +25,7 @@ import hashlib
 import importlib.util
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -35,7 +35,7 @@ from eth_account import Account
 
 from contracts.build import run_solc
 from node.chain.errors import MalformedInputError, VerificationError
-from node.chain.forks import ANVIL, MAINNET, TimeFork
+from node.chain.forks import ANVIL, ANVIL_OSAKA, MAINNET
 from node.chain.hashing import keccak256
 from node.chain.header import Header, verify_header
 from node.rpc.evm import (
@@ -1081,17 +1081,12 @@ async def test_concurrent_calls_on_one_cold_state(evm: LocalEvm, upstream: Any,
 # -- Osaka: vm_class_for's hook filled by node/rpc/osaka.py, against anvil --hardfork osaka --
 
 
-OSAKA_ANVIL = replace(ANVIL, name="anvil-osaka",
-                      time_forks=(*ANVIL.time_forks, TimeFork("osaka", 0)))
+OSAKA_ANVIL = ANVIL_OSAKA
 
 
 @pytest.fixture(scope="module")
 def osaka_head() -> Iterator[tuple[Anvil, Header]]:
-    import anvil as anvil_module
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(anvil_module, "HARDFORK", "osaka")
-        node = start_anvil()
+    node = start_anvil(hardfork="osaka")
     try:
         node.rpc("evm_mine")
         yield node, verify_header(node.rpc("eth_getBlockByNumber", "latest", False))

@@ -41,7 +41,7 @@ import json
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -666,7 +666,12 @@ ANVIL = ChainConfig(
 """A local anvil devnet run with ``--hardfork prague`` (not a public network: its quirk
 is accepted on this chain only)."""
 
-NETWORKS: dict[str, ChainConfig] = {cfg.name: cfg for cfg in (MAINNET, SEPOLIA, HOODI, ANVIL)}
+ANVIL_OSAKA = replace(ANVIL, name="anvil-osaka",
+                      time_forks=(*ANVIL.time_forks, TimeFork("osaka", 0)))
+"""``anvil --hardfork osaka``: the same, with Osaka from genesis (Prague's blob schedule)."""
+
+NETWORKS: dict[str, ChainConfig] = {cfg.name: cfg for cfg in (MAINNET, SEPOLIA, HOODI, ANVIL,
+                                                              ANVIL_OSAKA)}
 
 
 def load_chain_config(path_or_name: str | Path) -> ChainConfig:
