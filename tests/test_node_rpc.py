@@ -426,3 +426,49 @@ def test_osaka_calls_through_the_node_equal_anvils(tmp_path: Path) -> None:
     finally:
         assert node.stop() == 0
         chain.stop()
+
+
+def _header_liar(method: str, params: list[Any], result: Any) -> Any:
+    """Serves headers that do not hash (a made-up stateRoot) and answers the chain's head
+    as one block higher than it is."""
+    if method.startswith("eth_getBlockBy") and isinstance(result, dict):
+        result["stateRoot"] = "0x" + "66" * 32
+    if method == "eth_blockNumber":
+        result = hex(int(result, 16) + 1)
+    return result
+
+
+def test_a_head_that_does_not_hash_is_penalized_and_the_honest_head_anchored(
+        anvil: Anvil, tmp_path: Path) -> None:
+    from lying_upstream import LyingUpstream
+
+    anvil.rpc("evm_mine")
+    honest_but_slow = LyingUpstream(anvil.url, lambda method, params, result: result,
+                                    delay=0.05)
+    with LyingUpstream(anvil.url, _header_liar) as liar, honest_but_slow as honest:
+        node = start_node([f"liar={liar.url}", f"honest={honest.url}"], tmp_path / "data",
+                          "--quorum", "1")
+        try:
+            status = node.rpc("orbital_status")
+            head = anvil.rpc("eth_getBlockByNumber", hex(status["head"]["number"]), False)
+            assert status["head"]["hash"] == head["hash"]
+            assert status["head"]["detail"] == "1 of 2 upstreams: honest"
+            lies = {u["name"]: u["lies"] for u in status["upstreams"]}
+            assert lies["honest"] == {} and sum(lies["liar"].values()) >= 1
+        finally:
+            assert node.stop() == 0
+
+
+def test_with_no_quorum_the_node_has_no_head_and_says_why(anvil: Anvil,
+                                                         tmp_path: Path) -> None:
+    from lying_upstream import LyingUpstream
+
+    with LyingUpstream(anvil.url, _header_liar) as liar:
+        node = start_node([f"liar={liar.url}", f"honest={anvil.url}"], tmp_path / "data")
+        try:
+            status = node.rpc("orbital_status")
+            assert status["head"] is None and "quorum" in status["refreshError"]
+            with pytest.raises(NodeRpcError, match="no anchored head"):
+                node.rpc("eth_getBalance", anvil.accounts[0], "latest")
+        finally:
+            assert node.stop() == 0

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,20 +88,39 @@ class QuorumTrust:
                              f"got k={self.k}")
 
     async def heads(self) -> TrustedHeads:
-        heights: list[int] = []
-        for _, upstream in self.upstreams:
+        reported: list[tuple[int, str, Upstream]] = []
+        for name, upstream in self.upstreams:
             try:
                 answer = await upstream.call("eth_blockNumber", [])
-                heights.append(int(answer.value("eth_blockNumber"), 16))
+                reported.append((int(answer.value("eth_blockNumber"), 16), name, upstream))
             except (UpstreamError, ValueError, TypeError):
                 continue
-        if len(heights) < self.k:
-            raise HeadTrustError(f"quorum: only {len(heights)} of {len(self.upstreams)} "
+        if len(reported) < self.k:
+            raise HeadTrustError(f"quorum: only {len(reported)} of {len(self.upstreams)} "
                                  f"upstreams answered, {self.k} needed")
-        height = sorted(heights, reverse=True)[self.k - 1]
-        votes: Counter[bytes] = Counter()
-        voters: dict[bytes, list[str]] = {}
-        for name, upstream in self.upstreams:
+        # Highest height first: an upstream that claims a head no one else has (behind, or
+        # inflating) costs a round, never the answer.
+        heights = sorted({height for height, _, _ in reported}, reverse=True)
+        seen = ""
+        for height in heights:
+            voters = [(n, u) for h, n, u in reported if h >= height]
+            if len(voters) < self.k:
+                continue
+            votes = await self._votes(height, voters)
+            if votes and max(len(v) for v in votes.values()) >= self.k:
+                block_hash, names = max(votes.items(), key=lambda item: len(item[1]))
+                detail = f"{len(names)} of {len(self.upstreams)} upstreams: {', '.join(names)}"
+                return TrustedHeads(Anchor(height, block_hash, AnchorSource.QUORUM, detail))
+            seen = ", ".join(f"0x{h.hex()[:12]}..: {len(n)}" for h, n in votes.items())
+        raise HeadTrustError(f"quorum: no {self.k} upstreams agree on a block at heights "
+                             f"{heights[0]}..{heights[-1]} ({seen or 'no answers'})")
+
+    async def _votes(self, height: int, voters: Sequence[tuple[str, Upstream]]
+                     ) -> dict[bytes, list[str]]:
+        """Block hash -> the upstreams that answered it at ``height`` (a block that does not
+        hash, or is another height, is a lie: penalized, no vote)."""
+        votes: dict[bytes, list[str]] = {}
+        for name, upstream in voters:
             try:
                 answer = await upstream.call("eth_getBlockByNumber", [hex(height), False])
                 header = header_from_answer(answer, upstream, "eth_getBlockByNumber")
@@ -112,15 +130,8 @@ class QuorumTrust:
                 upstream.penalize(answer, f"eth_getBlockByNumber({height}) answered block "
                                           f"{header.number}")
                 continue
-            votes[header.hash] += 1
-            voters.setdefault(header.hash, []).append(name)
-        if not votes or votes.most_common(1)[0][1] < self.k:
-            seen = ", ".join(f"0x{h.hex()[:12]}..: {n}" for h, n in votes.most_common())
-            raise HeadTrustError(f"quorum: no {self.k} upstreams agree on block {height} "
-                                 f"({seen or 'no answers'})")
-        block_hash, count = votes.most_common(1)[0]
-        detail = f"{count} of {len(self.upstreams)} upstreams: {', '.join(voters[block_hash])}"
-        return TrustedHeads(Anchor(height, block_hash, AnchorSource.QUORUM, detail))
+            votes.setdefault(header.hash, []).append(name)
+        return votes
 
 
 @dataclass

@@ -21,6 +21,8 @@ from node.chain.header import Header, verify_header
 from node.chain.header_store import HeaderStore
 from node.rpc.upstream_api import Answer, Upstream, UpstreamError
 
+RETRIES_AFTER_LIE = 2
+"""Times a header is asked for again after a lie (a pool routes the retry elsewhere)."""
 DEFAULT_BATCH = 128
 """Headers asked for in one JSON-RPC batch (about 1.8 kB of JSON each)."""
 
@@ -56,11 +58,19 @@ def header_from_answer(answer: Answer, upstream: Upstream, method: str,
     return header
 
 
-async def fetch_header(upstream: Upstream, block_hash: bytes) -> Header:
-    """The header with ``block_hash`` from the upstream, checked to hash to it."""
+async def fetch_header(upstream: Upstream, block_hash: bytes, *,
+                       retries_after_lie: int = RETRIES_AFTER_LIE) -> Header:
+    """The header with ``block_hash`` from the upstream, checked to hash to it. After a lie
+    (penalized) it is asked again: a pool then prefers another upstream."""
     method = "eth_getBlockByHash"
-    answer = await upstream.call(method, ["0x" + block_hash.hex(), False])
-    return header_from_answer(answer, upstream, method, block_hash)
+    for attempt in range(retries_after_lie + 1):
+        answer = await upstream.call(method, ["0x" + block_hash.hex(), False])
+        try:
+            return header_from_answer(answer, upstream, method, block_hash)
+        except (ChainError, UpstreamError):
+            if attempt == retries_after_lie or answer.error is not None:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def sync_anchor(anchor: Anchor, upstream: Upstream, store: HeaderStore, *,
@@ -86,7 +96,10 @@ async def sync_anchor(anchor: Anchor, upstream: Upstream, store: HeaderStore, *,
         run: list[Header] = []
         expected = lowest.parent_hash
         for answer in answers:
-            above = header_from_answer(answer, upstream, "eth_getBlockByNumber")
+            try:
+                above = header_from_answer(answer, upstream, "eth_getBlockByNumber")
+            except (ChainError, UpstreamError):
+                break  # penalized if it was a lie; the parent is then asked for by hash
             if above.hash != expected:
                 break  # another branch at that height (a reorg upstream, or a lie)
             run.append(above)
