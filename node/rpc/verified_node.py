@@ -62,6 +62,9 @@ MAX_RAW_TRANSACTION = 128 * 1024
 DEFAULT_HISTORY = 256
 """Ancestors of each anchor kept linked (BLOCKHASH reaches 256 back)."""
 DEFAULT_PRIORITY_FEE = 10**9
+"""The tip suggested when the recent anchored blocks hold no transactions (anvil's too)."""
+TIP_BLOCKS = 5
+TIP_PERCENTILE = 60
 STATES_KEPT = 8
 MAX_PROOF_KEYS = 1024
 MAX_FEE_HISTORY = 1024
@@ -416,11 +419,24 @@ class VerifiedNode:
             return 0
         return calculate_base_fee_per_gas(head.gas_limit, head.gas_used, head.base_fee_per_gas)
 
+    async def suggested_tip(self) -> int:
+        """A priority fee that got transactions in lately: the median of the
+        :data:`TIP_PERCENTILE`-th percentile tips of the last :data:`TIP_BLOCKS` anchored
+        blocks that hold transactions (bodies and receipts verified; go-ethereum's oracle
+        reads the same percentile); :data:`DEFAULT_PRIORITY_FEE` when they hold none."""
+        head = self.head()
+        headers = [h for n in range(max(0, head.number - TIP_BLOCKS + 1), head.number + 1)
+                   if (h := self.store.by_number(n)) is not None and h.gas_used > 0]
+        tips = [fees.rewards(block.header, block.transactions, receipts, [TIP_PERCENTILE])[0]
+                for block, receipts in await self.blocks.proven(headers)
+                if block.transactions]
+        return sorted(tips)[len(tips) // 2] if tips else DEFAULT_PRIORITY_FEE
+
     async def _gas_price(self, params: list[Any]) -> str:
-        return hex(self.next_base_fee() + DEFAULT_PRIORITY_FEE)
+        return hex(self.next_base_fee() + await self.suggested_tip())
 
     async def _priority_fee(self, params: list[Any]) -> str:
-        return hex(DEFAULT_PRIORITY_FEE)
+        return hex(await self.suggested_tip())
 
     async def _send_raw_transaction(self, params: list[Any]) -> str:
         if len(params) != 1:
