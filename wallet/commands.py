@@ -56,13 +56,13 @@ from enum import StrEnum
 from os import PathLike
 from typing import Any
 
-from eth_utils import is_checksum_address, keccak, to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from wallet.errors import CommandRejectedError, MalformedRequestError
-from wallet.jsondepth import json_nesting_exceeds
 from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
 from wallet.messages import typed_data_digest
 from wallet.sqlite import open_durable, write_transaction
+from wallet.strictjson import expect_address, expect_hex, expect_object, load_document
 
 DOMAIN_NAME = "orbital-command"
 """EIP-712 domain ``name`` of operator commands (distinct from the attestation domain)."""
@@ -408,52 +408,6 @@ def envelope_to_json(envelope: Envelope) -> str:
     return json.dumps(document, indent=2, ensure_ascii=True) + "\n"
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            # two parsers could pick different values: the signed payload would be ambiguous
-            raise MalformedRequestError(f"envelope: duplicate JSON key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_float(text: str) -> Any:
-    raise MalformedRequestError(f"envelope: non-integer number {text}; write quantities as "
-                                "integers or 0x-hex")
-
-
-def _object(value: Any, field: str, keys: Iterable[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MalformedRequestError(f"{field}: expected an object, got {type(value).__name__}")
-    wanted = set(keys)
-    if missing := sorted(wanted - value.keys()):
-        raise MalformedRequestError(f"{field}: missing field(s) {', '.join(missing)}")
-    if unknown := sorted(value.keys() - wanted):
-        raise MalformedRequestError(f"{field}: unknown field(s) {', '.join(unknown)}")
-    return value
-
-
-def _hex(value: Any, field: str, length: int) -> bytes:
-    if not (isinstance(value, str) and value.startswith("0x")
-            and set(value[2:]) <= _HEX_DIGITS):
-        raise MalformedRequestError(
-            f"{field}: expected 0x-prefixed hex of {length} bytes, got {value!r:.80}")
-    if len(value) - 2 != 2 * length:
-        raise MalformedRequestError(
-            f"{field}: expected {length} bytes ({2 * length} hex digits), got "
-            f"{len(value) - 2} hex digits")
-    return bytes.fromhex(value[2:])
-
-
-def _address(value: Any, field: str) -> bytes:
-    raw = _hex(value, field, 20)
-    body = value[2:]
-    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
-        raise MalformedRequestError(f"{field}: {value} fails its EIP-55 checksum")
-    return raw
-
-
 def envelope_from_json(data: str | bytes) -> Envelope:
     """Read an envelope file, strictly::
 
@@ -467,43 +421,31 @@ def envelope_from_json(data: str | bytes) -> Envelope:
     Missing or unknown fields, duplicate keys, non-integer numbers, bad hex, wrong lengths,
     a bad address checksum or a foreign domain raise :class:`MalformedRequestError` naming
     the field. Signatures are not checked here (that is :meth:`CommandVerifier.verify`)."""
-    if len(data) > MAX_ENVELOPE_BYTES:
-        raise MalformedRequestError(f"envelope: larger than {MAX_ENVELOPE_BYTES} bytes")
-    if isinstance(data, bytes | bytearray):
-        try:
-            data = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedRequestError(f"envelope: not UTF-8: {exc}") from None
-    if json_nesting_exceeds(data, _MAX_FILE_DEPTH):
-        raise MalformedRequestError(f"envelope: JSON nested deeper than {_MAX_FILE_DEPTH} levels")
-    try:
-        document = json.loads(data, object_pairs_hook=_no_duplicate_keys,
-                              parse_float=_no_float, parse_constant=_no_float)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, int too long
-        raise MalformedRequestError(f"envelope: not valid JSON: {exc}") from None
-    top = _object(document, "envelope", ("version", "domain", "command", "payload",
+    document = load_document(data, "envelope", max_bytes=MAX_ENVELOPE_BYTES,
+                             max_depth=_MAX_FILE_DEPTH)
+    top = expect_object(document, "envelope", ("version", "domain", "command", "payload",
                                          "signatures"))
     if isinstance(top["version"], bool) or top["version"] != ENVELOPE_VERSION:
         raise MalformedRequestError(
             f"version: expected {ENVELOPE_VERSION}, got {top['version']!r:.80}")
-    domain = _object(top["domain"], "domain", ("name", "version", "chainId"))
+    domain = expect_object(top["domain"], "domain", ("name", "version", "chainId"))
     if domain["name"] != DOMAIN_NAME:
         raise MalformedRequestError(
             f"domain.name: expected {DOMAIN_NAME!r}, got {domain['name']!r:.80}")
     if domain["version"] != DOMAIN_VERSION:
         raise MalformedRequestError(
             f"domain.version: expected {DOMAIN_VERSION!r}, got {domain['version']!r:.80}")
-    fields = _object(top["command"], "command", ("kind", "payloadHash", "nonce", "notBefore",
+    fields = expect_object(top["command"], "command", ("kind", "payloadHash", "nonce", "notBefore",
                                                  "expiry", "satelliteId"))
     if not isinstance(fields["kind"], str):
         raise MalformedRequestError(f"command.kind: expected a string, got {fields['kind']!r}")
     command = Command(
         kind=fields["kind"],
-        payload_hash=_hex(fields["payloadHash"], "command.payloadHash", 32),
+        payload_hash=expect_hex(fields["payloadHash"], "command.payloadHash", 32),
         nonce=_uint(fields["nonce"], "command.nonce", UINT64_MAX),
         not_before=_uint(fields["notBefore"], "command.notBefore", UINT64_MAX),
         expiry=_uint(fields["expiry"], "command.expiry", UINT64_MAX),
-        satellite_id=_hex(fields["satelliteId"], "command.satelliteId", 32),
+        satellite_id=expect_hex(fields["satelliteId"], "command.satelliteId", 32),
         chain_id=_uint(domain["chainId"], "domain.chainId", 2**256 - 1),
     )
     payload = top["payload"]
@@ -518,9 +460,9 @@ def envelope_from_json(data: str | bytes) -> Envelope:
     signatures = []
     for index, item in enumerate(entries):
         where = f"signatures[{index}]"
-        entry = _object(item, where, ("signer", "signature"))
-        signatures.append(SignatureEntry(_address(entry["signer"], f"{where}.signer"),
-                                         _hex(entry["signature"], f"{where}.signature", 65)))
+        entry = expect_object(item, where, ("signer", "signature"))
+        signatures.append(SignatureEntry(expect_address(entry["signer"], f"{where}.signer"),
+                                         expect_hex(entry["signature"], f"{where}.signature", 65)))
     return Envelope(command, payload, tuple(signatures))
 
 

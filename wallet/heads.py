@@ -51,17 +51,16 @@ a file that cannot be read is a :class:`~wallet.errors.MalformedRequestError`.
 from __future__ import annotations
 
 import json
-import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from wallet.errors import MalformedRequestError, WalletError
-from wallet.jsondepth import json_nesting_exceeds
 from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
 from wallet.messages import typed_data_digest
+from wallet.strictjson import expect_address, expect_hex, expect_object, load_document
 
 DOMAIN_NAME = "orbital-head"
 """EIP-712 domain ``name`` of signed heads (distinct from commands and attestations)."""
@@ -100,7 +99,6 @@ the top object), checked before parsing so that a hostile file cannot exhaust th
 
 UINT64_MAX = 2**64 - 1
 UINT256_MAX = 2**256 - 1
-_HEX_DIGITS = frozenset(string.hexdigits)
 
 
 class HeadRejectedError(WalletError):
@@ -360,50 +358,6 @@ def signed_head_to_json(signed: SignedHead) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:  # two parsers could read different heads from one file
-            raise MalformedRequestError(f"signed head: duplicate JSON key {key!r}")
-        result[key] = value
-    return result
-
-
-def _no_float(text: str) -> Any:
-    raise MalformedRequestError(f"signed head: non-integer number {text}")
-
-
-def _object(value: Any, field: str, keys: Iterable[str]) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise MalformedRequestError(f"{field}: expected an object, got {type(value).__name__}")
-    wanted = set(keys)
-    if missing := sorted(wanted - value.keys()):
-        raise MalformedRequestError(f"{field}: missing field(s) {', '.join(missing)}")
-    if unknown := sorted(value.keys() - wanted):
-        raise MalformedRequestError(f"{field}: unknown field(s) {', '.join(unknown)}")
-    return value
-
-
-def _hex(value: Any, field: str, length: int) -> bytes:
-    if not (isinstance(value, str) and value.startswith("0x")
-            and set(value[2:]) <= _HEX_DIGITS):
-        raise MalformedRequestError(
-            f"{field}: expected 0x-prefixed hex of {length} bytes, got {value!r:.80}")
-    if len(value) - 2 != 2 * length:
-        raise MalformedRequestError(
-            f"{field}: expected {length} bytes ({2 * length} hex digits), got "
-            f"{len(value) - 2} hex digits")
-    return bytes.fromhex(value[2:])
-
-
-def _address(value: Any, field: str) -> bytes:
-    raw = _hex(value, field, 20)
-    body = value[2:]
-    if body != body.lower() and body != body.upper() and not is_checksum_address(value):
-        raise MalformedRequestError(f"{field}: {value} fails its EIP-55 checksum")
-    return raw
-
-
 def signed_head_from_json(data: str | bytes) -> SignedHead:
     """Read a signed-head file, strictly::
 
@@ -417,36 +371,23 @@ def signed_head_from_json(data: str | bytes) -> SignedHead:
     a bad address checksum, a foreign domain or a domain chainId other than the head's
     raise :class:`MalformedRequestError` naming the field. Signatures are not checked here
     (that is :func:`check_signed_head`)."""
-    if len(data) > MAX_FILE_BYTES:
-        raise MalformedRequestError(f"signed head: larger than {MAX_FILE_BYTES} bytes")
-    if isinstance(data, bytes | bytearray):
-        try:
-            data = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise MalformedRequestError(f"signed head: not UTF-8: {exc}") from None
-    if json_nesting_exceeds(data, _MAX_FILE_DEPTH):
-        raise MalformedRequestError(
-            f"signed head: JSON nested deeper than {_MAX_FILE_DEPTH} levels")
-    try:
-        document = json.loads(data, object_pairs_hook=_no_duplicate_keys,
-                              parse_float=_no_float, parse_constant=_no_float)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, int too long
-        raise MalformedRequestError(f"signed head: not valid JSON: {exc}") from None
-    top = _object(document, "signed head", ("version", "domain", "head", "signatures"))
+    document = load_document(data, "signed head", max_bytes=MAX_FILE_BYTES,
+                             max_depth=_MAX_FILE_DEPTH)
+    top = expect_object(document, "signed head", ("version", "domain", "head", "signatures"))
     if isinstance(top["version"], bool) or top["version"] != FILE_VERSION:
         raise MalformedRequestError(
             f"version: expected {FILE_VERSION}, got {top['version']!r:.80}")
-    domain = _object(top["domain"], "domain", ("name", "version", "chainId"))
+    domain = expect_object(top["domain"], "domain", ("name", "version", "chainId"))
     if domain["name"] != DOMAIN_NAME:
         raise MalformedRequestError(
             f"domain.name: expected {DOMAIN_NAME!r}, got {domain['name']!r:.80}")
     if domain["version"] != DOMAIN_VERSION:
         raise MalformedRequestError(
             f"domain.version: expected {DOMAIN_VERSION!r}, got {domain['version']!r:.80}")
-    fields = _object(top["head"], "head", ("chainId", "number", "hash", "timestamp"))
+    fields = expect_object(top["head"], "head", ("chainId", "number", "hash", "timestamp"))
     head = Head(chain_id=_uint(fields["chainId"], "head.chainId", UINT256_MAX),
                 number=_uint(fields["number"], "head.number", UINT64_MAX),
-                hash=_hex(fields["hash"], "head.hash", 32),
+                hash=expect_hex(fields["hash"], "head.hash", 32),
                 timestamp=_uint(fields["timestamp"], "head.timestamp", UINT64_MAX))
     if _uint(domain["chainId"], "domain.chainId", UINT256_MAX) != head.chain_id:
         raise MalformedRequestError(
@@ -461,7 +402,7 @@ def signed_head_from_json(data: str | bytes) -> SignedHead:
     signatures = []
     for index, item in enumerate(entries):
         where = f"signatures[{index}]"
-        entry = _object(item, where, ("signer", "signature"))
-        signatures.append(HeadSignature(_address(entry["signer"], f"{where}.signer"),
-                                        _hex(entry["signature"], f"{where}.signature", 65)))
+        entry = expect_object(item, where, ("signer", "signature"))
+        signatures.append(HeadSignature(expect_address(entry["signer"], f"{where}.signer"),
+                                        expect_hex(entry["signature"], f"{where}.signature", 65)))
     return SignedHead(head, tuple(signatures))
