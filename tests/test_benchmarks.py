@@ -65,3 +65,35 @@ def test_lightclient_benchmark_quick_run_reports_times_and_bytes() -> None:
     head = rows["head after 1 h offline, no period boundary"]
     assert head["ours"] < 2.5 and head["baseline"] > head["ours"]
     assert {span["name"] for span in report["spans"]} == {"1 h", "24 h", "7 days"}
+
+
+@pytest.mark.slow
+@pytest.mark.devnet
+def test_node_benchmark_quick_run_reports_every_method_cold_warm_and_over_the_link() -> None:
+    """About 20 s: anvil, two node processes, the link emulators."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.node", "--quick", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    calls = [row for row in rows if row.get("case")]
+    methods = {row["case"].split(" (")[0] for row in calls}
+    assert methods == {"eth_getBalance", "eth_getTransactionCount", "eth_getStorageAt",
+                       "eth_getCode", "eth_getProof", "eth_call", "eth_estimateGas",
+                       "eth_getBlockByNumber", "eth_getTransactionReceipt", "eth_getLogs",
+                       "eth_feeHistory"}
+    assert {(row["where"], row["temperature"]) for row in calls} == {
+        ("loopback", "cold"), ("loopback", "warm"), ("5 ms link", "cold"), ("5 ms link", "warm")}
+    assert len(calls) == 12 * 4
+    for row in calls:
+        assert row["unit"] == "ms/call" and row["ours"] > 0 and row["baseline"] > 0
+        if row["temperature"] == "cold":
+            assert row["traffic"]["round_trips"] >= 1 and row["traffic"]["kB_received"] > 0
+        else:
+            assert row["traffic"]["round_trips"] == 0  # warm: no upstream traffic at all
+        assert (row["target"] is not None) == (row["where"] == "5 ms link"
+                                              and row["temperature"] == "warm")
+    balance = next(row for row in calls if row["where"] == "5 ms link"
+                   and row["temperature"] == "warm" and row["case"] == "eth_getBalance")
+    assert balance["passed"] is True  # a proven balance beats a 10 ms round trip
+    (gas,) = [row for row in rows if row["unit"] == "Mgas/s"]
+    assert 0 < gas["ours"] < gas["baseline"]
