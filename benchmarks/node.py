@@ -4,7 +4,7 @@ and the same over an emulated 5 ms ground link, where the warm verified answer s
 
 Run from the repository root::
 
-    python -m benchmarks.node            # full run (about a minute and a half)
+    python -m benchmarks.node            # full run (about a minute)
     python -m benchmarks.node --quick    # few samples, for the smoke test
     python -m benchmarks.node --check    # exit 1 if a target is missed
     python -m benchmarks.node --json     # results as JSON instead of the table
@@ -606,7 +606,7 @@ def notes(rows: Sequence[Row], net: Devnet, sizes: Sizes, mode: str) -> list[str
         f"loopback. Target rows: warm over the link >= 1x. Result: {verdict}",
         "eth_estimateGas searches, as anvil does, for the exact least gas limit: a binary "
         "search from gasUsed to gasUsed*64/63, about a dozen py-evm runs per answer, warm or "
-        "cold -- the one method whose warm answer is not a cache read",
+        "cold (a warm eth_call is one run)",
         "cold eth_getLogs and eth_feeHistory (with percentiles) fetch and verify each block's "
         "full transactions and receipts in one batch; eth_feeHistory's last base fee (the "
         "block after the newest) is checked against that block's header: anvil answers there "
