@@ -220,3 +220,32 @@ async def test_orbital_node_lc_sync_refuses_a_lying_server(
     assert code == 1 and out == ""
     assert "verification failed: sync_aggregate.sync_committee_signature" in err
     assert len(err.splitlines()) == 1
+
+
+async def test_beacon_head_trust_gives_the_proven_blocks_as_anchors(sim: BeaconChainSim,
+                                                                    serve: Any) -> None:
+    """node.rpc.heads.BeaconTrust: the light client caught up from the server; its optimistic
+    execution block is ``latest``, its finalized one ``finalized`` (source beacon, with the
+    proven stateRoot); a lying server gives no anchor at all."""
+    from node.chain.anchor import AnchorSource
+    from node.rpc.heads import BeaconTrust
+
+    url = await serve(Server(sim))
+    async with BeaconApiClient(url, CONFIG, encoding="json") as api:
+        heads = await BeaconTrust(client_at_checkpoint(sim), api).heads()
+    optimistic = sim.execution_head(HEAD_SLOT)
+    assert (heads.latest.number, heads.latest.hash, heads.latest.state_root) == (
+        optimistic.block_number, optimistic.block_hash, optimistic.state_root)
+    assert heads.latest.source == AnchorSource.BEACON and "optimistic" in heads.latest.detail
+    finalized_block = sim.finalized_block(HEAD_SLOT - 1)
+    assert finalized_block is not None and heads.finalized is not None
+    assert heads.finalized.hash == sim.execution_head(finalized_block.slot).block_hash
+
+    def lie(update: Any) -> Any:
+        return sim.update(update.attested_header.beacon.slot,
+                          signer_period=sim.period(update.attested_header.beacon.slot) + 1)
+
+    url = await serve(Server(sim, lie))
+    async with BeaconApiClient(url, CONFIG, encoding="json") as api:
+        with pytest.raises(UpdateRejected):
+            await BeaconTrust(client_at_checkpoint(sim), api).heads()
