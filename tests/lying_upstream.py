@@ -27,6 +27,7 @@ class LyingUpstream:
         self.target = target
         self.lie = lie
         self.delay = delay  # seconds added to every answer (a slower upstream)
+        self.down = False  # True: every request is refused (HTTP 503), as out of contact
         self.calls: list[str] = []
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -66,6 +67,8 @@ class LyingUpstream:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.down:
+            raise web.HTTPServiceUnavailable(text="out of contact")
         body = json.loads(await request.read())
         if self.delay:
             await asyncio.sleep(self.delay)

@@ -476,3 +476,38 @@ def test_with_no_quorum_the_node_has_no_head_and_says_why(anvil: Anvil,
                 node.rpc("eth_getBalance", anvil.accounts[0], "latest")
         finally:
             assert node.stop() == 0
+
+
+def test_out_of_contact_reads_come_from_the_cache_or_wait_for_the_next_contact(
+        anvil: Anvil, tmp_path: Path) -> None:
+    from lying_upstream import LyingUpstream
+
+    anvil.rpc("evm_mine")
+    with LyingUpstream(anvil.url, lambda method, params, result: result) as link:
+        node = start_node([link.url], tmp_path / "data", "--refresh", "0.5")
+        try:
+            block = node.rpc("eth_blockNumber")
+            known, unknown = anvil.accounts[0], anvil.accounts[2]
+            balance = node.rpc("eth_getBalance", known, block)
+            link.down = True  # loss of signal
+            assert node.rpc("eth_getBalance", known, block) == balance  # from the cache
+            _, headers = node.request({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"})
+            assert float(headers["X-Orbital-Head-Age"]) >= 0
+            with pytest.raises(NodeRpcError) as exc:
+                node.rpc("eth_getBalance", unknown, block)
+            assert "not in the verified cache" in exc.value.error_message
+            pending_id = exc.value.data["pending"]
+            (queued,) = node.rpc("orbital_pending")
+            assert (queued["id"], queued["state"], queued["method"]) == (
+                pending_id, "queued", "eth_getBalance")
+            link.down = False  # acquisition of signal: the next refresh fetches it
+            import time
+            deadline = time.monotonic() + 30
+            while node.rpc("orbital_pending")[0]["state"] != "ready":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            link.down = True
+            assert node.rpc("eth_getBalance", unknown, block) == anvil.rpc(
+                "eth_getBalance", unknown, block)  # answered from the cache, link down
+        finally:
+            assert node.stop() == 0

@@ -19,7 +19,7 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from node.chain.anchor import Anchor
@@ -40,6 +40,7 @@ from node.rpc.evm import (
     parse_state_overrides,
 )
 from node.rpc.heads import GroundTrust, HeadTrust, TrustedHeads
+from node.rpc.pending import PendingReads
 from node.rpc.server import (
     EXECUTION_REVERTED,
     INVALID_PARAMS,
@@ -51,7 +52,7 @@ from node.rpc.server import (
     declare,
 )
 from node.rpc.sync import sync_anchor
-from node.rpc.upstream_api import Upstream
+from node.rpc.upstream_api import Upstream, UpstreamError
 from node.rpc.witness import ProvenState, WitnessStore
 from wallet.errors import WalletError
 
@@ -69,6 +70,15 @@ STATES_KEPT = 8
 MAX_PROOF_KEYS = 1024
 MAX_FEE_HISTORY = 1024
 EXECUTION_FAILED = -32000  # geth: a call that halted or could not run
+CACHED_READS = frozenset({
+    "eth_getBalance", "eth_getTransactionCount", "eth_getStorageAt", "eth_getCode",
+    "eth_getProof", "eth_call", "eth_estimateGas", "eth_createAccessList",
+    "eth_getBlockByNumber", "eth_getBlockByHash", "eth_getBlockTransactionCountByNumber",
+    "eth_getBlockTransactionCountByHash", "eth_getTransactionByHash",
+    "eth_getTransactionReceipt", "eth_getBlockReceipts", "eth_getLogs", "eth_feeHistory",
+    "eth_gasPrice", "eth_maxPriorityFeePerGas"})
+"""Reads answered from the verified cache when it holds them; queued when it does not and
+no upstream answers."""
 
 
 @dataclass
@@ -87,6 +97,7 @@ class VerifiedNode:
     extra_status: dict[str, Callable[[], Any]] = field(default_factory=dict)
     witness: WitnessStore = field(default_factory=WitnessStore)
     evm: LocalEvm | None = None  # None: no fork schedule, so no local execution
+    pending: PendingReads = field(default_factory=PendingReads)
     blocks: VerifiedBlocks = field(init=False)
     _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
 
@@ -108,7 +119,11 @@ class VerifiedNode:
             self.refresh_error = f"{type(exc).__name__}: {exc}"
             raise
         self.last_heads, self.last_refresh, self.refresh_error = heads, self.clock(), None
+        await self.pending.retry(self._run_method)  # a contact: what waited is fetched now
         return heads
+
+    async def _run_method(self, name: str, params: list[Any]) -> Any:
+        return await self.methods()[name].handler(params)
 
     @staticmethod
     def _anchors(heads: TrustedHeads) -> list[tuple[Anchor, bool]]:
@@ -355,7 +370,7 @@ class VerifiedNode:
         extra: dict[str, tuple[Kind, Handler]] = {}
         if isinstance(self.trust, GroundTrust):
             extra["orbital_submitHead"] = ("local", self._submit_head)
-        return declare({
+        table = declare({
             **extra,
             "eth_chainId": ("local", self._chain_id),
             "net_version": ("local", self._net_version),
@@ -383,7 +398,30 @@ class VerifiedNode:
             "eth_maxPriorityFeePerGas": ("local", self._priority_fee),
             "eth_sendRawTransaction": ("relayed", self._send_raw_transaction),
             "orbital_status": ("local", self._status),
+            "orbital_pending": ("local", self._pending),
         })
+        return {name: replace(method, handler=self._queue_when_unreachable(name,
+                                                                            method.handler))
+                if name in CACHED_READS else method for name, method in table.items()}
+
+    def _queue_when_unreachable(self, name: str, handler: Handler) -> Handler:
+        """A read the verified cache cannot answer while no upstream is reachable: an error
+        naming what is missing, and the read queued for the next contact
+        (:mod:`node.rpc.pending`)."""
+        async def read(params: list[Any]) -> Any:
+            try:
+                return await handler(params)
+            except UpstreamError as exc:
+                queued = self.pending.queue(name, params, str(exc))
+                raise RpcError(RESOURCE_UNAVAILABLE,
+                               f"{name}: not in the verified cache and no upstream answers "
+                               f"({exc}); queued as pending read #{queued.id} for the next "
+                               f"contact -- retry then (orbital_pending lists it)",
+                               {"pending": queued.id}) from None
+        return read
+
+    async def _pending(self, params: list[Any]) -> list[dict[str, Any]]:
+        return self.pending.listing()
 
     async def _submit_head(self, params: list[Any]) -> dict[str, Any]:
         """Ground mode: a signed head (the JSON of ``orbital ground head``) checked and kept;
@@ -468,6 +506,7 @@ class VerifiedNode:
                 "number": self.store.finalized.number,
                 "hash": "0x" + self.store.finalized.hash.hex()},
             "lastRefresh": self.last_refresh,
+            "pendingReads": sum(r["state"] == "queued" for r in self.pending.listing()),
             "refreshError": self.refresh_error,
             "methods": {name: m.kind for name, m in sorted(self.methods().items())},
         }
