@@ -1,0 +1,262 @@
+"""node/config.py: the ``orbital node run --config`` file -- every refusal names its key in
+one line, relative paths follow the file, flags override the file, the shipped configs load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.chain.anchor import AnchorSource
+from node.config import ConfigError, load_node_config, node_options, parse_node_config
+from node.service import NodeOptions
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = [ROOT / "configs" / "genesis-1.toml",
+           *sorted((ROOT / "configs" / "constellation").glob("*.toml"))]
+HASH = "0x" + "ab" * 32
+OPS = ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+       "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"]
+
+
+def _doc(**sections: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "node": {"chain_id": 31337, "data_dir": "data"},
+        "upstreams": {"urls": ["http://127.0.0.1:8545"]},
+        "trust": {"mode": "checkpoint", "checkpoint": f"17:{HASH}"}}
+    for name, value in sections.items():
+        if value is None:
+            doc.pop(name)
+        else:
+            doc[name] = value
+    return doc
+
+
+def _refused(doc: dict[str, Any], base: Path = Path("/cfg")) -> ConfigError:
+    with pytest.raises(ConfigError) as info:
+        parse_node_config(doc, base)
+    assert "\n" not in str(info.value)
+    return info.value
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_configs_load(path: Path) -> None:
+    config = load_node_config(path)
+    assert config.chain_id == 31337
+    assert config.data_dir.is_absolute()
+    options = node_options(config)
+    assert isinstance(options, NodeOptions) and options.upstreams
+    if path.parent.name == "constellation":
+        assert config.link is not None and config.link.plan.is_file()
+
+
+def test_constellation_has_three_satellites_and_ground() -> None:
+    links = [load_node_config(p).link for p in SHIPPED if p.parent.name == "constellation"]
+    names = {link.node for link in links if link is not None}
+    assert {"SAT1", "SAT2", "SAT3"} <= names and len(names - {"SAT1", "SAT2", "SAT3"}) >= 2
+
+
+def test_minimal_defaults_and_relative_paths(tmp_path: Path) -> None:
+    path = tmp_path / "sub" / "node.toml"
+    path.parent.mkdir()
+    path.write_text('[node]\nchain_id = 1\ndata_dir = "state"\n'
+                    '[upstreams]\nurls = ["a=http://h:1", {url = "https://x.example/k"}]\n'
+                    '[trust]\nmode = "quorum"\n[outbox]\npath = "../ob.sqlite"\n')
+    config = load_node_config(path)
+    assert config.data_dir == (tmp_path / "sub" / "state").resolve()
+    assert config.outbox.path == (tmp_path / "ob.sqlite").resolve()
+    assert [e.name for e in config.upstreams] == ["a", "x.example"]
+    assert (config.rpc_host, config.rpc_port, config.history, config.refresh) == \
+        ("127.0.0.1", 8545, 256, 12.0)
+    assert config.metrics is None and config.link is None and config.wallet is None
+    assert (config.log.format, config.log.level) == ("text", "info")
+    assert config.trust.quorum is None
+
+
+def test_full_config(tmp_path: Path) -> None:
+    plan = ROOT / "configs" / "constellation" / "plan.json"
+    config = parse_node_config(_doc(
+        node={"chain_id": 31337, "data_dir": "/d", "rpc": "0.0.0.0:0", "history": 9,
+              "refresh": "2m", "chain": "anvil"},
+        trust={"mode": "ground", "operators": OPS, "threshold": 2, "heads_dir": "h",
+               "max_head_age": "1d"},
+        link={"plan": str(plan), "node": "SAT2"},
+        wallet={"backend": "pkcs11", "home": "w"},
+        outbox={"max_age": 60}, metrics={"listen": "[::1]:9100"},
+        log={"format": "json", "level": "debug"}), tmp_path)
+    assert (config.rpc_host, config.rpc_port, config.refresh) == ("0.0.0.0", 0, 120.0)
+    assert config.trust.operators == tuple(bytes.fromhex(a[2:]) for a in OPS)
+    assert config.trust.heads_dir == tmp_path / "h" and config.trust.max_head_age == 86400
+    assert config.wallet is not None and config.wallet.home == tmp_path / "w"
+    assert config.outbox.path == Path("/d/outbox.sqlite") and config.outbox.max_age == 60
+    assert config.metrics is not None and (config.metrics.host, config.metrics.port) == \
+        ("::1", 9100)
+    options = node_options(config)
+    assert (options.trust, options.threshold, options.heads_dir, options.chain) == \
+        ("ground", 2, tmp_path / "h", "anvil")
+
+
+def test_checkpoint_and_beacon(tmp_path: Path) -> None:
+    config = parse_node_config(_doc(), tmp_path)
+    assert config.trust.checkpoint is not None
+    assert config.trust.checkpoint.number == 17
+    assert config.trust.checkpoint.source is AnchorSource.USER
+    config = parse_node_config(_doc(trust={"mode": "beacon", "beacon_url": "http://b:5052",
+                                           "network": "sepolia"}), tmp_path)
+    assert (config.trust.beacon_url, config.trust.network) == ("http://b:5052", "sepolia")
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    config = parse_node_config(_doc(), tmp_path)
+    options = node_options(config, {"rpc_port": 9999, "upstreams": ("b=http://o:2",),
+                                    "history": None, "trust": "quorum", "quorum": 1,
+                                    "data_dir": "/elsewhere", "refresh": 1.5})
+    assert options.rpc_port == 9999 and options.upstreams == ("b=http://o:2",)
+    assert options.history == 256  # None: the flag was not given
+    assert (options.trust, options.quorum) == ("quorum", 1)
+    assert options.data_dir == Path("/elsewhere") and options.refresh == 1.5
+    assert node_options(config, {"upstreams": ()}).upstreams == ("127.0.0.1:8545="
+                                                                 "http://127.0.0.1:8545",)
+    with pytest.raises(ValueError, match="nonsense"):
+        node_options(config, {"nonsense": 1})
+
+
+# Each entry: the document change, the key named, a fragment of the one-line message.
+_BAD: list[tuple[dict[str, Any], str, str]] = [
+    ({"extra": {}}, "extra", "unknown key"),
+    ({"node": None}, "node", "missing"),
+    ({"upstreams": None}, "upstreams", "missing"),
+    ({"trust": None}, "trust", "missing"),
+    ({"node": 3}, "node", "want a table"),
+    ({"node": {"chain_id": "x", "data_dir": "d"}}, "node.chain_id",
+     'want an integer 0..2^64-1, got "x"'),
+    ({"node": {"chain_id": -1, "data_dir": "d"}}, "node.chain_id", "got -1"),
+    ({"node": {"chain_id": 2**64, "data_dir": "d"}}, "node.chain_id", "0..2^64-1"),
+    ({"node": {"chain_id": True, "data_dir": "d"}}, "node.chain_id", "got true"),
+    ({"node": {"data_dir": "d"}}, "node.chain_id", "missing"),
+    ({"node": {"chain_id": 1}}, "node.data_dir", "missing"),
+    ({"node": {"chain_id": 1, "data_dir": 5}}, "node.data_dir", "want a non-empty string"),
+    ({"node": {"chain_id": 1, "data_dir": ""}}, "node.data_dir", "want a non-empty string"),
+    ({"node": {"chain_id": 1, "data_dir": "d", "port": 1}}, "node.port", "unknown key"),
+    ({"node": {"chain_id": 1, "data_dir": "d", "rpc": "localhost"}}, "node.rpc",
+     'want "HOST:PORT"'),
+    ({"node": {"chain_id": 1, "data_dir": "d", "rpc": "h:70000"}}, "node.rpc", "0..65535"),
+    ({"node": {"chain_id": 1, "data_dir": "d", "rpc": 8545}}, "node.rpc", "got 8545"),
+    ({"node": {"chain_id": 1, "data_dir": "d", "history": 0}}, "node.history",
+     "want an integer 1.."),
+    ({"node": {"chain_id": 1, "data_dir": "d", "history": 1.5}}, "node.history", "got 1.5"),
+    ({"node": {"chain_id": 1, "data_dir": "d", "refresh": 0}}, "node.refresh",
+     "positive duration"),
+    ({"node": {"chain_id": 1, "data_dir": "d", "refresh": "5 min"}}, "node.refresh",
+     'got "5 min"'),
+    ({"node": {"chain_id": 1, "data_dir": "d", "refresh": "nan"}}, "node.refresh",
+     "positive duration"),
+    ({"node": {"chain_id": 1, "data_dir": "d", "chain": "mars"}}, "node.chain",
+     "nor a genesis/forkenv file"),
+    ({"upstreams": {"urls": []}}, "upstreams.urls", "non-empty array"),
+    ({"upstreams": {"urls": "http://a:1"}}, "upstreams.urls", "non-empty array"),
+    ({"upstreams": {"url": ["http://a:1"]}}, "upstreams.url", "unknown key"),
+    ({"upstreams": {"urls": ["ftp://a"]}}, "upstreams.urls[0]", "name=http(s)"),
+    ({"upstreams": {"urls": ["http://a:1", "n=gopher://x"]}}, "upstreams.urls[1]",
+     "http(s)://host"),
+    ({"upstreams": {"urls": [7]}}, "upstreams.urls[0]", "got 7"),
+    ({"upstreams": {"urls": [{"name": "a"}]}}, "upstreams.urls[0].url", "missing"),
+    ({"upstreams": {"urls": [{"url": "http://a:1", "nick": "a"}]}},
+     "upstreams.urls[0].nick", "unknown key"),
+    ({"upstreams": {"urls": [{"url": "http://a:1", "name": "a b"}]}}, "upstreams.urls[0]",
+     "without spaces"),
+    ({"upstreams": {"urls": ["x=http://a:1", "x=http://b:1"]}}, "upstreams.urls[1]",
+     "used twice"),
+    ({"trust": {}}, "trust.mode", "missing"),
+    ({"trust": {"mode": "vibes"}}, "trust.mode",
+     'want one of checkpoint, quorum, ground, beacon, got "vibes"'),
+    ({"trust": {"mode": "checkpoint", "when": 1}}, "trust.when", "unknown key"),
+    ({"trust": {"mode": "checkpoint"}}, "trust.checkpoint", "missing"),
+    ({"trust": {"mode": "checkpoint", "checkpoint": "17"}}, "trust.checkpoint",
+     "NUMBER:HASH"),
+    ({"trust": {"mode": "checkpoint", "checkpoint": f"17:{HASH}", "quorum": 1}},
+     "trust.quorum", 'not used by mode "checkpoint"'),
+    ({"trust": {"mode": "quorum", "quorum": 2}}, "trust.quorum", "want an integer 1..1"),
+    ({"trust": {"mode": "quorum", "quorum": "all"}}, "trust.quorum", 'got "all"'),
+    ({"trust": {"mode": "ground", "threshold": 1}}, "trust.operators", "missing"),
+    ({"trust": {"mode": "ground", "operators": []}}, "trust.operators", "non-empty array"),
+    ({"trust": {"mode": "ground", "operators": ["0x12"], "threshold": 1}},
+     "trust.operators[0]", "40 hex digits"),
+    ({"trust": {"mode": "ground", "operators": [OPS[0].replace("C", "c", 1)],
+                "threshold": 1}}, "trust.operators[0]", "EIP-55"),
+    ({"trust": {"mode": "ground", "operators": [OPS[0], OPS[0].lower()], "threshold": 1}},
+     "trust.operators[1]", "listed twice"),
+    ({"trust": {"mode": "ground", "operators": OPS}}, "trust.threshold", "missing"),
+    ({"trust": {"mode": "ground", "operators": OPS, "threshold": 3}}, "trust.threshold",
+     "1..2"),
+    ({"trust": {"mode": "ground", "operators": OPS, "threshold": 1, "max_head_age": -5}},
+     "trust.max_head_age", "got -5"),
+    ({"trust": {"mode": "ground", "operators": OPS, "threshold": 1, "beacon_url": "x"}},
+     "trust.beacon_url", 'not used by mode "ground"'),
+    ({"trust": {"mode": "beacon"}}, "trust.beacon_url", "missing"),
+    ({"trust": {"mode": "beacon", "beacon_url": "b:5052"}}, "trust.beacon_url",
+     "http(s)://"),
+    ({"trust": {"mode": "beacon", "beacon_url": "http://b", "network": "mars"}},
+     "trust.network", "nor a config.yaml"),
+    ({"link": {"plan": "nope.json", "node": "SAT1"}}, "link.plan", "no such file"),
+    ({"link": {"node": "SAT1"}}, "link.plan", "missing"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json")}}, "link.node",
+     "missing"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT-1"}},
+     "link.node", "letters, digits"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT9"}},
+     "link.node", "no contact in plan.json"),
+    ({"link": {"plan": str(ROOT / "configs/stations.toml"), "node": "SAT1"}}, "link.plan",
+     "not JSON"),
+    ({"link": {"plan": "x", "node": "y", "rate": 1}}, "link.rate", "unknown key"),
+    ({"wallet": {"backend": "ledger"}}, "wallet.backend",
+     'want one of keystore, pkcs11, got "ledger"'),
+    ({"wallet": {"home": 1}}, "wallet.home", "non-empty string"),
+    ({"wallet": {"key": "0x"}}, "wallet.key", "unknown key"),
+    ({"wallet": []}, "wallet", "want a table"),
+    ({"outbox": {"max_age": "forever"}}, "outbox.max_age", 'got "forever"'),
+    ({"outbox": {"path": []}}, "outbox.path", "got an array"),
+    ({"outbox": {"size": 1}}, "outbox.size", "unknown key"),
+    ({"metrics": {}}, "metrics.listen", "missing"),
+    ({"metrics": {"listen": "9100"}}, "metrics.listen", 'got "9100"'),
+    ({"metrics": {"listen": ":9100"}}, "metrics.listen", "HOST:PORT"),
+    ({"metrics": {"listen": "h:1", "path": "/m"}}, "metrics.path", "unknown key"),
+    ({"log": {"format": "xml"}}, "log.format", 'want one of text, json, got "xml"'),
+    ({"log": {"level": "INFO"}}, "log.level", "want one of debug, info"),
+    ({"log": {"colour": True}}, "log.colour", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("change", "key", "fragment"), _BAD,
+                         ids=[f"{key}-{i}" for i, (_, key, _) in enumerate(_BAD)])
+def test_refusals_name_the_key(change: dict[str, Any], key: str, fragment: str,
+                               tmp_path: Path) -> None:
+    error = _refused(_doc(**change), tmp_path)
+    assert error.key == key
+    assert str(error).startswith(f"{key}: ")
+    assert fragment in str(error), str(error)
+
+
+def test_file_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_node_config(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[node\nchain_id = 1\n")
+    with pytest.raises(ConfigError, match="not TOML") as info:
+        load_node_config(bad)
+    assert "\n" not in str(info.value)
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_node_config(bad)
+
+
+def test_plan_with_the_node(tmp_path: Path) -> None:
+    plan = {"format": "orbital-contact-plan", "version": 1, "contacts": [
+        {"source": "A", "target": "GS", "class": "S-band", "start": 0.0, "end": 10.0,
+         "rate_bps": {"forward": 1000, "reverse": 1000}, "delay_s": [[0.0, 0.01]],
+         "loss": 0.0}]}
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    config = parse_node_config(_doc(link={"plan": "p.json", "node": "GS"}), tmp_path)
+    assert config.link is not None and config.link.plan == tmp_path / "p.json"
