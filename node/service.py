@@ -22,6 +22,7 @@ from aiohttp import web
 from node.chain.anchor import Anchor
 from node.chain.forks import ChainConfig, load_chain_config
 from node.chain.header_store import HeaderStore
+from node.metrics import NodeMetrics, serve_metrics
 from node.rpc.evm import LocalEvm
 from node.rpc.heads import CheckpointTrust, GroundTrust, HeadTrust, QuorumTrust
 from node.rpc.server import RpcServer
@@ -111,9 +112,11 @@ def _beacon_trust(options: NodeOptions, resources: contextlib.AsyncExitStack) ->
 
 
 async def run_node(options: NodeOptions, ready: Callable[[str], None],
-                   stop: asyncio.Event | None = None) -> None:
+                   stop: asyncio.Event | None = None, *,
+                   metrics: tuple[str, int] | None = None) -> None:
     """Run the node until ``stop`` is set or SIGTERM/SIGINT arrives; ``ready(url)`` is
-    called once the server accepts connections."""
+    called once the server accepts connections. With ``metrics`` (host, port), Prometheus
+    metrics are served there (``/metrics``)."""
     if not options.upstreams:
         raise ServiceError("give at least one --upstream URL")
     options.data_dir.mkdir(parents=True, exist_ok=True)
@@ -153,20 +156,47 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             await node.refresh()
         except Exception as exc:  # keep serving; the status says why
             log.warning("first refresh failed: %s", exc)
+        gauges = NodeMetrics()
+        if metrics is not None:
+            metrics_runner, metrics_url = await serve_metrics(gauges, *metrics)
+            resources.push_async_callback(metrics_runner.cleanup)
+            log.info("metrics at %s", metrics_url)
+        seen: dict[tuple[str, str], int] = {}
+        _record(node, gauges, seen)
         ready(f"http://{options.rpc_host}:{port}")
         async with asyncio.TaskGroup() as tasks:
-            refresher = tasks.create_task(_refresh_loop(node, options.refresh))
+            refresher = tasks.create_task(_refresh_loop(node, options.refresh, gauges, seen))
             await stop.wait()
             refresher.cancel()
 
 
-async def _refresh_loop(node: VerifiedNode, every: float) -> None:
+async def _refresh_loop(node: VerifiedNode, every: float, gauges: NodeMetrics,
+                        seen: dict[tuple[str, str], int]) -> None:
     while True:
         await asyncio.sleep(every)
         try:
             await node.refresh()
         except Exception as exc:
             log.warning("refresh failed: %s", exc)
+            gauges.record_refusal("refresh")
+        _record(node, gauges, seen)
+
+
+def _record(node: VerifiedNode, gauges: NodeMetrics,
+            seen: dict[tuple[str, str], int]) -> None:
+    """The head and the upstreams' new lies (``seen``: those already counted), for
+    /metrics."""
+    head = node.store.head
+    if head is not None:
+        gauges.record_head(head.number, head.timestamp)
+    state = getattr(node.upstream, "state", None)
+    for upstream in state() if callable(state) else ():
+        for kind, count in upstream.get("lies", {}).items():
+            key = (upstream["name"], kind)
+            for _ in range(count - seen.get(key, 0)):
+                gauges.record_lie(*key)
+            seen[key] = count
+
 
 
 def _head_of(store: HeaderStore) -> Callable[[], tuple[int, bytes, int] | None]:

@@ -511,3 +511,60 @@ def test_out_of_contact_reads_come_from_the_cache_or_wait_for_the_next_contact(
                 "eth_getBalance", unknown, block)  # answered from the cache, link down
         finally:
             assert node.stop() == 0
+
+
+def test_node_run_from_a_config_file_with_metrics_json_logs_and_flag_overrides(
+        anvil: Anvil, tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as probe:  # a free port for the metrics endpoint
+        probe.bind(("127.0.0.1", 0))
+        metrics_port = probe.getsockname()[1]
+    config = tmp_path / "node.toml"
+    config.write_text(f"""
+[node]
+chain_id = 31337
+data_dir = "data"
+rpc = "127.0.0.1:0"
+refresh = "1s"
+chain = "anvil"
+
+[upstreams]
+urls = ["devnet={anvil.url}"]
+
+[trust]
+mode = "quorum"
+quorum = 1
+
+[metrics]
+listen = "127.0.0.1:{metrics_port}"
+
+[log]
+format = "json"
+""")
+    node = start_node([], tmp_path / "cfg", "--config", str(config), "--history", "16",
+                      trust="", chain_id=0)
+    try:
+        assert node.rpc("orbital_status")["trustMode"] == "quorum"
+        assert (tmp_path / "data" / "headers.sqlite").exists()  # the file's data_dir
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics",
+                                    timeout=10) as response:
+            text = response.read().decode()
+        assert "orbital_head_number" in text
+    finally:
+        assert node.stop() == 0
+    lines = [line for line in (tmp_path / "cfg.log").read_text().splitlines() if line]
+    assert lines and all(json.loads(line)["level"] for line in lines)  # JSON lines
+
+    done = subprocess.run([sys.executable, "-m", "node.cli.main", "node", "run",
+                           "--data-dir", str(tmp_path / "x")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "--upstream, --trust, --chain-id" in done.stderr
+    config.write_text(config.read_text().replace("quorum = 1", "quorum = 1\nspeed = 2"))
+    done = subprocess.run([sys.executable, "-m", "node.cli.main", "node", "run", "--config",
+                           str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "trust.speed" in done.stderr
+    assert len(done.stderr.splitlines()) == 1

@@ -64,9 +64,14 @@ class NodeRpcError(RuntimeError):
 
 def start_node(upstreams: list[str], data_dir: Path, *extra: str, trust: str = "quorum",
                chain_id: int = 31337, timeout: float = 60.0) -> NodeProcess:
-    """``orbital node run`` with ``extra`` options; returns once it serves."""
-    command = [sys.executable, "-m", "node.cli.main", "node", "run", "--trust", trust,
-               "--chain-id", str(chain_id), "--rpc", "127.0.0.1:0", "--data-dir", str(data_dir),
+    """``orbital node run`` with ``extra`` options; returns once it serves. With
+    ``--config`` in ``extra`` the file gives the data directory and the address (``trust``
+    and ``chain_id`` empty/0: from the file too)."""
+    command = [sys.executable, "-m", "node.cli.main", "node", "run",
+               *(["--trust", trust] if trust else []),
+               *(["--chain-id", str(chain_id)] if chain_id else []),
+               *([] if "--config" in extra else ["--rpc", "127.0.0.1:0", "--data-dir",
+                                                 str(data_dir)]),
                *(a for url in upstreams for a in ("--upstream", url)), *extra]
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True,
                                stderr=open(data_dir.parent / f"{data_dir.name}.log", "w"))  # noqa: SIM115

@@ -59,40 +59,44 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "quorum (K of the --upstream URLs agree on a block hash), ground (heads "
                     "signed by m-of-n operators), beacon (a light client). Prints 'serving "
                     "http://HOST:PORT' once ready; exits cleanly on SIGTERM.")
-    p.add_argument("--upstream", action="append", default=[], metavar="URL", required=True,
+    p.add_argument("--config", metavar="FILE",
+                   help="a node TOML file (configs/genesis-1.toml); flags given override it")
+    p.add_argument("--log-format", choices=("text", "json"),
+                   help="log lines as text (default) or one JSON object per line")
+    p.add_argument("--upstream", action="append", default=[], metavar="URL",
                    help="an Ethereum JSON-RPC the node does not trust (repeatable)")
     p.add_argument("--trust", choices=("checkpoint", "quorum", "ground", "beacon"),
-                   required=True, help="where anchors come from")
+                   help="where anchors come from (required without --config)")
     p.add_argument("--checkpoint", metavar="NUMBER:HASH", type=_anchor,
                    help="the trusted block of --trust checkpoint")
     p.add_argument("--quorum", metavar="K", type=uint(16),
                    help="upstreams that must agree with --trust quorum (default: all)")
-    p.add_argument("--chain-id", required=True, type=uint(64), metavar="ID",
+    p.add_argument("--chain-id", type=uint(64), metavar="ID",
                    help="the chain served; transactions for another are refused")
     p.add_argument("--chain", metavar="NAME|FILE",
                    help="fork schedule for the header rules (default: by chain id: mainnet, "
                         "sepolia, hoodi, anvil 31337)")
-    p.add_argument("--rpc", default="127.0.0.1:8545", metavar="HOST:PORT", type=_host_port,
+    p.add_argument("--rpc", metavar="HOST:PORT", type=_host_port,
                    help="where to serve (default 127.0.0.1:8545; port 0 picks a free one)")
-    p.add_argument("--data-dir", required=True, metavar="DIR",
+    p.add_argument("--data-dir", metavar="DIR",
                    help="the node's files (header store, light client)")
-    p.add_argument("--history", type=uint(32), default=256, metavar="N",
+    p.add_argument("--history", type=uint(32), metavar="N",
                    help="ancestors of each anchor kept linked (default 256)")
-    p.add_argument("--refresh", type=positive, default=12.0, metavar="SECONDS",
+    p.add_argument("--refresh", type=positive, metavar="SECONDS",
                    help="how often to ask the trust source for a new head (default 12)")
     p.add_argument("--beacon-url", metavar="URL",
                    help="--trust beacon: a Beacon API server (not trusted); the light client "
                         "lives in DATA_DIR/lc.sqlite (bootstrap it with orbital node lc-sync)")
-    p.add_argument("--network", default="mainnet", metavar="NAME|CONFIG",
+    p.add_argument("--network", metavar="NAME|CONFIG",
                    help="--trust beacon: the consensus network (default mainnet)")
-    p.add_argument("--operators", metavar="ADDR,ADDR,...", type=_addresses, default=(),
+    p.add_argument("--operators", metavar="ADDR,ADDR,...", type=_addresses,
                    help="--trust ground: the operators whose signatures count")
-    p.add_argument("--threshold", metavar="M", type=uint(16), default=0,
+    p.add_argument("--threshold", metavar="M", type=uint(16),
                    help="--trust ground: signatures needed (m of the operators)")
     p.add_argument("--heads-dir", metavar="DIR",
                    help="--trust ground: where signed heads arrive (default DATA_DIR/heads; "
                         "orbital_submitHead also writes there)")
-    p.add_argument("--max-head-age", type=positive, default=3600.0, metavar="SECONDS",
+    p.add_argument("--max-head-age", type=positive, metavar="SECONDS",
                    help="--trust ground: refuse signed heads older than this (default 3600)")
     p.set_defaults(run=lazy("node.cli.node_run", "_run_node"))
 

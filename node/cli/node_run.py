@@ -92,27 +92,51 @@ def _lc_sync(args: argparse.Namespace) -> int:
 
 def _run_node(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
 
+    from node.config import ConfigError, load_node_config, node_options
+    from node.logs import setup_logging
     from node.service import NodeOptions, ServiceError, run_node
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    host, port = args.rpc
-    options = NodeOptions(
-        upstreams=tuple(args.upstream), trust=args.trust, chain_id=args.chain_id,
-        data_dir=Path(args.data_dir), rpc_host=host, rpc_port=port,
-        checkpoint=args.checkpoint, quorum=args.quorum, chain=args.chain,
-        history=args.history, refresh=args.refresh, beacon_url=args.beacon_url,
-        network=args.network, operators=args.operators, threshold=args.threshold,
-        heads_dir=Path(args.heads_dir) if args.heads_dir else None,
-        max_head_age=args.max_head_age)
+    overrides: dict[str, Any] = {
+        "upstreams": tuple(args.upstream), "trust": args.trust, "chain_id": args.chain_id,
+        "data_dir": Path(args.data_dir) if args.data_dir else None,
+        "rpc_host": args.rpc[0] if args.rpc else None,
+        "rpc_port": args.rpc[1] if args.rpc else None,
+        "checkpoint": args.checkpoint, "quorum": args.quorum, "chain": args.chain,
+        "history": args.history, "refresh": args.refresh, "beacon_url": args.beacon_url,
+        "network": args.network, "operators": args.operators, "threshold": args.threshold,
+        "heads_dir": Path(args.heads_dir) if args.heads_dir else None,
+        "max_head_age": args.max_head_age}
+    metrics = None
+    log_format = args.log_format or "text"
+    try:
+        if args.config:
+            config = load_node_config(args.config)
+            options = node_options(config, overrides)
+            if config.metrics is not None:
+                metrics = (config.metrics.host, config.metrics.port)
+            log_format = args.log_format or config.log.format
+        else:
+            missing = [flag for flag, key in (("--upstream", "upstreams"), ("--trust", "trust"),
+                                              ("--chain-id", "chain_id"),
+                                              ("--data-dir", "data_dir"))
+                       if not overrides[key] and overrides[key] != 0]
+            if missing:
+                raise ServiceError(f"give {', '.join(missing)} (or --config FILE)")
+            options = NodeOptions(**{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        print(f"orbital: {args.config}: {exc}", file=sys.stderr)
+        return 2
+    except ServiceError as exc:
+        print(f"orbital: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(log_format)
 
     def ready(url: str) -> None:
         print(f"serving {url}", flush=True)
 
     try:
-        asyncio.run(run_node(options, ready))
+        asyncio.run(run_node(options, ready, metrics=metrics))
     except ServiceError as exc:
         print(f"orbital: {exc}", file=sys.stderr)
         return 2
