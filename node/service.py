@@ -23,6 +23,7 @@ from node.chain.anchor import Anchor
 from node.chain.forks import ChainConfig, load_chain_config
 from node.chain.header_store import HeaderStore
 from node.metrics import NodeMetrics, serve_metrics
+from node.outbox.store import Outbox
 from node.rpc.evm import LocalEvm
 from node.rpc.heads import CheckpointTrust, GroundTrust, HeadTrust, QuorumTrust
 from node.rpc.server import RpcServer
@@ -143,8 +144,9 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
         config = store.config
         evm = None if config is None else await resources.enter_async_context(LocalEvm(config))
+        outbox = resources.enter_context(Outbox(options.data_dir / "outbox.sqlite"))
         node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history,
-                            evm=evm)
+                            evm=evm, outbox=outbox)
         server = RpcServer(node.methods(), _head_of(store))
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()

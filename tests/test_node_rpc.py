@@ -568,3 +568,48 @@ format = "json"
                            str(config)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "trust.speed" in done.stderr
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_transactions_sent_out_of_contact_are_kept_and_mined_once_after_a_kill(
+        anvil: Anvil, tmp_path: Path) -> None:
+    """eth_sendRawTransaction with the link down: the hash comes back (the transaction is on
+    disk first); the node is killed -9, restarted, the link returns: each is mined once."""
+    import signal
+    import time
+
+    from lying_upstream import LyingUpstream
+
+    sender = Account.from_key(anvil.private_keys[4])
+    anvil.rpc("evm_mine")
+    with LyingUpstream(anvil.url, lambda method, params, result: result) as link:
+        node = start_node([link.url], tmp_path / "data", "--refresh", "0.5")
+        nonce = int(node.rpc("eth_getTransactionCount", sender.address, "latest"), 16)
+        link.down = True
+        hashes = []
+        for i in range(3):
+            signed = sender.sign_transaction({
+                "nonce": nonce + i, "gas": 21000, "value": 1 + i, "type": 2,
+                "to": Web3.to_checksum_address(anvil.accounts[5]), "chainId": 31337,
+                "maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9})
+            hashes.append(node.rpc("eth_sendRawTransaction", "0x" + signed.raw_transaction.hex()))
+        queued = {e["hash"]: e["state"] for e in node.rpc("orbital_outbox")}
+        assert all(queued[h] == "queued" for h in hashes)
+        assert int(node.rpc("eth_getTransactionCount", sender.address, "pending"), 16) == \
+            nonce + 3
+        node.process.send_signal(signal.SIGKILL)  # kill -9 with three transactions queued
+        node.process.wait()
+        link.down = False
+        again = start_node([link.url], tmp_path / "data", "--refresh", "0.5")
+        try:
+            deadline = time.monotonic() + 60
+            while not all(anvil.rpc("eth_getTransactionReceipt", h) for h in hashes):
+                assert time.monotonic() < deadline, again.rpc("orbital_outbox")
+                time.sleep(0.2)
+            assert int(anvil.rpc("eth_getTransactionCount", sender.address, "latest"),
+                       16) == nonce + 3  # each mined exactly once
+            while any(e["state"] != "included" for e in again.rpc("orbital_outbox")
+                      if e["hash"] in hashes):
+                assert time.monotonic() < deadline, again.rpc("orbital_outbox")
+                time.sleep(0.2)
+        finally:
+            assert again.stop() == 0

@@ -29,6 +29,9 @@ from node.chain.header_rules import calculate_base_fee_per_gas
 from node.chain.header_store import HeaderStore
 from node.chain.rpcjson import parse_data, parse_quantity
 from node.chain.transactions import decode_transaction
+from node.outbox.checks import OutboxRefused, admit
+from node.outbox.flush import flush
+from node.outbox.store import Outbox
 from node.rpc import fees
 from node.rpc.blocks import LogRangeError, VerifiedBlocks
 from node.rpc.evm import (
@@ -69,6 +72,8 @@ TIP_PERCENTILE = 60
 STATES_KEPT = 8
 MAX_PROOF_KEYS = 1024
 MAX_FEE_HISTORY = 1024
+FLUSH_BUDGET = 10.0
+"""Seconds one outbox pass may take (a pass too short resumes at the next contact)."""
 EXECUTION_FAILED = -32000  # geth: a call that halted or could not run
 CACHED_READS = frozenset({
     "eth_getBalance", "eth_getTransactionCount", "eth_getStorageAt", "eth_getCode",
@@ -98,6 +103,8 @@ class VerifiedNode:
     witness: WitnessStore = field(default_factory=WitnessStore)
     evm: LocalEvm | None = None  # None: no fork schedule, so no local execution
     pending: PendingReads = field(default_factory=PendingReads)
+    outbox: Outbox | None = None  # None: eth_sendRawTransaction relays at once
+    flush_budget: float = FLUSH_BUDGET
     blocks: VerifiedBlocks = field(init=False)
     _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
 
@@ -120,6 +127,7 @@ class VerifiedNode:
             raise
         self.last_heads, self.last_refresh, self.refresh_error = heads, self.clock(), None
         await self.pending.retry(self._run_method)  # a contact: what waited is fetched now
+        await self.flush_outbox()
         return heads
 
     async def _run_method(self, name: str, params: list[Any]) -> Any:
@@ -212,8 +220,11 @@ class VerifiedNode:
         return hex(proven.account.balance)
 
     async def _nonce(self, params: list[Any]) -> str:
+        """The proven nonce; for ``pending``, plus the sender's contiguous queued ones."""
         address, tag = _params(params, 1, 2, "eth_getTransactionCount(address, block)")
         proven = await self.state_at(tag).account(_address(address))
+        if tag == "pending" and self.outbox is not None:
+            return hex(self.outbox.pending_nonce(_address(address), proven.account.nonce))
         return hex(proven.account.nonce)
 
     async def _storage(self, params: list[Any]) -> str:
@@ -399,6 +410,7 @@ class VerifiedNode:
             "eth_sendRawTransaction": ("relayed", self._send_raw_transaction),
             "orbital_status": ("local", self._status),
             "orbital_pending": ("local", self._pending),
+            "orbital_outbox": ("local", self._outbox),
         })
         return {name: replace(method, handler=self._queue_when_unreachable(name,
                                                                             method.handler))
@@ -477,6 +489,8 @@ class VerifiedNode:
         return hex(await self.suggested_tip())
 
     async def _send_raw_transaction(self, params: list[Any]) -> str:
+        """Decoded and checked; with an outbox, durable (fsync) before the hash is returned,
+        online or not, and sent at once if the link is up, else at the next contact."""
         if len(params) != 1:
             raise RpcError(INVALID_PARAMS, "eth_sendRawTransaction takes one raw transaction")
         raw = parse_data(params[0], "transaction", max_size=MAX_RAW_TRANSACTION)
@@ -485,10 +499,52 @@ class VerifiedNode:
             raise RpcError(INVALID_PARAMS, f"transaction for chain {tx.chain_id}, this node "
                                            f"serves chain {self.chain_id}")
         sender = tx.sender  # recovers with low-s enforced; raises on a bad signature
-        answer = await self.upstream.call("eth_sendRawTransaction", ["0x" + raw.hex()])
-        answer.value("eth_sendRawTransaction")  # an upstream refusal is the client's error
-        log.info("relayed transaction 0x%s from 0x%s", tx.hash.hex(), sender.hex())
-        return "0x" + tx.hash.hex()
+        if self.outbox is None:
+            answer = await self.upstream.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+            answer.value("eth_sendRawTransaction")  # an upstream refusal is the client's
+            log.info("relayed transaction 0x%s from 0x%s", tx.hash.hex(), sender.hex())
+            return "0x" + tx.hash.hex()
+        try:
+            admitted = admit(raw, chain_id=self.chain_id,
+                             verified_nonce=await self._verified_nonce(sender))
+            entry = self.outbox.add(admitted)
+        except OutboxRefused as exc:
+            raise RpcError(EXECUTION_FAILED, str(exc)) from None
+        log.info("queued transaction 0x%s from 0x%s nonce %d", entry.hash.hex(), sender.hex(),
+                 entry.nonce)
+        await self.flush_outbox()
+        return "0x" + entry.hash.hex()
+
+    async def _verified_nonce(self, sender: bytes) -> int:
+        """The sender's nonce proven at the anchored head; out of contact and not cached,
+        0 (the outbox then learns the real one at the next contact and drops what it
+        contradicts)."""
+        try:
+            return (await self.state_at("latest").account(sender)).account.nonce
+        except (UpstreamError, RpcError):
+            return 0
+
+    async def flush_outbox(self) -> None:
+        """Send what the outbox holds (nonce order, within :attr:`flush_budget`) and mark
+        what anchored blocks include (verified receipts); a failed pass is logged -- the
+        entries stay for the next contact."""
+        if self.outbox is None or self.store.head is None:
+            return
+        try:
+            report = await flush(self.outbox, self.upstream, budget_seconds=self.flush_budget,
+                                 receipts=self.blocks.receipt)
+        except Exception as exc:  # the queue is durable: the next contact tries again
+            log.warning("outbox flush failed: %s", exc)
+            return
+        if report.sent or report.included or report.failed:
+            log.info("outbox: %d sent, %d included, %d refused, %d queued, %d awaiting",
+                     len(report.sent), len(report.included), len(report.failed),
+                     report.remaining, report.awaiting)
+
+    async def _outbox(self, params: list[Any]) -> list[dict[str, Any]]:
+        if self.outbox is None:
+            return []
+        return [entry.to_json() for entry in self.outbox.entries()]
 
     async def _status(self, params: list[Any]) -> dict[str, Any]:
         head = self.store.head
