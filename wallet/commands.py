@@ -59,7 +59,7 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 
 from wallet.errors import CommandRejectedError, MalformedRequestError
-from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
+from wallet.keys.signer import Signer, recover_claimed_signer
 from wallet.messages import typed_data_digest
 from wallet.sqlite import open_durable, write_transaction
 from wallet.strictjson import expect_address, expect_hex, expect_object, load_document
@@ -323,32 +323,13 @@ def build_command(kind: CommandKind | str, payload: Mapping[str, Any], nonce: in
     return command
 
 
-def _split_signature(raw: bytes) -> tuple[int, int, int]:
-    return int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
-
-
 def _recover_entry(digest: bytes, entry: SignatureEntry, index: int) -> bytes:
-    """The address ``entry`` recovers to over ``digest``, which must be its claimed signer;
-    v must be 27/28, r and s in range and s low (EIP-2)."""
-    r, s, v = _split_signature(entry.signature)
-    claimed = to_checksum_address(entry.signer)
-    where = f"command rejected (signatures): signature {index} (claimed signer {claimed})"
-    if v not in (27, 28):
-        raise CommandRejectedError(f"{where} has v = {v}; only 27 or 28 is accepted")
-    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
-        raise CommandRejectedError(f"{where} has r or s out of range")
-    if s > HALF_N:
-        raise CommandRejectedError(f"{where} is high-s; only low-s signatures (EIP-2) are "
-                                   "accepted")
-    try:
-        recovered = recover_address(digest, Signature(r, s, v - 27))
-    except Exception:  # coincurve raises a bare Exception when no key recovers
-        raise CommandRejectedError(f"{where} recovers to no key") from None
-    if recovered != entry.signer:
-        raise CommandRejectedError(
-            f"{where} recovers to {to_checksum_address(recovered)}: the command was changed "
-            "after signing, or the signature is forged")
-    return recovered
+    """The address ``entry`` recovers to over ``digest``, which must be its claimed signer
+    (:func:`wallet.keys.signer.recover_claimed_signer`)."""
+    return recover_claimed_signer(
+        digest, entry.signer, entry.signature, subject="command", error=CommandRejectedError,
+        where=(f"command rejected (signatures): signature {index} (claimed signer "
+               f"{to_checksum_address(entry.signer)})"))
 
 
 def _check_payload_hash(envelope: Envelope) -> None:

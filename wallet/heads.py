@@ -58,7 +58,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from wallet.errors import MalformedRequestError, WalletError
-from wallet.keys.signer import HALF_N, SECP256K1_N, Signature, Signer, recover_address
+from wallet.keys.signer import Signer, recover_claimed_signer
 from wallet.messages import typed_data_digest
 from wallet.strictjson import expect_address, expect_hex, expect_object, load_document
 
@@ -211,29 +211,12 @@ def head_digest(head: Head) -> bytes:
 
 
 def _recover(digest: bytes, entry: HeadSignature, index: int) -> bytes:
-    """The address ``entry`` recovers to over ``digest``, which must be its claimed signer;
-    v must be 27/28, r and s in range and s low (EIP-2)."""
-    r, s = int.from_bytes(entry.signature[:32], "big"), int.from_bytes(entry.signature[32:64],
-                                                                       "big")
-    v = entry.signature[64]
-    where = (f"head rejected (signatures): signature {index} (claimed signer "
-             f"{to_checksum_address(entry.signer)})")
-    if v not in (27, 28):
-        raise HeadRejectedError(f"{where} has v = {v}; only 27 or 28 is accepted")
-    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
-        raise HeadRejectedError(f"{where} has r or s out of range")
-    if s > HALF_N:
-        raise HeadRejectedError(f"{where} is high-s; only low-s signatures (EIP-2) are "
-                                "accepted")
-    try:
-        recovered = recover_address(digest, Signature(r, s, v - 27))
-    except Exception:  # coincurve raises a bare Exception when no key recovers
-        raise HeadRejectedError(f"{where} recovers to no key") from None
-    if recovered != entry.signer:
-        raise HeadRejectedError(
-            f"{where} recovers to {to_checksum_address(recovered)}: the head was changed "
-            "after signing, or the signature is forged")
-    return recovered
+    """The address ``entry`` recovers to over ``digest``, which must be its claimed signer
+    (:func:`wallet.keys.signer.recover_claimed_signer`)."""
+    return recover_claimed_signer(
+        digest, entry.signer, entry.signature, subject="head", error=HeadRejectedError,
+        where=(f"head rejected (signatures): signature {index} (claimed signer "
+               f"{to_checksum_address(entry.signer)})"))
 
 
 def _signature(head: Head, signer: Signer) -> HeadSignature:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import coincurve
+from eth_utils import to_checksum_address
 
 from wallet.errors import SigningError
 from wallet.hashing import keccak256
@@ -73,6 +74,30 @@ def recover_address(digest: bytes, signature: Signature) -> bytes:
            + bytes([signature.y_parity]))
     public = coincurve.PublicKey.from_signature_and_message(raw, digest, hasher=None)
     return keccak256(public.format(compressed=False)[1:])[12:]
+
+
+def recover_claimed_signer(digest: bytes, claimed: bytes, signature: bytes, *, where: str,
+                           subject: str, error: type[Exception]) -> bytes:
+    """The address a 65-byte ``r || s || v`` operator ``signature`` over ``digest`` recovers
+    to, which must be ``claimed``: v 27/28, r and s in range, s low (EIP-2). Otherwise
+    ``error`` with ``where`` (which signature) and, for a wrong key, "the ``subject`` was
+    changed after signing". One check for every operator-signed file (commands, heads)."""
+    r, s, v = (int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"),
+               signature[64])
+    if v not in (27, 28):
+        raise error(f"{where} has v = {v}; only 27 or 28 is accepted")
+    if not (0 < r < SECP256K1_N and 0 < s < SECP256K1_N):
+        raise error(f"{where} has r or s out of range")
+    if s > HALF_N:
+        raise error(f"{where} is high-s; only low-s signatures (EIP-2) are accepted")
+    try:
+        recovered = recover_address(digest, Signature(r, s, v - 27))
+    except Exception:  # coincurve raises a bare Exception when no key recovers
+        raise error(f"{where} recovers to no key") from None
+    if recovered != claimed:
+        raise error(f"{where} recovers to {to_checksum_address(recovered)}: the {subject} "
+                    f"was changed after signing, or the signature is forged")
+    return recovered
 
 
 def finalize_signature(digest: bytes, r: int, s: int, address: bytes) -> Signature:
