@@ -22,6 +22,7 @@ from eth_utils import to_checksum_address
 
 from node.chain.header import Header
 from node.cli.errors import UsageError
+from node.cli.ground_run import operator_signer
 from node.rpc.ground_heads import BLOCK_TAGS, anchor_from_verified_head, confirm_head, read_head
 from node.rpc.upstream_api import DirectUpstream
 from wallet.errors import MalformedRequestError
@@ -36,14 +37,6 @@ from wallet.heads import (
     signed_head_from_json,
     signed_head_to_json,
 )
-from wallet.keys import keystore
-from wallet.keys.pin import read_pin
-
-
-def _operator(args: argparse.Namespace) -> keystore.KeystoreSigner:
-    password = read_pin(args.password_file, True, env_var=keystore.PASSWORD_ENV,
-                        what="keystore password")
-    return keystore.KeystoreSigner(args.keystore, password)
 
 
 def _read(path: str) -> SignedHead:
@@ -102,7 +95,7 @@ def _head(args: argparse.Namespace) -> int:
                          "choose one")
     if args.cosign is None:
         head, _ = asyncio.run(_from_node(args.rpc, args.timeout, _block(args.block), None))
-        signer = _operator(args)
+        signer = operator_signer(args)
         signed = sign_head(head, signer)
         _write(args.out, signed)
         print(f"wrote {args.out}: {head.describe()}, signed by "
@@ -110,7 +103,7 @@ def _head(args: argparse.Namespace) -> int:
         return 0
     signed = _read(args.cosign)
     asyncio.run(_from_node(args.rpc, args.timeout, "latest", signed.head))
-    signer = _operator(args)
+    signer = operator_signer(args)
     signed = add_signature(signed, signer)
     _write(args.cosign, signed)
     print(f"added {to_checksum_address(signer.address)} to {args.cosign}: "

@@ -24,7 +24,9 @@ from wallet.keys import keystore
 from wallet.keys.pin import read_pin
 
 
-def _operator(args: argparse.Namespace) -> keystore.KeystoreSigner:
+def operator_signer(args: argparse.Namespace) -> keystore.KeystoreSigner:
+    """The operator's keystore (``--keystore``), its password from ``--password-file``,
+    ``$ORBITAL_KEYSTORE_PASSWORD`` or a prompt (never argv)."""
     password = read_pin(args.password_file, True, env_var=keystore.PASSWORD_ENV,
                         what="keystore password")
     return keystore.KeystoreSigner(args.keystore, password)
@@ -46,7 +48,7 @@ def _command(args: argparse.Namespace) -> int:
     command = build_command(args.kind, payload, args.nonce, not_before,
                             not_before + args.expires_in, satellite_id(args.satellite),
                             args.chain_id)
-    signer = _operator(args)
+    signer = operator_signer(args)
     envelope = add_signature(Envelope(command, payload), signer)
     Path(args.out).write_text(envelope_to_json(envelope))
     print(f"wrote {args.out}: {args.kind} nonce {args.nonce} for {args.satellite}, signed by "
@@ -56,7 +58,7 @@ def _command(args: argparse.Namespace) -> int:
 
 def _cosign(args: argparse.Namespace) -> int:
     envelope = envelope_from_json(_read(args.file))
-    signer = _operator(args)
+    signer = operator_signer(args)
     envelope = add_signature(envelope, signer)
     Path(args.file).write_text(envelope_to_json(envelope))
     print(f"added 0x{signer.address.hex()}: {len(envelope.signatures)} signature(s)")
