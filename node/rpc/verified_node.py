@@ -106,6 +106,7 @@ class VerifiedNode:
     outbox: Outbox | None = None  # None: eth_sendRawTransaction relays at once
     flush_budget: float = FLUSH_BUDGET
     blocks: VerifiedBlocks = field(init=False)
+    _methods: dict[str, Method] | None = field(default=None, init=False, repr=False)
     _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
@@ -377,7 +378,13 @@ class VerifiedNode:
     # -- methods --------------------------------------------------------------------------------
 
     def methods(self) -> dict[str, Method]:
-        """Every method this node answers, each declared verified, local or relayed."""
+        """Every method this node answers, each declared verified, local or relayed (built
+        once: the server, pending retries and ``orbital_status`` share it)."""
+        if self._methods is None:
+            self._methods = self._method_table()
+        return self._methods
+
+    def _method_table(self) -> dict[str, Method]:
         extra: dict[str, tuple[Kind, Handler]] = {}
         if isinstance(self.trust, GroundTrust):
             extra["orbital_submitHead"] = ("local", self._submit_head)
