@@ -15,12 +15,13 @@ linked backward from them (:mod:`node.rpc.sync`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from node.chain.anchor import Anchor, AnchorSource
 from node.chain.errors import ChainError
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class HeadTrustError(ChainError):
@@ -88,13 +90,16 @@ class QuorumTrust:
                              f"got k={self.k}")
 
     async def heads(self) -> TrustedHeads:
-        reported: list[tuple[int, str, Upstream]] = []
-        for name, upstream in self.upstreams:
+        async def height(upstream: Upstream) -> int | None:
             try:
                 answer = await upstream.call("eth_blockNumber", [])
-                reported.append((int(answer.value("eth_blockNumber"), 16), name, upstream))
+                return int(answer.value("eth_blockNumber"), 16)
             except (UpstreamError, ValueError, TypeError):
-                continue
+                return None
+
+        heights_of = await _each(height, [u for _, u in self.upstreams])
+        reported = [(h, name, upstream) for h, (name, upstream) in
+                    zip(heights_of, self.upstreams, strict=True) if h is not None]
         if len(reported) < self.k:
             raise HeadTrustError(f"quorum: only {len(reported)} of {len(self.upstreams)} "
                                  f"upstreams answered, {self.k} needed")
@@ -119,19 +124,32 @@ class QuorumTrust:
                      ) -> dict[bytes, list[str]]:
         """Block hash -> the upstreams that answered it at ``height`` (a block that does not
         hash, or is another height, is a lie: penalized, no vote)."""
-        votes: dict[bytes, list[str]] = {}
-        for name, upstream in voters:
+        async def vote(upstream: Upstream) -> bytes | None:
             try:
                 answer = await upstream.call("eth_getBlockByNumber", [hex(height), False])
                 header = header_from_answer(answer, upstream, "eth_getBlockByNumber")
             except (UpstreamError, ChainError):
-                continue
+                return None
             if header.number != height:
                 upstream.penalize(answer, f"eth_getBlockByNumber({height}) answered block "
                                           f"{header.number}")
-                continue
-            votes.setdefault(header.hash, []).append(name)
+                return None
+            return header.hash
+
+        votes: dict[bytes, list[str]] = {}
+        hashes = await _each(vote, [u for _, u in voters])
+        for (name, _), block_hash in zip(voters, hashes, strict=True):
+            if block_hash is not None:
+                votes.setdefault(block_hash, []).append(name)
         return votes
+
+
+async def _each(ask: Callable[[Upstream], Awaitable[T]], upstreams: Sequence[Upstream]
+                ) -> list[T]:
+    """``ask`` every upstream at once (independent sources: one round trip, not N)."""
+    async with asyncio.TaskGroup() as group:
+        tasks = [group.create_task(ask(upstream)) for upstream in upstreams]
+    return [task.result() for task in tasks]
 
 
 @dataclass
