@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from aiohttp import web
 
@@ -127,6 +130,7 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as resources:
+        resources.enter_context(_lock_data_dir(options.data_dir))  # released on exit
         endpoints = [Endpoint.parse(url) for url in options.upstreams]
         upstream = await resources.enter_async_context(
             UpstreamPool(endpoints, chain_id=options.chain_id))
@@ -170,6 +174,26 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             refresher = tasks.create_task(_refresh_loop(node, options.refresh, gauges, seen))
             await stop.wait()
             refresher.cancel()
+
+
+def _lock_data_dir(data_dir: Path) -> IO[str]:
+    """An exclusive lock on ``DATA_DIR/node.lock`` (``flock``): one node per data directory,
+    so two processes never sync, flush the outbox or count linked headers over each other.
+    Closing the file releases it; so does the kernel when the process ends, kill -9
+    included."""
+    handle = (data_dir / "node.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ServiceError(f"{data_dir} is in use by node {holder}: one node per data "
+                           f"directory") from None
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 async def _refresh_loop(node: VerifiedNode, every: float, gauges: NodeMetrics,

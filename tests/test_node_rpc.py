@@ -613,3 +613,25 @@ def test_transactions_sent_out_of_contact_are_kept_and_mined_once_after_a_kill(
                 time.sleep(0.2)
         finally:
             assert again.stop() == 0
+
+
+def test_a_second_node_on_the_same_data_directory_is_refused(anvil: Anvil,
+                                                            tmp_path: Path) -> None:
+    """Two processes must not sync, flush the outbox or count headers over each other."""
+    import subprocess
+    import sys
+
+    first = start_node([anvil.url], tmp_path / "data")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "node.cli.main", "node", "run", "--upstream", anvil.url,
+             "--trust", "quorum", "--chain-id", "31337", "--rpc", "127.0.0.1:0",
+             "--data-dir", str(tmp_path / "data")], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2
+        assert f"in use by node pid {first.process.pid}" in done.stderr
+        assert len(done.stderr.splitlines()) == 1
+        assert first.rpc("eth_chainId") == "0x7a69"  # the first one is untouched
+    finally:
+        assert first.stop() == 0
+    again = start_node([anvil.url], tmp_path / "data")  # the lock went with the process
+    assert again.stop() == 0
