@@ -30,6 +30,16 @@ the directory of the file. Durations are a number of seconds or ``"<integer><s|m
     [link]
     plan = "plan.json"               # a sim_link contact plan (without one the node probes)
     node = "SAT1"                    # this node's name in it
+    links = ["SAT1-WEILHEIM"]        # the links its upstreams are behind (default: all of
+                                     # the node's ground passes)
+    time_scale = 1                   # plan seconds per wall second (emulation only)
+    start = "2026-11-23T00:00:00Z"   # plan time at `epoch` (default: real time, scale 1)
+    epoch = 1795000000.0             # UNIX time at which the plan is at `start` (default:
+                                     # when the node starts); give `orbital link run` the same
+
+    [watch]                          # prefetched at every contact, answered during LOS
+    accounts = ["0x..."]             # balance, nonce and code of these (and the wallet's)
+    calls = [{to = "0x...", data = "0x..."}]   # eth_calls whose state is proven in advance
 
     [wallet]
     backend = "keystore"             # keystore | pkcs11
@@ -55,6 +65,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +115,16 @@ class TrustConfig:
 class LinkConfig:
     plan: Path
     node: str
+    links: tuple[str, ...] = ()  # empty: every ground pass of ``node``
+    time_scale: float = 1.0
+    start: float | None = None  # plan time at ``epoch``; None: real time
+    epoch: float | None = None  # UNIX time; None: when the node starts
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    accounts: tuple[bytes, ...] = ()
+    calls: tuple[tuple[bytes, bytes], ...] = ()  # (to, data)
 
 
 @dataclass(frozen=True)
@@ -146,6 +167,7 @@ class NodeConfig:
     refresh: float = 12.0
     chain: str | None = None
     link: LinkConfig | None = None
+    watch: WatchConfig = WatchConfig()
     wallet: WalletConfig | None = None
     metrics: MetricsConfig | None = None
     log: LogConfig = LogConfig()
@@ -169,7 +191,7 @@ def parse_node_config(doc: Mapping[str, Any], base: Path,
                       source: Path | None = None) -> NodeConfig:
     """Validate a parsed document; relative paths are resolved against ``base``."""
     _keys(doc, "", {"node", "upstreams", "trust"},
-          {"link", "wallet", "outbox", "metrics", "log"})
+          {"link", "watch", "wallet", "outbox", "metrics", "log"})
     node = _table(doc, "node")
     _keys(node, "node", {"chain_id", "data_dir"}, {"rpc", "history", "refresh", "chain"})
     data_dir = _path(node, "node.data_dir", base)
@@ -186,6 +208,7 @@ def parse_node_config(doc: Mapping[str, Any], base: Path,
         refresh=_duration(node.get("refresh", 12.0), "node.refresh"),
         chain=_chain(node.get("chain"), base),
         link=_link(_table(doc, "link"), base) if "link" in doc else None,
+        watch=_watch(_table(doc, "watch", {})),
         wallet=_wallet(_table(doc, "wallet"), base) if "wallet" in doc else None,
         metrics=_metrics(_table(doc, "metrics")) if "metrics" in doc else None,
         log=_log(_table(doc, "log", {})))
@@ -205,7 +228,7 @@ def node_options(config: NodeConfig, overrides: Mapping[str, Any] | None = None
         "history": config.history, "refresh": config.refresh,
         "beacon_url": trust.beacon_url, "network": trust.network,
         "operators": trust.operators, "threshold": trust.threshold,
-        "heads_dir": trust.heads_dir, "max_head_age": trust.max_head_age}
+        "heads_dir": trust.heads_dir, "max_head_age": trust.max_head_age, "config": config}
     names = {f.name for f in dataclasses.fields(NodeOptions)}
     for name, value in (overrides or {}).items():
         if name not in names:
@@ -302,7 +325,7 @@ def _trust(table: Mapping[str, Any], base: Path, upstreams: int) -> TrustConfig:
 def _link(table: Mapping[str, Any], base: Path) -> LinkConfig:
     from sim_link.plan import PlanError, plan_from_json
 
-    _keys(table, "link", {"plan", "node"}, set())
+    _keys(table, "link", {"plan", "node"}, {"links", "time_scale", "start", "epoch"})
     plan_path = _existing(_path(table, "link.plan", base), "link.plan", "no such file")
     node = _str(table["node"], "link.node")
     if not _NODE_NAME.match(node):
@@ -314,7 +337,53 @@ def _link(table: Mapping[str, Any], base: Path) -> LinkConfig:
     if node not in plan.nodes():
         raise ConfigError("link.node", f"{node!r} has no contact in {plan_path.name} (it has "
                                        f"{', '.join(sorted(plan.nodes()))})")
-    return LinkConfig(plan_path, node)
+    links = _links(table.get("links", []), plan, node)
+    scale = _positive(table.get("time_scale", 1.0), "link.time_scale")
+    start = _instant(table["start"], "link.start") if "start" in table else None
+    epoch = _positive(table["epoch"], "link.epoch") if "epoch" in table else None
+    if start is None and (scale != 1.0 or epoch is not None):
+        raise ConfigError("link.start", "missing: a time_scale or an epoch needs the plan "
+                                        "time it starts at")
+    return LinkConfig(plan_path, node, links, scale, start, epoch)
+
+
+def _links(value: Any, plan: Any, node: str) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise ConfigError("link.links", f"want an array of \"NODE-PEER\", got {_show(value)}")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        key = f"link.links[{i}]"
+        name = _str(item, key)
+        ends = name.split("-")
+        if len(ends) != 2 or node not in ends:
+            raise ConfigError(key, f"want \"{node}-PEER\" (a link of this node), got "
+                                   f"{_show(name)}")
+        if not plan.for_link(name):
+            raise ConfigError(key, f"{name} has no contact in the plan")
+        if name in out:
+            raise ConfigError(key, f"{name} is listed twice")
+        out.append(name)
+    return tuple(out)
+
+
+def _watch(table: Mapping[str, Any]) -> WatchConfig:
+    _keys(table, "watch", set(), {"accounts", "calls"})
+    accounts = _addresses(table["accounts"], "watch.accounts") if "accounts" in table else ()
+    calls = table.get("calls", [])
+    if not isinstance(calls, list):
+        raise ConfigError("watch.calls", f"want an array of {{to, data}}, got {_show(calls)}")
+    out: list[tuple[bytes, bytes]] = []
+    for i, call in enumerate(calls):
+        key = f"watch.calls[{i}]"
+        if not isinstance(call, dict):
+            raise ConfigError(key, f"want a table {{to, data}}, got {_show(call)}")
+        _keys(call, key, {"to"}, {"data"})
+        to = _address(call["to"], f"{key}.to")
+        data = call.get("data", "0x")
+        if not isinstance(data, str) or not re.fullmatch(r"0x([0-9a-fA-F]{2})*", data):
+            raise ConfigError(f"{key}.data", f"want 0x-hex bytes, got {_show(data)}")
+        out.append((to, bytes.fromhex(data[2:])))
+    return WatchConfig(accounts, tuple(out))
 
 
 def _wallet(table: Mapping[str, Any], base: Path) -> WalletConfig:
@@ -420,6 +489,27 @@ def _duration(value: Any, key: str) -> float:
     return seconds
 
 
+def _positive(value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1e12:
+        raise ConfigError(key, f"want a positive number, got {_show(value)}")
+    return float(value)
+
+
+def _instant(value: Any, key: str) -> float:
+    """A TOML date-time with a zone (or an ISO 8601 string ending in Z/offset): UNIX
+    seconds."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(key, f"want an ISO 8601 time such as "
+                                   f"\"2026-11-23T00:00:00Z\", got {_show(value)}") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ConfigError(key, f"want a time with its zone (e.g. 2026-11-23T00:00:00Z), got "
+                               f"{_show(value)}")
+    return value.timestamp()
+
+
 def _path(table: Mapping[str, Any], key: str, base: Path) -> Path:
     return (base / _str(table[key.rpartition(".")[2]], key)).resolve()
 
@@ -446,20 +536,25 @@ def _url(value: Any, key: str) -> str:
 
 
 def _addresses(value: Any, key: str) -> tuple[bytes, ...]:
-    from wallet.hashing import checksum_address
-
     if not isinstance(value, list) or not value:
         raise ConfigError(key, f"want a non-empty array of 0x-addresses, got {_show(value)}")
     out: list[bytes] = []
     for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(item, str) or not _ADDRESS.match(item):
-            raise ConfigError(where, f"want a 0x-address (40 hex digits), got {_show(item)}")
-        raw = bytes.fromhex(item[2:])
-        mixed = item[2:] not in (item[2:].lower(), item[2:].upper())
-        if mixed and checksum_address(raw) != item:
-            raise ConfigError(where, f"bad EIP-55 checksum in {_show(item)}")
+        raw = _address(item, f"{key}[{i}]")
         if raw in out:
-            raise ConfigError(where, f"{item} is listed twice")
+            raise ConfigError(f"{key}[{i}]", f"{item} is listed twice")
         out.append(raw)
     return tuple(out)
+
+
+def _address(value: Any, key: str) -> bytes:
+    """A 0x-address; a mixed-case one must carry a valid EIP-55 checksum."""
+    from wallet.hashing import checksum_address
+
+    if not isinstance(value, str) or not _ADDRESS.match(value):
+        raise ConfigError(key, f"want a 0x-address (40 hex digits), got {_show(value)}")
+    raw = bytes.fromhex(value[2:])
+    mixed = value[2:] not in (value[2:].lower(), value[2:].upper())
+    if mixed and checksum_address(raw) != value:
+        raise ConfigError(key, f"bad EIP-55 checksum in {_show(value)}")
+    return raw

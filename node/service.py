@@ -1,10 +1,11 @@
 """Composition root of ``orbital node run``: wires the upstream, head trust, header store and
 the verified JSON-RPC server, and runs them as one tree of tasks until SIGTERM/SIGINT.
 
-The task tree (asyncio ``TaskGroup``): the HTTP server, and a refresh loop that asks the
-trust strategy for anchors and links them every ``refresh`` seconds (a failed refresh is
-logged and shown in ``orbital_status``; the node keeps serving what it proved). A stop
-signal cancels the group; the server closes its sockets, the store its file.
+The task tree (asyncio ``TaskGroup``): the HTTP server, and the link task
+(:mod:`node.contact`): with a contact plan it works each pass (refresh, prefetch, outbox)
+and sleeps between them; without one it probes every ``refresh`` seconds. A failed refresh
+is logged and shown in ``orbital_status``; the node keeps serving what it proved. A stop
+signal cancels the group; the server closes its sockets, the stores their files.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from aiohttp import web
 
 from node.chain.anchor import Anchor
 from node.chain.forks import ChainConfig, load_chain_config
 from node.chain.header_store import HeaderStore
+from node.contact import ContactSchedule, Hooks, follow_plan, prefetch, probe
 from node.metrics import NodeMetrics, serve_metrics
 from node.outbox.store import Outbox
 from node.rpc.evm import LocalEvm
@@ -33,6 +35,9 @@ from node.rpc.server import RpcServer
 from node.rpc.upstream import Endpoint, UpstreamPool
 from node.rpc.upstream_api import Upstream
 from node.rpc.verified_node import VerifiedNode
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +68,7 @@ class NodeOptions:
     threshold: int = 0
     heads_dir: Path | None = None
     max_head_age: float = 3600.0
-    extra: dict[str, str] = field(default_factory=dict)
+    config: NodeConfig | None = None  # the file's other sections ([link], [watch], ...)
 
 
 def chain_config(options: NodeOptions) -> ChainConfig | None:
@@ -140,40 +145,65 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
                 UpstreamPool([endpoint], chain_id=options.chain_id))
             members.append((endpoint.name, single))
         trust = build_trust(options, members, resources)
-        for name, probe in (await upstream.probe()).items():
-            log.info("upstream %s: chain %s, serves %s%s", name, probe.chain_id,
-                     ", ".join(m for m, ok in probe.capabilities.items() if ok) or "nothing probed",
-                     f" ({probe.error})" if probe.error else "")
+        for name, found in (await upstream.probe()).items():
+            log.info("upstream %s: chain %s, serves %s%s", name, found.chain_id,
+                     ", ".join(m for m, ok in found.capabilities.items() if ok) or "nothing probed",
+                     f" ({found.error})" if found.error else "")
         store = resources.enter_context(
             HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
-        config = store.config
-        evm = None if config is None else await resources.enter_async_context(LocalEvm(config))
+        rules = store.config
+        evm = None if rules is None else await resources.enter_async_context(LocalEvm(rules))
         outbox = resources.enter_context(Outbox(options.data_dir / "outbox.sqlite"))
         node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history,
                             evm=evm, outbox=outbox)
-        server = RpcServer(node.methods(), _head_of(store))
+        gauges = NodeMetrics()
+        recorder = Recorder(node, gauges, [upstream, *(pool for _, pool in members)])
+        server = RpcServer(node.methods(), _head_of(store), observe=recorder.observe)
         runner = web.AppRunner(server.app(), access_log=None)
         await runner.setup()
         resources.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, options.rpc_host, options.rpc_port)
         await site.start()
         port = runner.addresses[0][1]
-        try:
-            await node.refresh()
-        except Exception as exc:  # keep serving; the status says why
-            log.warning("first refresh failed: %s", exc)
-        gauges = NodeMetrics()
         if metrics is not None:
             metrics_runner, metrics_url = await serve_metrics(gauges, *metrics)
             resources.push_async_callback(metrics_runner.cleanup)
             log.info("metrics at %s", metrics_url)
-        seen: dict[tuple[str, str], int] = {}
-        _record(node, gauges, seen)
-        ready(f"http://{options.rpc_host}:{port}")
+        config = options.config
+        watch = config.watch if config is not None else None
+        schedule = (ContactSchedule.from_config(config.link)
+                    if config is not None and config.link is not None else None)
+
+        async def prefetch_watch() -> None:
+            await prefetch(node, watch)
+
+        hooks = Hooks(recorder.after, recorder.contact, prefetch_watch)
+        node.extra_status["link"] = lambda: {
+            "inContact": recorder.in_contact, "contacts": recorder.contacts,
+            "plan": None if schedule is None else schedule.status()}
         async with asyncio.TaskGroup() as tasks:
-            refresher = tasks.create_task(_refresh_loop(node, options.refresh, gauges, seen))
+            if schedule is None:
+                await _first_refresh(node, hooks)
+                link = tasks.create_task(probe(node, options.refresh, hooks))
+            else:
+                link = tasks.create_task(follow_plan(schedule, node, options.refresh, hooks))
+            ready(f"http://{options.rpc_host}:{port}")
             await stop.wait()
-            refresher.cancel()
+            link.cancel()
+
+
+async def _first_refresh(node: VerifiedNode, hooks: Hooks) -> None:
+    """Without a plan, try once before serving (a failure is logged and shown in
+    ``orbital_status``; the node serves what it proved before)."""
+    try:
+        await node.refresh()
+        await hooks.prefetch()
+        ok = True
+    except Exception as exc:
+        log.warning("first refresh failed: %s", exc)
+        ok = False
+    hooks.contact(ok)
+    hooks.after(ok)
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:
@@ -196,33 +226,62 @@ def _lock_data_dir(data_dir: Path) -> IO[str]:
     return handle
 
 
-async def _refresh_loop(node: VerifiedNode, every: float, gauges: NodeMetrics,
-                        seen: dict[tuple[str, str], int]) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await node.refresh()
-        except Exception as exc:
-            log.warning("refresh failed: %s", exc)
-            gauges.record_refusal("refresh")
-        _record(node, gauges, seen)
+REFUSALS = {-32602: "invalid_params", -32002: "unavailable", -32099: "verification_failed",
+            -32000: "refused", -32603: "internal", -32601: "method_not_found"}
+"""Metric label of each JSON-RPC error code the node answers with (a revert, code 3, is an
+answer: it counts as a verification)."""
 
 
-def _record(node: VerifiedNode, gauges: NodeMetrics,
-            seen: dict[tuple[str, str], int]) -> None:
-    """The head and the upstreams' new lies (``seen``: those already counted), for
-    /metrics."""
-    head = node.store.head
-    if head is not None:
-        gauges.record_head(head.number, head.timestamp)
-    state = getattr(node.upstream, "state", None)
-    for upstream in state() if callable(state) else ():
-        for kind, count in upstream.get("lies", {}).items():
-            key = (upstream["name"], kind)
-            for _ in range(count - seen.get(key, 0)):
-                gauges.record_lie(*key)
-            seen[key] = count
+@dataclass
+class Recorder:
+    """Feeds /metrics: answers by outcome, the head, new lies, link bytes, outbox depth,
+    contacts."""
 
+    node: VerifiedNode
+    gauges: NodeMetrics
+    pools: list[UpstreamPool]
+    _lies: dict[tuple[str, str], int] = field(default_factory=dict)
+    _bytes: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def observe(self, method: str, kind: str, code: int | None) -> None:
+        if code is None or code == 3:
+            if kind == "verified":
+                self.gauges.record_verification(method)
+        else:
+            self.gauges.record_refusal(REFUSALS.get(code, "error"))
+
+    in_contact: bool | None = None  # None: not known yet
+    contacts: int = 0
+
+    def contact(self, up: bool) -> None:
+        self.gauges.record_contact(up)
+        self.contacts += up
+        self.in_contact = up
+
+    def after(self, ok: bool) -> None:
+        """After a refresh attempt (``ok``: it succeeded)."""
+        if not ok:
+            self.gauges.record_refusal("refresh")
+        head = self.node.store.head
+        if head is not None:
+            self.gauges.record_head(head.number, head.timestamp)
+        if self.node.outbox is not None:
+            self.gauges.record_outbox(self.node.outbox.counts())
+        up = down = 0
+        for i, pool in enumerate(self.pools):
+            for upstream in pool.state():
+                for kind, count in upstream["lies"].items():
+                    key = (upstream["name"], kind)
+                    for _ in range(count - self._lies.get(key, 0)):
+                        self.gauges.record_lie(*key)
+                    self._lies[key] = count
+                up += self._delta((i, upstream["name"] + ">"), upstream["bytes_sent"])
+                down += self._delta((i, upstream["name"] + "<"), upstream["bytes_received"])
+        self.gauges.record_bytes(up, down)
+
+    def _delta(self, key: tuple[int, str], total: int) -> int:
+        last, self._bytes[key] = self._bytes.get(key, 0), total
+        return total - last
 
 
 def _head_of(store: HeaderStore) -> Callable[[], tuple[int, bytes, int] | None]:

@@ -38,6 +38,14 @@ class PlanClock:
         self._monotonic = monotonic
         self.wall_start = monotonic() if wall_start is None else float(wall_start)
 
+    @classmethod
+    def from_epoch(cls, plan_start: float, time_scale: float, epoch: float) -> PlanClock:
+        """A clock at which the plan is at ``plan_start`` at UNIX time ``epoch``: processes
+        given the same three numbers agree on plan time (to how well their UNIX clocks
+        agree), whenever each of them starts."""
+        return cls(plan_start, time_scale,
+                   wall_start=time.monotonic() - (time.time() - float(epoch)))
+
     def now(self) -> float:
         """The plan time now."""
         return self.plan_at(self._monotonic())

@@ -4,6 +4,7 @@ one line, relative paths follow the file, flags override the file, the shipped c
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,33 @@ _BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"link": {"plan": str(ROOT / "configs/stations.toml"), "node": "SAT1"}}, "link.plan",
      "not JSON"),
     ({"link": {"plan": "x", "node": "y", "rate": 1}}, "link.rate", "unknown key"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "links": "SAT1-WALLOPS"}}, "link.links",
+     "want an array"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "links": ["SAT2-WALLOPS"]}}, "link.links[0]",
+     'want "SAT1-PEER"'),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "links": ["SAT1-NOWHERE"]}},
+     "link.links[0]", "no contact in the plan"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "links": ["SAT1-WALLOPS", "SAT1-WALLOPS"]}},
+     "link.links[1]", "listed twice"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "time_scale": 0}}, "link.time_scale",
+     "positive number"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "time_scale": 10}}, "link.start",
+     "missing: a time_scale or an epoch"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "start": "yesterday"}}, "link.start",
+     "ISO 8601"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1",
+                "start": datetime(2026, 1, 1)}}, "link.start", "with its zone"),
+    ({"link": {"plan": str(ROOT / "configs/constellation/plan.json"), "node": "SAT1", "start": "2026-01-01T00:00:00Z",
+                "epoch": "now"}}, "link.epoch", "positive number"),
+    ({"watch": {"accounts": ["0x12"]}}, "watch.accounts[0]", "40 hex digits"),
+    ({"watch": {"accounts": []}}, "watch.accounts", "non-empty array"),
+    ({"watch": {"calls": {"to": "0x" + "11" * 20}}}, "watch.calls", "want an array"),
+    ({"watch": {"calls": [{"data": "0x"}]}}, "watch.calls[0].to", "missing"),
+    ({"watch": {"calls": [{"to": "0x" + "11" * 20, "data": "0x1"}]}},
+     "watch.calls[0].data", "0x-hex bytes"),
+    ({"watch": {"calls": [{"to": "0x" + "11" * 20, "value": 1}]}}, "watch.calls[0].value",
+     "unknown key"),
+    ({"watch": {"blocks": 1}}, "watch.blocks", "unknown key"),
     ({"wallet": {"backend": "ledger"}}, "wallet.backend",
      'want one of keystore, pkcs11, got "ledger"'),
     ({"wallet": {"home": 1}}, "wallet.home", "non-empty string"),
@@ -260,3 +288,15 @@ def test_plan_with_the_node(tmp_path: Path) -> None:
     (tmp_path / "p.json").write_text(json.dumps(plan))
     config = parse_node_config(_doc(link={"plan": "p.json", "node": "GS"}), tmp_path)
     assert config.link is not None and config.link.plan == tmp_path / "p.json"
+    assert (config.link.links, config.link.time_scale, config.link.start) == ((), 1.0, None)
+    scaled = parse_node_config(_doc(
+        link={"plan": "p.json", "node": "GS", "links": ["A-GS"], "time_scale": 60,
+              "start": datetime(1970, 1, 1, 0, 0, 5, tzinfo=UTC), "epoch": 1.5e9},
+        watch={"accounts": ["0x" + "ab" * 20],
+               "calls": [{"to": "0x" + "cd" * 20, "data": "0x70a08231"}]}), tmp_path)
+    assert scaled.link is not None
+    assert (scaled.link.links, scaled.link.time_scale, scaled.link.start,
+            scaled.link.epoch) == (("A-GS",), 60.0, 5.0, 1.5e9)
+    assert scaled.watch.accounts == (b"\xab" * 20,)
+    assert scaled.watch.calls == ((b"\xcd" * 20, bytes.fromhex("70a08231")),)
+    assert node_options(scaled).config is scaled

@@ -53,6 +53,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--time-scale", type=positive, default=1.0,
                    help="plan seconds per wall second (default 1)")
     p.add_argument("--start", help="plan time to start at, ISO 8601 (default: now)")
+    p.add_argument("--epoch", type=positive, metavar="UNIX",
+                   help="UNIX time at which the plan is at --start (default: when this "
+                        "starts); give nodes behind the link the same [link] epoch so they "
+                        "agree on plan time")
     p.add_argument("--on-los", choices=["reset", "stall"], default="reset")
     p.add_argument("--status", metavar="HOST:PORT", help="serve GET /status here")
     p.set_defaults(run=lazy("node.cli.link_run", "_run"))

@@ -85,7 +85,9 @@ def _next(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     plan = _load_plan(args.plan)
-    clock = PlanClock(_time(args.start), args.time_scale)
+    clock = (PlanClock(_time(args.start), args.time_scale) if args.epoch is None
+             else PlanClock.from_epoch(args.epoch if args.start is None else _time(args.start),
+                                       args.time_scale, args.epoch))
     emulator = LinkEmulator(plan, args.link, parse_address(args.listen, "--listen"),
                             parse_address(args.upstream, "--upstream"), clock,
                             on_los=args.on_los,

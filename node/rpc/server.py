@@ -77,6 +77,8 @@ class RpcServer:
     methods: dict[str, Method]
     head: Callable[[], tuple[int, bytes, int] | None]
     clock: Callable[[], float] = time.time
+    observe: Callable[[str, Kind, int | None], None] | None = None
+    """Told of every call's outcome: (method, its kind, None or the error code)."""
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -121,6 +123,14 @@ class RpcServer:
 
     async def _run(self, call_id: Any, name: str, method: Method, params: list[Any]
                    ) -> dict[str, Any]:
+        reply = await self._answer(call_id, name, method, params)
+        if self.observe is not None:
+            error = reply.get("error")
+            self.observe(name, method.kind, None if error is None else error["code"])
+        return reply
+
+    async def _answer(self, call_id: Any, name: str, method: Method, params: list[Any]
+                      ) -> dict[str, Any]:
         try:
             return {"jsonrpc": "2.0", "id": call_id, "result": await method.handler(params)}
         except RpcError as exc:

@@ -223,7 +223,8 @@ class _Upstream:
     failures: dict[str, int] = field(default_factory=dict)
     requests: int = 0
     answers: int = 0
-    bytes_received: int = 0
+    bytes_received: int = 0  # on the wire (compressed), HTTP bodies only
+    bytes_sent: int = 0  # request bodies
     latency: float | None = None  # last, seconds
     latency_avg: float | None = None  # exponentially weighted
 
@@ -394,6 +395,7 @@ class UpstreamPool:
                 "requests": u.requests,
                 "answers": u.answers,
                 "bytes_received": u.bytes_received,
+                "bytes_sent": u.bytes_sent,
                 "latency": u.latency,
             })
         return out
@@ -516,6 +518,7 @@ class UpstreamPool:
                    "Accept-Encoding": "gzip"}
         data = json.dumps(body, separators=(",", ":")).encode()
         up.requests += 1
+        up.bytes_sent += len(data)
         started = self._clock()
         try:
             async with asyncio.timeout(self.timeout):

@@ -1,0 +1,244 @@
+"""The node behind an intermittent link (issue #15): ``orbital node run --config`` with a
+contact plan, its upstream (anvil) behind ``orbital link run`` driven by the same plan, ten
+times faster than real time.
+
+Out of contact the node answers from its verified cache with the head's age, names what it
+cannot answer and queues it, and queues transactions durably; at the next AOS it catches up,
+answers the queued read, flushes the outbox and verifies the receipt. The schedule's
+arithmetic (windows, ground passes, the shared plan clock) is tested without processes.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import coincurve
+import pytest
+from test_outbox import sign_tx
+from verified_node import REPO, NodeProcess, NodeRpcError, start_node
+
+from node.config import LinkConfig
+from node.contact import ContactSchedule, ground_contacts, merge_windows
+from sim_link.clock import PlanClock
+from sim_link.plan import Contact, ContactPlan
+
+from anvil import Anvil
+
+T0 = 1_795_392_000.0  # 2026-11-23T00:00:00Z
+SCALE = 10.0
+WINDOWS = [(40, 100), (160, 220), (280, 340)]  # plan seconds after T0: wall 4-10, 16-22, 28-34
+GWEI = 10**9
+STRANGER = "0x" + "be" * 20
+
+
+def _contact(source: str, target: str, start: float, end: float, *,
+             elevation: float | None = 40.0) -> Contact:
+    return Contact(source, target, start, end, 2e6, 256e3, ((start, 0.005), (end, 0.005)),
+                   max_elevation_deg=elevation)
+
+
+# -- the schedule, without processes ---------------------------------------------------------
+
+
+def test_overlapping_passes_are_one_window_and_isl_contacts_are_not_ground() -> None:
+    plan = ContactPlan((_contact("SAT1", "GS1", 100, 200), _contact("SAT1", "GS2", 150, 260),
+                        _contact("SAT1", "GS1", 400, 500),
+                        _contact("SAT1", "SAT2", 0, 1000, elevation=None)))
+    passes = ground_contacts(plan, "SAT1")
+    assert sorted(c.link for c in passes) == ["SAT1-GS1", "SAT1-GS1", "SAT1-GS2"]
+    windows = merge_windows(passes)
+    assert [(w.start, w.end, w.links) for w in windows] == [
+        (100, 260, ("SAT1-GS1", "SAT1-GS2")), (400, 500, ("SAT1-GS1",))]
+    only = merge_windows(ground_contacts(plan, "SAT1", ["SAT1-GS2"]))
+    assert [(w.start, w.end) for w in only] == [(150, 260)]
+
+
+def test_the_schedule_runs_on_the_plan_clock_shared_through_the_epoch(tmp_path: Path) -> None:
+    plan = ContactPlan(tuple(_contact("SAT1", "GS", T0 + a, T0 + b) for a, b in WINDOWS))
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    epoch = time.time() - 5.0  # the plan reached T0 five wall seconds ago: plan T0 + 50
+    schedule = ContactSchedule.from_config(
+        LinkConfig(tmp_path / "plan.json", "SAT1", (), SCALE, T0, epoch))
+    assert abs(schedule.clock.now() - (T0 + 50)) < 1.0
+    window = schedule.current_or_next()
+    assert window is not None and (window.start, window.end) == (T0 + 40, T0 + 100)
+    status = schedule.status()
+    assert status["window"]["inProgress"] is True  # type: ignore[index]
+    assert 4.0 < status["window"]["wallSecondsToEnd"] < 6.0  # type: ignore[index]
+    other = PlanClock.from_epoch(T0, SCALE, epoch)  # another process, same three numbers
+    assert abs(other.now() - schedule.clock.now()) < 0.1
+    late = ContactSchedule.from_config(
+        LinkConfig(tmp_path / "plan.json", "SAT1", (), SCALE, T0, time.time() - 100))
+    assert late.current_or_next() is None  # plan time T0 + 1000: no window left
+
+
+# -- the node behind the emulated link --------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def behind_link(tmp_path: Path, anvil: Anvil) -> Iterator[tuple[NodeProcess, float, int]]:
+    """A node whose only upstream is anvil through ``orbital link run``; both follow the
+    plan of :data:`WINDOWS` from the same epoch. Yields (node, epoch, metrics port)."""
+    anvil.rpc("anvil_mine", "0x2")  # past anvil's genesis-state quirk
+    plan = ContactPlan(tuple(_contact("SAT1", "GS", T0 + a, T0 + b) for a, b in WINDOWS))
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    epoch = time.time() + 3.0  # both processes start before plan time T0
+    listen, metrics = _free_port(), _free_port()
+    link = subprocess.Popen(
+        [sys.executable, "-m", "node.cli.main", "link", "run", "--plan",
+         str(tmp_path / "plan.json"), "--link", "SAT1-GS", "--listen", f"127.0.0.1:{listen}",
+         "--upstream", f"127.0.0.1:{anvil.port}", "--time-scale", str(SCALE),
+         "--start", "2026-11-23T00:00:00Z", "--epoch", repr(epoch)],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sender = "0x" + _address(_key(anvil)).hex()
+    (tmp_path / "node.toml").write_text(f"""
+[node]
+chain_id = 31337
+data_dir = "data"
+rpc = "127.0.0.1:0"
+refresh = "1s"
+chain = "anvil"
+
+[upstreams]
+urls = ["ground=http://127.0.0.1:{listen}"]
+
+[trust]
+mode = "quorum"
+
+[link]
+plan = "plan.json"
+node = "SAT1"
+links = ["SAT1-GS"]
+time_scale = {SCALE}
+start = 2026-11-23T00:00:00Z
+epoch = {epoch!r}
+
+[watch]
+accounts = ["{sender}"]
+
+[metrics]
+listen = "127.0.0.1:{metrics}"
+""")
+    node = start_node([], tmp_path / "data", "--config", str(tmp_path / "node.toml"),
+                      trust="", chain_id=0)
+    try:
+        yield node, epoch, metrics
+    finally:
+        node.stop()
+        link.terminate()
+        link.wait(timeout=10)
+
+
+def _key(anvil: Anvil) -> coincurve.PrivateKey:
+    return coincurve.PrivateKey(bytes.fromhex(anvil.private_keys[0].removeprefix("0x")))
+
+
+def _address(key: coincurve.PrivateKey) -> bytes:
+    from node.chain.hashing import keccak256
+    return keccak256(key.public_key.format(compressed=False)[1:])[12:]
+
+
+def _until(what: str, check: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _link(node: NodeProcess) -> dict[str, Any]:
+    return node.rpc("orbital_status")["link"]
+
+
+@pytest.mark.devnet
+@pytest.mark.slow
+def test_out_of_contact_the_node_serves_its_cache_and_queues_until_the_next_pass(
+        behind_link: tuple[NodeProcess, float, int], anvil: Anvil) -> None:
+    node, epoch, metrics_port = behind_link
+    key = _key(anvil)
+    sender = "0x" + _address(key).hex()
+    assert _link(node)["inContact"] is not True  # started before the first window
+
+    # First pass: the head is anchored and the watch list proven at it.
+    _until("the first AOS", lambda: _link(node)["inContact"], epoch + 6 - time.time() + 20)
+    status = _until("a head", lambda: (s := node.rpc("orbital_status"))["head"] and s, 10)
+    _until("LOS", lambda: _link(node)["inContact"] is False, epoch + 10 - time.time() + 10)
+    assert time.time() < epoch + 16, "the test was too slow to act between passes"
+    head = node.rpc("orbital_status")["head"]
+    assert head["number"] >= status["head"]["number"]
+
+    # Out of contact: a watched account is answered from the cache, with the head's age.
+    reply, headers = node.request({"jsonrpc": "2.0", "id": 1, "method": "eth_getBalance",
+                                   "params": [sender, "latest"]})
+    block = hex(int(head["number"]))
+    assert reply["result"] == anvil.rpc("eth_getBalance", sender, block)
+    assert headers["X-Orbital-Head"].startswith(f"{int(head['number'])} ")
+    assert float(headers["X-Orbital-Head-Age"]) >= 0
+    # ... an unwatched one is not: the error names it and queues the read.
+    with pytest.raises(NodeRpcError) as missing:
+        node.rpc("eth_getBalance", STRANGER, "latest")
+    assert missing.value.code == -32002
+    assert f"eth_getBalance(\"{STRANGER}\", \"latest\")" in missing.value.error_message
+    pending_id = missing.value.data["pending"]
+    assert [p["id"] for p in node.rpc("orbital_pending")] == [pending_id]
+    # ... a transaction is queued, durable, with its hash; the chain moves on meanwhile.
+    nonce = int(node.rpc("eth_getTransactionCount", sender, "pending"), 16)
+    raw = sign_tx(key, nonce=nonce, maxFeePerGas=50 * GWEI, maxPriorityFeePerGas=GWEI,
+                  chainId=31337, to=bytes.fromhex(STRANGER[2:]), value=12345)
+    tx_hash = node.rpc("eth_sendRawTransaction", "0x" + raw.hex())
+    assert [e["state"] for e in node.rpc("orbital_outbox")] == ["queued"]
+    assert int(node.rpc("eth_getTransactionCount", sender, "pending"), 16) == nonce + 1
+    assert anvil.rpc("eth_getTransactionByHash", tx_hash) is None  # not sent during LOS
+    anvil.rpc("anvil_mine", "0x3")
+
+    # Next pass: caught up, the read answered, the transaction flushed and its receipt
+    # verified against an anchored block.
+    entry = _until("the transaction included", lambda: next(
+        (e for e in node.rpc("orbital_outbox") if e["state"] in ("included", "final")), None),
+        epoch + 22 - time.time() + 15)
+    assert entry["hash"] == tx_hash
+    receipt = node.rpc("eth_getTransactionReceipt", tx_hash)
+    assert receipt["status"] == "0x1" and receipt["blockHash"] == entry["blockHash"]
+    assert anvil.rpc("eth_getTransactionReceipt", tx_hash)["blockHash"] == receipt["blockHash"]
+    answered = next(p for p in node.rpc("orbital_pending") if p["id"] == pending_id)
+    assert answered["state"] == "ready", answered
+    assert int(node.rpc("eth_getBalance", STRANGER, "latest"), 16) >= 12345
+    assert node.rpc("orbital_status")["head"]["number"] > head["number"]
+
+    # What /metrics says about it.
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values["orbital_contacts_total"] >= 2
+    assert values['orbital_link_bytes_total{direction="down"}'] > 0
+    assert values['orbital_link_bytes_total{direction="up"}'] > 0
+    assert values["orbital_head_number"] >= head["number"]
+    assert values['orbital_verifications_total{kind="eth_getBalance"}'] >= 2
+    assert values['orbital_refusals_total{kind="unavailable"}'] >= 1
+
+    # SIGTERM: a clean stop, quickly, even in the middle of the plan.
+    started = time.monotonic()
+    assert node.stop() == 0
+    assert time.monotonic() - started < 5.0
+    outbox = json.loads(subprocess.run(
+        [sys.executable, "-c", "import json,sqlite3,sys;"
+         "print(json.dumps(sqlite3.connect(sys.argv[1]).execute("
+         "'select count(*) from entries').fetchone()))",
+         str(node.data_dir / "outbox.sqlite")], capture_output=True, text=True).stdout)
+    assert outbox == [1]
