@@ -321,6 +321,92 @@ def test_reopen_resumes(tmp_path: Path) -> None:
         assert box.to_send()[0].hash == e.hash
 
 
+def test_a_broadcast_answered_after_the_operator_dropped_the_entry(outbox: Outbox) -> None:
+    """Another process (``orbital node outbox drop``) drops an entry between to_send() and
+    the upstream's answer: the batch is still recorded, the drop stands, and the
+    acknowledgement is kept (the upstream holds it: its receipt is still asked for)."""
+    _a, b, c = (put(outbox, nonce=n) for n in range(3))
+    batch = outbox.to_send()
+    with Outbox(outbox_path(outbox)) as other:
+        other.drop(c.hash)
+    marked = outbox.mark_sent_many([(e.hash, None) for e in batch])
+    assert [e.state for e in marked] == ["sent", "sent", "dropped"]
+    dropped = outbox.get(c.hash)
+    assert dropped.reason == "dropped by operator" and dropped.sent_at is not None
+    assert outbox.mark_sent(c.hash, error="nonce too low").last_error == "nonce too low"
+    with pytest.raises(UnknownEntry):
+        outbox.mark_sent_many([(b.hash, None), (b"\5" * 32, None)])
+    assert outbox.get(b.hash).attempts == 1  # the failed batch was rolled back whole
+
+
+def outbox_path(box: Outbox) -> str:
+    return box._db.execute("PRAGMA database_list").fetchone()[2]
+
+
+def test_queued_form_is_the_decoded_transaction_with_null_block_fields(outbox: Outbox) -> None:
+    from node.outbox.render import queued_transaction_json
+
+    e = put(outbox, nonce=3, maxFeePerGas=7 * GWEI, maxPriorityFeePerGas=2 * GWEI,
+            input=b"\1\2", accessList=((TO, (b"\0" * 32,)),), gas=30_000)
+    got = queued_transaction_json(e)
+    assert {k: got[k] for k in ("blockHash", "blockNumber", "blockTimestamp",
+                                "transactionIndex")} == dict.fromkeys(
+        ("blockHash", "blockNumber", "blockTimestamp", "transactionIndex"))
+    assert got["hash"] == "0x" + e.hash.hex() and got["from"] == "0x" + e.sender.hex()
+    assert (got["nonce"], got["gas"], got["input"], got["type"], got["chainId"]) == (
+        "0x3", hex(30_000), "0x0102", "0x2", hex(CHAIN))
+    assert (got["maxFeePerGas"], got["maxPriorityFeePerGas"], got["gasPrice"]) == (
+        hex(7 * GWEI), hex(2 * GWEI), hex(7 * GWEI))  # geth: the fee cap until mined
+    assert got["accessList"] == [{"address": "0x" + TO.hex(), "storageKeys": ["0x" + "00" * 32]}]
+    assert got["v"] == got["yParity"] and got["to"] == "0x" + TO.hex()
+    legacy = outbox.add(admit(sign_tx(KEY, LEGACY, nonce=4), chain_id=CHAIN, verified_nonce=0))
+    got = queued_transaction_json(legacy)
+    assert got["gasPrice"] == hex(GWEI) and "maxFeePerGas" not in got and "yParity" not in got
+    assert got["chainId"] == hex(CHAIN) and int(got["v"], 16) in (CHAIN * 2 + 35, CHAIN * 2 + 36)
+
+
+async def test_reconcile_settles_reorgs_finalizes_and_expires(outbox: Outbox) -> None:
+    from node.chain.anchor import BlockId
+    from node.outbox.reconcile import expire_old, finalize, reorged, settle_nonces
+
+    other = coincurve.PrivateKey(b"\x11" * 32)
+    a, b, c = (put(outbox, nonce=n) for n in range(3))
+    x = put(outbox, key=other, nonce=0)
+    canonical = {5: b"\5" * 32, 6: b"\6" * 32}
+    mined = {a.hash: {"blockNumber": "0x5", "blockHash": "0x" + "05" * 32}}
+
+    async def receipts(h: bytes) -> dict[str, Any] | None:
+        return mined.get(h)
+
+    async def nonce(sender: bytes) -> int | None:
+        return 2 if sender == a.sender else None  # the other sender: no proof now
+
+    included, dropped = await settle_nonces(outbox, nonce, receipts)
+    assert [e.hash for e in included] == [a.hash]  # mined: found by its receipt
+    assert [(e.hash, e.reason) for e in dropped] == [
+        (b.hash, "nonce taken by another transaction (verified nonce 2)")]
+    assert outbox.get(c.hash).state == "queued" and outbox.get(x.hash).state == "queued"
+    assert {e.hash for e in outbox.to_send()} == {c.hash, x.hash}  # c: from verified nonce 2
+
+    outbox.mark_sent(c.hash)
+    outbox.mark_included(c.hash, 6, b"\x66" * 32)  # a block a reorg then replaced
+    assert finalize(outbox, BlockId(6, canonical[6]), canonical.get) == [
+        outbox.get(a.hash)] and outbox.get(a.hash).state == "final"
+    assert [e.hash for e in reorged(outbox, canonical.get)] == [c.hash]
+    assert outbox.get(c.hash).state == "sent" and outbox.get(c.hash).block_hash is None
+    outbox.mark_included(c.hash, 7, b"\7" * 32)
+    assert reorged(outbox, canonical.get) == []  # no canonical header at 7: cannot tell
+    assert finalize(outbox, BlockId(6, canonical[6]), canonical.get) == []
+    assert finalize(outbox, None, canonical.get) == []
+    assert outbox.get(c.hash).state == "included"
+
+    late = put(outbox, key=other, nonce=1)
+    now = outbox.get(late.hash).queued_at
+    assert expire_old(outbox, now, 100) == []
+    assert {e.hash for e in expire_old(outbox, now + 0.5, 0.1)} == {x.hash, late.hash}
+    assert outbox.get(x.hash).state == "expired"
+
+
 # -- flush against a scripted upstream ---------------------------------------------------------
 
 class ScriptedUpstream:

@@ -134,6 +134,14 @@ async def _check_receipts(outbox: Outbox, entries: Sequence[Entry], receipts: Re
 
 async def _check_one(outbox: Outbox, entry: Entry, receipts: Receipts,
                      report: FlushReport) -> bool:
+    if not await include_if_receipt(outbox, entry, receipts):
+        return False
+    report.included.append(entry.hash)
+    return True
+
+
+async def include_if_receipt(outbox: Outbox, entry: Entry, receipts: Receipts) -> bool:
+    """Mark ``entry`` included if the node has its verified receipt; True if it did."""
     receipt = await receipts(entry.hash)
     if receipt is None:
         return False
@@ -141,5 +149,4 @@ async def _check_one(outbox: Outbox, entry: Entry, receipts: Receipts,
     outbox.mark_included(entry.hash, int(number, 16) if isinstance(number, str) else number,
                          bytes.fromhex(block_hash.removeprefix("0x"))
                          if isinstance(block_hash, str) else block_hash)
-    report.included.append(entry.hash)
     return True

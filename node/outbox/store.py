@@ -271,13 +271,23 @@ class Outbox:
         return self.mark_sent_many([(tx_hash, error)])[0]
 
     def mark_sent_many(self, answers: Iterable[tuple[bytes, str | None]]) -> list[Entry]:
-        """:meth:`mark_sent` for a batch of broadcasts, in one transaction (one fsync)."""
+        """:meth:`mark_sent` for a batch of broadcasts, in one transaction (one fsync).
+
+        An entry that left queued/sent while its broadcast was in flight (the operator
+        dropped it from another process, ``orbital node outbox drop``; or it expired) keeps
+        its state, but an acknowledgement is still recorded (``sent_at``): the upstream
+        holds it, so it may yet be mined and its receipt is asked for."""
         now = self._clock()
         out = []
         with write_transaction(self._db, self._lock) as db:
             for tx_hash, error in answers:
-                self._require(db, tx_hash, ("queued", "sent"), "mark sent")
-                if error is None:
+                entry = self._require(db, tx_hash, ("queued", "sent", "dropped", "expired"),
+                                      "mark sent")
+                if entry.state not in ACTIVE:
+                    db.execute("UPDATE entries SET sent_at=COALESCE(?, sent_at), "
+                               "attempts=attempts+1, last_error=? WHERE hash=?",
+                               (None if error else now, error, tx_hash))
+                elif error is None:
                     db.execute("UPDATE entries SET state='sent', sent_at=?, updated_at=?, "
                                "attempts=attempts+1, last_error=NULL WHERE hash=?",
                                (now, now, tx_hash))

@@ -31,7 +31,9 @@ from node.chain.rpcjson import parse_data, parse_quantity
 from node.chain.transactions import decode_transaction
 from node.outbox.checks import OutboxRefused, admit
 from node.outbox.flush import flush
-from node.outbox.store import Outbox
+from node.outbox.reconcile import expire_old, finalize, reorged, settle_nonces
+from node.outbox.render import queued_transaction_json
+from node.outbox.store import ACTIVE, Outbox
 from node.rpc import fees
 from node.rpc.blocks import LogRangeError, VerifiedBlocks
 from node.rpc.evm import (
@@ -74,6 +76,9 @@ MAX_PROOF_KEYS = 1024
 MAX_FEE_HISTORY = 1024
 FLUSH_BUDGET = 10.0
 """Seconds one outbox pass may take (a pass too short resumes at the next contact)."""
+OUTBOX_MAX_AGE = 86_400.0
+"""Seconds a transaction may wait in the outbox unacknowledged before it expires
+(``[outbox] max_age``)."""
 EXECUTION_FAILED = -32000  # geth: a call that halted or could not run
 CACHED_READS = frozenset({
     "eth_getBalance", "eth_getTransactionCount", "eth_getStorageAt", "eth_getCode",
@@ -105,6 +110,7 @@ class VerifiedNode:
     pending: PendingReads = field(default_factory=PendingReads)
     outbox: Outbox | None = None  # None: eth_sendRawTransaction relays at once
     flush_budget: float = FLUSH_BUDGET
+    max_age: float = OUTBOX_MAX_AGE  # outbox: queued longer than this, never sent: expired
     blocks: VerifiedBlocks = field(init=False)
     _methods: dict[str, Method] | None = field(default=None, init=False, repr=False)
     _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
@@ -322,8 +328,19 @@ class VerifiedNode:
         return hex(len(block["transactions"]))
 
     async def _transaction(self, params: list[Any]) -> dict[str, Any] | None:
+        """The transaction in its anchored canonical block (verified); else, if the outbox
+        holds it queued or sent, its queued form (:mod:`node.outbox.render`: block fields
+        null, as geth answers a pending one) -- out of contact too."""
         (tx_hash,) = _params(params, 1, 1, "eth_getTransactionByHash(hash)")
-        return await self.blocks.transaction(parse_data(tx_hash, "transactionHash", 32))
+        tx_hash = parse_data(tx_hash, "transactionHash", 32)
+        entry = None if self.outbox is None else self.outbox.get(tx_hash)
+        if entry is None or entry.state not in ACTIVE:
+            return await self.blocks.transaction(tx_hash)
+        try:
+            found = await self.blocks.transaction(tx_hash)
+        except UpstreamError:  # out of contact: the outbox still knows it
+            found = None
+        return found if found is not None else queued_transaction_json(entry)
 
     async def _receipt(self, params: list[Any]) -> dict[str, Any] | None:
         (tx_hash,) = _params(params, 1, 1, "eth_getTransactionReceipt(hash)")
@@ -432,8 +449,9 @@ class VerifiedNode:
                 return await handler(params)
             except UpstreamError as exc:
                 queued = self.pending.queue(name, params, str(exc))
+                what = f"{name}({', '.join(json.dumps(p) for p in params)})"
                 raise RpcError(RESOURCE_UNAVAILABLE,
-                               f"{name}: not in the verified cache and no upstream answers "
+                               f"{what}: not in the verified cache and no upstream answers "
                                f"({exc}); queued as pending read #{queued.id} for the next "
                                f"contact -- retry then (orbital_pending lists it)",
                                {"pending": queued.id}) from None
@@ -532,21 +550,45 @@ class VerifiedNode:
             return 0
 
     async def flush_outbox(self) -> None:
-        """Send what the outbox holds (nonce order, within :attr:`flush_budget`) and mark
-        what anchored blocks include (verified receipts); a failed pass is logged -- the
-        entries stay for the next contact."""
-        if self.outbox is None or self.store.head is None:
+        """One outbox pass (:mod:`node.outbox.reconcile`): expire what waited longer than
+        :attr:`max_age`; put back what a reorg took out of the canonical chain; settle each
+        sender against its nonce proven at the anchored head (found included, or dropped:
+        nonce taken); send what is left (nonce order, within :attr:`flush_budget`) and mark
+        what anchored blocks include (verified receipts); mark final what the finalized
+        anchor covers. A failed pass is logged -- the entries stay for the next contact."""
+        if self.outbox is None:
+            return
+        expired = expire_old(self.outbox, self.clock(), self.max_age)
+        for entry in expired:
+            log.info("outbox: 0x%s expired (%s)", entry.hash.hex(), entry.reason)
+        if self.store.head is None:
             return
         try:
+            back = reorged(self.outbox, self.store.canonical_hash)
+            found, dropped = await settle_nonces(self.outbox, self._proven_nonce,
+                                                 self.blocks.receipt)
             report = await flush(self.outbox, self.upstream, budget_seconds=self.flush_budget,
                                  receipts=self.blocks.receipt)
+            final = finalize(self.outbox, self.store.finalized, self.store.canonical_hash)
         except Exception as exc:  # the queue is durable: the next contact tries again
             log.warning("outbox flush failed: %s", exc)
             return
-        if report.sent or report.included or report.failed:
-            log.info("outbox: %d sent, %d included, %d refused, %d queued, %d awaiting",
-                     len(report.sent), len(report.included), len(report.failed),
-                     report.remaining, report.awaiting)
+        for entry in dropped:
+            log.info("outbox: 0x%s dropped (%s)", entry.hash.hex(), entry.reason)
+        if back or found or dropped or final or report.sent or report.included \
+                or report.failed:
+            log.info("outbox: %d sent, %d included, %d refused, %d dropped, %d reorged back, "
+                     "%d final, %d queued, %d awaiting", len(report.sent),
+                     len(report.included) + len(found), len(report.failed), len(dropped),
+                     len(back), len(final), report.remaining, report.awaiting)
+
+    async def _proven_nonce(self, sender: bytes) -> int | None:
+        """The sender's nonce proven at the anchored head; None when no upstream answers
+        and it is not cached (its entries are settled at a later contact)."""
+        try:
+            return (await self.state_at("latest").account(sender)).account.nonce
+        except UpstreamError:
+            return None
 
     async def _outbox(self, params: list[Any]) -> list[dict[str, Any]]:
         if self.outbox is None:
