@@ -153,9 +153,13 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
         rules = store.config
         evm = None if rules is None else await resources.enter_async_context(LocalEvm(rules))
-        outbox = resources.enter_context(Outbox(options.data_dir / "outbox.sqlite"))
+        config = options.config
+        outbox = resources.enter_context(Outbox(
+            config.outbox.path if config is not None else options.data_dir / "outbox.sqlite"))
         node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history,
                             evm=evm, outbox=outbox)
+        if config is not None:
+            node.max_age = config.outbox.max_age
         gauges = NodeMetrics()
         recorder = Recorder(node, gauges, [upstream, *(pool for _, pool in members)])
         server = RpcServer(node.methods(), _head_of(store), observe=recorder.observe)
@@ -169,7 +173,6 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             metrics_runner, metrics_url = await serve_metrics(gauges, *metrics)
             resources.push_async_callback(metrics_runner.cleanup)
             log.info("metrics at %s", metrics_url)
-        config = options.config
         watch = config.watch if config is not None else None
         schedule = (ContactSchedule.from_config(config.link)
                     if config is not None and config.link is not None else None)
