@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from wallet.errors import MalformedRequestError
+from wallet.files import write_atomic
 
 HOME_ENV = "ORBITAL_HOME"
 CONFIG_FILE = "wallet.toml"
@@ -137,15 +138,8 @@ def load_config(home: Path) -> WalletConfig:
 
 
 def save_config(config: WalletConfig) -> None:
-    """Write ``wallet.toml`` atomically (write a temporary file, fsync, rename)."""
-    config.home.mkdir(parents=True, exist_ok=True)
-    target = config.home / CONFIG_FILE
-    temporary = target.with_suffix(".toml.tmp")
-    with temporary.open("w") as f:
-        f.write(config.to_toml())
-        f.flush()
-        os.fsync(f.fileno())
-    temporary.replace(target)
+    """Write ``wallet.toml`` atomically and durably (:func:`wallet.files.write_atomic`)."""
+    write_atomic(config.home / CONFIG_FILE, config.to_toml().encode())
 
 
 def updated(config: WalletConfig, **changes: Any) -> WalletConfig:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from node.cli.ground_run import operator_signer
 from node.rpc.ground_heads import BLOCK_TAGS, anchor_from_verified_head, confirm_head, read_head
 from node.rpc.upstream_api import DirectUpstream
 from wallet.errors import MalformedRequestError
+from wallet.files import write_atomic
 from wallet.heads import (
     DEFAULT_MAX_AGE,
     MAX_FILE_BYTES,
@@ -53,15 +52,7 @@ def _read(path: str) -> SignedHead:
 
 def _write(path: str, signed: SignedHead) -> None:
     """Write ``path`` whole or not at all (a co-signer rewrites the file they were given)."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(signed_head_to_json(signed))
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(Path(path), signed_head_to_json(signed).encode())
 
 
 def _block(text: str | None) -> str | int:

@@ -28,6 +28,7 @@ from node.chain.errors import ChainError
 from node.rpc.sync import header_from_answer
 from node.rpc.upstream_api import Upstream, UpstreamError
 from wallet.errors import WalletError
+from wallet.files import write_atomic
 
 if TYPE_CHECKING:
     from node.chain.beacon.api import BeaconApiClient
@@ -209,13 +210,11 @@ class GroundTrust:
         return TrustedHeads(best)
 
     def submit(self, text: str) -> Anchor:
-        """Check a signed head (JSON) and keep it in ``directory`` (atomically) if it passes."""
+        """Check a signed head (JSON) and keep it in ``directory`` (atomically, durable before
+        this returns) if it passes."""
         anchor = self._check(text.encode())
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"head-{anchor.number}-{anchor.hash.hex()[:16]}.json"
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(text)
-        temporary.replace(path)
+        write_atomic(self.directory / f"head-{anchor.number}-{anchor.hash.hex()[:16]}.json",
+                     text.encode())
         return anchor
 
     def _check(self, data: bytes) -> Anchor:
