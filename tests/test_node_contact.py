@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,23 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class BehindLink:
+    """A node config whose only upstream is anvil through ``orbital link run``; both follow
+    the plan of :data:`WINDOWS` from the same ``epoch``."""
+
+    config: Path
+    data_dir: Path
+    epoch: float
+    metrics_port: int
+
+    def start(self) -> NodeProcess:
+        return start_node([], self.data_dir, "--config", str(self.config), trust="",
+                          chain_id=0)
+
+
 @pytest.fixture
-def behind_link(tmp_path: Path, anvil: Anvil) -> Iterator[tuple[NodeProcess, float, int]]:
-    """A node whose only upstream is anvil through ``orbital link run``; both follow the
-    plan of :data:`WINDOWS` from the same epoch. Yields (node, epoch, metrics port)."""
+def behind_link(tmp_path: Path, anvil: Anvil) -> Iterator[BehindLink]:
     anvil.rpc("anvil_mine", "0x2")  # past anvil's genesis-state quirk
     plan = ContactPlan(tuple(_contact("SAT1", "GS", T0 + a, T0 + b) for a, b in WINDOWS))
     (tmp_path / "plan.json").write_text(plan.to_json())
@@ -133,12 +147,9 @@ accounts = ["{sender}"]
 [metrics]
 listen = "127.0.0.1:{metrics}"
 """)
-    node = start_node([], tmp_path / "data", "--config", str(tmp_path / "node.toml"),
-                      trust="", chain_id=0)
     try:
-        yield node, epoch, metrics
+        yield BehindLink(tmp_path / "node.toml", tmp_path / "data", epoch, metrics)
     finally:
-        node.stop()
         link.terminate()
         link.wait(timeout=10)
 
@@ -168,8 +179,16 @@ def _link(node: NodeProcess) -> dict[str, Any]:
 @pytest.mark.devnet
 @pytest.mark.slow
 def test_out_of_contact_the_node_serves_its_cache_and_queues_until_the_next_pass(
-        behind_link: tuple[NodeProcess, float, int], anvil: Anvil) -> None:
-    node, epoch, metrics_port = behind_link
+        behind_link: BehindLink, anvil: Anvil) -> None:
+    node = behind_link.start()
+    try:
+        _serve_cache_and_queue(node, behind_link, anvil)
+    finally:
+        node.stop()
+
+
+def _serve_cache_and_queue(node: NodeProcess, setup: BehindLink, anvil: Anvil) -> None:
+    epoch, metrics_port = setup.epoch, setup.metrics_port
     key = _key(anvil)
     sender = "0x" + _address(key).hex()
     assert _link(node)["inContact"] is not True  # started before the first window
@@ -242,3 +261,48 @@ def test_out_of_contact_the_node_serves_its_cache_and_queues_until_the_next_pass
          "'select count(*) from entries').fetchone()))",
          str(node.data_dir / "outbox.sqlite")], capture_output=True, text=True).stdout)
     assert outbox == [1]
+
+
+@pytest.mark.devnet
+@pytest.mark.slow
+def test_killed_during_los_with_queued_transactions_the_restarted_node_lands_each_once(
+        behind_link: BehindLink, anvil: Anvil) -> None:
+    """kill -9 between passes with three accepted transactions; the restart resumes from
+    disk (the head it had, the queue) and the next pass mines each exactly once."""
+    epoch = behind_link.epoch
+    key = _key(anvil)
+    sender = "0x" + _address(key).hex()
+    node = behind_link.start()
+    try:
+        _until("the first pass", lambda: _link(node)["inContact"], epoch + 6 - time.time() + 20)
+        _until("a head", lambda: node.rpc("orbital_status")["head"], 10)
+        _until("LOS", lambda: _link(node)["inContact"] is False, epoch + 10 - time.time() + 10)
+        head = node.rpc("orbital_status")["head"]
+        nonce = int(node.rpc("eth_getTransactionCount", sender, "pending"), 16)
+        hashes = [node.rpc("eth_sendRawTransaction", "0x" + sign_tx(
+            key, nonce=nonce + i, maxFeePerGas=50 * GWEI, maxPriorityFeePerGas=GWEI,
+            chainId=31337, to=bytes.fromhex(STRANGER[2:]), value=1 + i).hex())
+            for i in range(3)]
+    finally:
+        node.process.kill()  # SIGKILL: no clean-up of any kind
+        node.process.wait()
+    assert time.time() < epoch + 15, "the test was too slow to act between passes"
+    restarted = behind_link.start()
+    try:
+        status = restarted.rpc("orbital_status")
+        assert status["link"]["inContact"] is not True  # still between passes
+        assert status["head"]["hash"] == head["hash"]  # resumed from disk, not re-synced
+        entries = restarted.rpc("orbital_outbox")
+        assert [(e["hash"], e["state"]) for e in entries] == [(h, "queued") for h in hashes]
+        assert int(restarted.rpc("eth_getTransactionCount", sender, "pending"), 16) == \
+            nonce + 3
+        _until("all three included", lambda: all(
+            e["state"] in ("included", "final") for e in restarted.rpc("orbital_outbox")),
+            epoch + 22 - time.time() + 15)
+    finally:
+        assert restarted.stop() == 0
+    assert int(anvil.rpc("eth_getTransactionCount", sender, "latest"), 16) == nonce + 3
+    blocks = {anvil.rpc("eth_getTransactionReceipt", h)["blockNumber"] for h in hashes}
+    mined = [tx["hash"] for number in blocks
+             for tx in anvil.rpc("eth_getBlockByNumber", number, True)["transactions"]]
+    assert sorted(mined) == sorted(hashes)  # each once, nothing else from this sender
