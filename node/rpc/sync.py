@@ -81,8 +81,23 @@ async def sync_anchor(anchor: Anchor, upstream: Upstream, store: HeaderStore, *,
     requests = 1
     header = store.get(anchor.hash) or await fetch_header(upstream, anchor.hash)
     insertion = store.add_anchor(anchor, header, final=final)
-    reorg_depth = insertion.reorg.depth if insertion.reorg else 0
-    linked = 0
+    linked, requests_down, reorg_depth = await link_down(header, upstream, store, floor=floor,
+                                                         batch=batch)
+    requests += requests_down
+    if insertion.reorg:
+        reorg_depth += insertion.reorg.depth
+    if store.get(anchor.hash) is None:
+        raise HeaderStoreError(f"anchor {anchor.describe()} was not stored")
+    return Synced(anchor, header, linked, requests, reorg_depth)
+
+
+async def link_down(header: Header, upstream: Upstream, store: HeaderStore, *, floor: int = 0,
+                    batch: int = DEFAULT_BATCH) -> tuple[int, int, int]:
+    """Link the anchored ``header``'s ancestors backward, newest first in batches of
+    ``batch``, until the canonical chain is whole down to ``floor`` (each parent by hash;
+    what links from an anchor is anchored). Returns (headers linked, round trips, reorg
+    depth)."""
+    linked = requests = reorg_depth = 0
     previous: Header | None = None
     while (lowest := store.gap_below(header.number, floor)) is not None:
         if lowest == previous:
@@ -110,6 +125,4 @@ async def sync_anchor(anchor: Anchor, upstream: Upstream, store: HeaderStore, *,
         insertions = store.add_many(h for h in run if store.status(h.hash) != "anchored")
         linked += len(run)
         reorg_depth += sum(i.reorg.depth for i in insertions if i.reorg is not None)
-    if store.get(anchor.hash) is None:
-        raise HeaderStoreError(f"anchor {anchor.describe()} was not stored")
-    return Synced(anchor, header, linked, requests, reorg_depth)
+    return linked, requests, reorg_depth
