@@ -394,6 +394,7 @@ async def test_reconcile_settles_reorgs_finalizes_and_expires(outbox: Outbox) ->
         outbox.get(a.hash)] and outbox.get(a.hash).state == "final"
     assert [e.hash for e in reorged(outbox, canonical.get)] == [c.hash]
     assert outbox.get(c.hash).state == "sent" and outbox.get(c.hash).block_hash is None
+    assert c.hash in [e.hash for e in outbox.to_send()]  # broadcast again
     outbox.mark_included(c.hash, 7, b"\7" * 32)
     assert reorged(outbox, canonical.get) == []  # no canonical header at 7: cannot tell
     assert finalize(outbox, BlockId(6, canonical[6]), canonical.get) == []

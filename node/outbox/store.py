@@ -315,12 +315,15 @@ class Outbox:
             return self._find(db, tx_hash)  # type: ignore[return-value]
 
     def mark_reorged(self, tx_hash: bytes) -> Entry:
-        """Its block left the canonical chain before finality: back to sent."""
+        """Its block left the canonical chain before finality: back to sent, and its
+        sender's recorded nonce back to at most its nonce (so it is broadcast again)."""
         now = self._clock()
         with write_transaction(self._db, self._lock) as db:
-            self._require(db, tx_hash, ("included",), "mark reorged")
+            entry = self._require(db, tx_hash, ("included",), "mark reorged")
             db.execute("UPDATE entries SET state='sent', block_number=NULL, block_hash=NULL, "
                        "updated_at=? WHERE hash=?", (now, tx_hash))
+            db.execute("UPDATE nonces SET verified_nonce=MIN(verified_nonce, ?) WHERE sender=?",
+                       (entry.nonce, entry.sender))
             return self._find(db, tx_hash)  # type: ignore[return-value]
 
     def mark_final(self, finalized_number: int, finalized_hashes: Iterable[bytes] = ()
@@ -354,10 +357,14 @@ class Outbox:
     def settle(self, sender: bytes, verified_nonce: int) -> list[Entry]:
         """The sender's verified nonce is ``verified_nonce``: active entries below it were not
         seen included, so another transaction took their nonce: dropped. Call it after
-        receipts were checked. Returns the dropped entries."""
+        receipts were checked. Returns the dropped entries. ``verified_nonce`` is proven at
+        the anchored head, so it is recorded as it is, even if lower than the last one seen
+        (a reorg took transactions out)."""
         now = self._clock()
         with write_transaction(self._db, self._lock) as db:
-            self._note_nonce(db, sender, verified_nonce)
+            db.execute("INSERT INTO nonces (sender, verified_nonce) VALUES (?, ?) ON CONFLICT "
+                       "(sender) DO UPDATE SET verified_nonce=excluded.verified_nonce",
+                       (sender, verified_nonce))
             rows = [_entry(r) for r in db.execute(
                 f"SELECT {_COLUMNS} FROM entries WHERE sender=? AND nonce<? AND state IN "
                 "('queued','sent')", (sender, verified_nonce))]
