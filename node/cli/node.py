@@ -2,11 +2,12 @@
 
 ``lc-sync`` brings a persistent beacon light client up to the chain's head from a Beacon API
 server it does not trust (bootstrapping from a trusted block root the first time) and prints
-the execution block it proves. ``gossip-bench`` runs the attestation gossip benchmark
-(``benchmarks/gossip.py``): node processes on 127.0.0.1 in a ring with chords, propagation
-latency p50/p99 to all of them and delivery at each publish rate, then attestations
-validated per second (coincurve recovery against eth-account's). Progress goes to stderr,
-the table (or ``--json``) to stdout.
+the execution block it proves. ``run`` serves the verified JSON-RPC. ``outbox`` lists, shows
+and drops the transactions the node queued (safe while it runs). ``gossip-bench`` runs the
+attestation gossip benchmark (``benchmarks/gossip.py``): node processes on 127.0.0.1 in a
+ring with chords, propagation latency p50/p99 to all of them and delivery at each publish
+rate, then attestations validated per second (coincurve recovery against eth-account's).
+Progress goes to stderr, the table (or ``--json``) to stdout.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from node.cli.lazy import lazy
 
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``node`` and its subcommands."""
-    parser = commands.add_parser("node", help="the node's own tools (light-client sync, gossip "
-                                              "benchmark)",
+    parser = commands.add_parser("node", help="the node's own tools (run, light-client sync, "
+                                              "outbox, gossip benchmark)",
                                  description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -100,6 +101,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="--trust ground: refuse signed heads older than this (default 3600)")
     p.set_defaults(run=lazy("node.cli.node_run", "_run_node"))
 
+    _register_outbox(verbs)
+
     p = verbs.add_parser(
         "gossip-bench", help="benchmark attestation gossip between node processes",
         description="Start node processes on 127.0.0.1, publish attestations from one at each "
@@ -114,6 +117,61 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(run=lazy("node.cli.node_run", "_gossip_bench"))
+
+
+OUTBOX_STATES = ("queued", "sent", "included", "final", "dropped", "expired")
+
+
+def _register_outbox(verbs: argparse._SubParsersAction) -> None:
+    """``orbital node outbox list|show|drop`` (work in :mod:`node.cli.node_outbox`)."""
+    outbox = verbs.add_parser(
+        "outbox", help="list, show and drop the node's outbox entries",
+        description="The transactions eth_sendRawTransaction accepted into the node's durable "
+                    "outbox (DATA_DIR/outbox.sqlite), and their states: queued (never "
+                    "acknowledged by an upstream), sent (acknowledged, not yet seen in an "
+                    "anchored block), included (verified receipt), final, dropped (replaced, "
+                    "nonce taken, or by the operator), expired. Safe while the node runs: "
+                    "every change is one SQLite transaction. Exit 2 on an unknown or "
+                    "malformed hash, an entry in the wrong state, or no outbox at the path.")
+    subs = outbox.add_subparsers(dest="outbox_verb", metavar="VERB", required=True)
+
+    p = subs.add_parser("list", help="entries, oldest first",
+                        description="One line per entry: hash, state, sender, nonce, kind and "
+                                    "the reason or block; --json prints what orbital_outbox "
+                                    "answers.")
+    _outbox_location(p)
+    p.add_argument("--state", choices=OUTBOX_STATES, help="only entries in this state")
+    p.add_argument("--json", action="store_true", help="one JSON array on stdout")
+    p.set_defaults(run=lazy("node.cli.node_outbox", "list_entries"))
+
+    p = subs.add_parser("show", help="one entry and its decoded transaction",
+                        description="The entry (state, attempts, last upstream error, block) "
+                                    "and its transaction decoded as eth_getTransactionByHash "
+                                    "gives a pending one, as JSON.")
+    _outbox_location(p)
+    p.add_argument("hash", metavar="HASH", help="the transaction hash (0x + 64 hex digits)")
+    p.set_defaults(run=lazy("node.cli.node_outbox", "show_entry"))
+
+    p = subs.add_parser("drop", help="stop broadcasting a queued or sent entry",
+                        description="Mark a queued or sent entry dropped ('dropped by "
+                                    "operator'): the node will not broadcast it again and its "
+                                    "sender's later nonces wait for a replacement. One already "
+                                    "sent may still be mined by an upstream that kept it; the "
+                                    "node then marks it included. Included, final, dropped or "
+                                    "expired entries are refused (exit 2).")
+    _outbox_location(p)
+    p.add_argument("hash", metavar="HASH", help="the transaction hash (0x + 64 hex digits)")
+    p.add_argument("--json", action="store_true", help="print the dropped entry as JSON")
+    p.set_defaults(run=lazy("node.cli.node_outbox", "drop_entry"))
+
+
+def _outbox_location(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data-dir", metavar="DIR", help="the node's data directory "
+                                                         "(DIR/outbox.sqlite)")
+    where.add_argument("--config", metavar="FILE",
+                       help="the node's TOML file ([outbox] path, or DATA_DIR/outbox.sqlite)")
+    where.add_argument("--outbox", metavar="PATH", help="the outbox SQLite file itself")
 
 
 def _anchor(text: str) -> Any:
