@@ -530,3 +530,31 @@ def test_kill_9_during_add_loses_nothing_returned(tmp_path: Path) -> None:
                 assert e.state == "queued"
                 assert e.raw == raws[e.nonce]
                 assert admit(e.raw, chain_id=CHAIN, verified_nonce=0).hash == e.hash
+
+
+# -- orbital node outbox, locating the file ----------------------------------------------------
+
+def test_outbox_cli_finds_the_file_by_config_data_dir_or_path(tmp_path: Path,
+                                                              capsys: Any) -> None:
+    from node.cli.main import main
+
+    (tmp_path / "elsewhere").mkdir()
+    with Outbox(tmp_path / "elsewhere" / "box.sqlite") as box:
+        entry = put(box, nonce=4)
+    config = tmp_path / "node.toml"
+    config.write_text('[node]\nchain_id = 31337\ndata_dir = "data"\n'
+                      '[upstreams]\nurls = ["http://127.0.0.1:1"]\n[trust]\nmode = "quorum"\n'
+                      '[outbox]\npath = "elsewhere/box.sqlite"\n')
+    for where in (["--config", str(config)], ["--outbox", str(tmp_path / "elsewhere" /
+                                                              "box.sqlite")]):
+        assert main(["node", "outbox", "list", *where]) == 0
+        assert f"0x{entry.hash.hex()}  queued" in capsys.readouterr().out
+    assert main(["node", "outbox", "list", "--data-dir", str(tmp_path)]) == 2  # no such file
+    assert "no outbox at" in capsys.readouterr().err
+    assert not (tmp_path / "outbox.sqlite").exists()  # and none was created
+    config.write_text(config.read_text() + "colour = 1\n")
+    assert main(["node", "outbox", "list", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "outbox.colour" in err and len(err.splitlines()) == 1
+    with pytest.raises(SystemExit):  # exactly one way to locate it
+        main(["node", "outbox", "list", "--config", str(config), "--data-dir", str(tmp_path)])
