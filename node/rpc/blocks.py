@@ -359,6 +359,9 @@ class VerifiedBlocks:
         self._blocks: _Lru[bytes, VerifiedBlock] = _Lru(cache_blocks)
         self._receipts: _Lru[bytes, tuple[Receipt, ...]] = _Lru(cache_blocks)
         self._tx_index: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (block hash, index)
+        self.unanchored_claims: _Lru[bytes, int] = _Lru(1024)
+        """tx hash -> the block number an upstream placed it at, where this node has no
+        anchored block (a claim, not proof: a reason to link back that far, nothing more)."""
 
     # -- eth_getBlockByNumber / eth_getBlockByHash ---------------------------------------
 
@@ -494,6 +497,8 @@ class VerifiedBlocks:
             return None  # pending: the node has no mempool
         header = self._canonical(block_hash)
         if header is None:
+            if number is not None:
+                self.unanchored_claims.put(tx_hash, number)
             return None  # not in an anchored canonical block (yet)
         if number is not None and number != header.number:
             self._lie(answer, what, VerificationError("blockNumber", number, header.number))
