@@ -41,9 +41,39 @@ the directory of the file. Durations are a number of seconds or ``"<integer><s|m
     accounts = ["0x..."]             # balance, nonce and code of these (and the wallet's)
     calls = [{to = "0x...", data = "0x..."}]   # eth_calls whose state is proven in advance
 
-    [wallet]
-    backend = "keystore"             # keystore | pkcs11
-    home = "wallet"                  # the wallet's home directory (wallet.toml inside)
+    [wallet]                         # the on-board signer ([tasks] needs it)
+    backend = "keystore"             # keystore | pkcs11 (overrides wallet.toml's)
+    home = "wallet"                  # the wallet's home directory (wallet.toml, keystores/,
+                                     # the pinned policy.toml; `orbital wallet` makes it)
+    token = "orbital"                # pkcs11: token label (default: wallet.toml's)
+    password_file = "secrets/pw"     # keystore: file (mode 600) holding the password; left
+                                     # out: $ORBITAL_KEYSTORE_PASSWORD, or a prompt on a tty
+    pin_file = "secrets/pin"         # pkcs11: file (mode 600) holding the user PIN; left
+                                     # out: $ORBITAL_HSM_PIN, or a prompt on a tty
+                                     # (the key: wallet.toml's `key`, or its only key)
+
+    [gossip]                         # attestation gossip between satellites (libp2p)
+    listen = "127.0.0.1:0"           # TCP address of the libp2p host (port 0: any free one)
+    peers = ["/ip4/127.0.0.1/tcp/4001/p2p/12D3KooW..."]  # neighbours, dialled and kept
+    key = "gossip.key"               # seed of the peer identity, created at first start
+                                     # (default DATA_DIR/gossip.key): a stable peer id
+    store = "gossip.sqlite"          # delivered messages (default DATA_DIR/gossip.sqlite)
+
+    [tasks]                          # AI tasks: run, attest, certify, submit (needs
+                                     # [wallet] and [gossip]; [gossip] needs [tasks])
+    attestations = "0x..."           # TaskAttestations (its TaskPosted logs, the EIP-712
+                                     # domain, where certificates go)
+    registry = "0x..."               # SatelliteRegistry (who may attest)
+    inputs = "inputs"                # where the uplink drops task inputs (any file name;
+                                     # matched by keccak256 = the task's inputHash; names
+                                     # starting with "." or ending ".tmp" are skipped)
+    model = "digits-int8.bin"        # weights file (default: the committed digits model)
+    from_block = 0                   # first block scanned for TaskPosted (default: the
+                                     # oldest anchored block at first start)
+    submit = true                    # false: attest only, never submit certificates
+    submit_delay = "0s"              # wait after a certificate forms before submitting
+    fallback = "30s"                 # ... plus this per signer ranked before us (the
+                                     # lowest-address signer submits first)
 
     [outbox]
     path = "outbox.sqlite"           # default DATA_DIR/outbox.sqlite
@@ -80,6 +110,7 @@ MODE_FIELDS = {"checkpoint": {"checkpoint"}, "quorum": {"quorum"},
                "ground": {"operators", "threshold", "heads_dir", "max_head_age"},
                "beacon": {"beacon_url", "network"}}
 WALLET_BACKENDS = ("keystore", "pkcs11")
+BACKEND_FIELDS = {"keystore": {"password_file"}, "pkcs11": {"token", "pin_file"}}
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 BEACON_NETWORKS = ("mainnet", "sepolia", "hoodi")
@@ -131,6 +162,30 @@ class WatchConfig:
 class WalletConfig:
     backend: str = "keystore"
     home: Path | None = None  # None: the wallet's own default ($ORBITAL_HOME, ~/.orbital)
+    token: str | None = None  # pkcs11 token label; None: wallet.toml's
+    password_file: Path | None = None  # keystore; None: the wallet CLI's env var or prompt
+    pin_file: Path | None = None  # pkcs11; None: the wallet CLI's env var or prompt
+
+
+@dataclass(frozen=True)
+class GossipConfig:
+    host: str
+    port: int  # 0: any free port
+    key: Path  # seed file of the peer identity (created at first start)
+    store: Path
+    peers: tuple[str, ...] = ()  # multiaddrs ending /p2p/<peer id>
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    attestations: bytes
+    registry: bytes
+    inputs: Path
+    model: Path | None = None  # None: the committed digits model
+    from_block: int | None = None  # None: the oldest anchored block at first start
+    submit: bool = True
+    submit_delay: float = 0.0
+    fallback: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -169,6 +224,8 @@ class NodeConfig:
     link: LinkConfig | None = None
     watch: WatchConfig = WatchConfig()
     wallet: WalletConfig | None = None
+    gossip: GossipConfig | None = None
+    tasks: TasksConfig | None = None
     metrics: MetricsConfig | None = None
     log: LogConfig = LogConfig()
 
@@ -191,12 +248,13 @@ def parse_node_config(doc: Mapping[str, Any], base: Path,
                       source: Path | None = None) -> NodeConfig:
     """Validate a parsed document; relative paths are resolved against ``base``."""
     _keys(doc, "", {"node", "upstreams", "trust"},
-          {"link", "watch", "wallet", "outbox", "metrics", "log"})
+          {"link", "watch", "wallet", "gossip", "tasks", "outbox", "metrics", "log"})
     node = _table(doc, "node")
     _keys(node, "node", {"chain_id", "data_dir"}, {"rpc", "history", "refresh", "chain"})
     data_dir = _path(node, "node.data_dir", base)
     rpc_host, rpc_port = _host_port(node.get("rpc", "127.0.0.1:8545"), "node.rpc")
     upstreams = _upstreams(_table(doc, "upstreams"))
+    _mission_sections(doc)
     return NodeConfig(
         source=source or base, chain_id=_int(node["chain_id"], "node.chain_id", 0, UINT64_MAX,
                                               "0..2^64-1"),
@@ -210,6 +268,8 @@ def parse_node_config(doc: Mapping[str, Any], base: Path,
         link=_link(_table(doc, "link"), base) if "link" in doc else None,
         watch=_watch(_table(doc, "watch", {})),
         wallet=_wallet(_table(doc, "wallet"), base) if "wallet" in doc else None,
+        gossip=_gossip(_table(doc, "gossip"), base, data_dir) if "gossip" in doc else None,
+        tasks=_tasks(_table(doc, "tasks"), base, data_dir) if "tasks" in doc else None,
         metrics=_metrics(_table(doc, "metrics")) if "metrics" in doc else None,
         log=_log(_table(doc, "log", {})))
 
@@ -387,10 +447,93 @@ def _watch(table: Mapping[str, Any]) -> WatchConfig:
 
 
 def _wallet(table: Mapping[str, Any], base: Path) -> WalletConfig:
-    _keys(table, "wallet", set(), {"backend", "home"})
+    _keys(table, "wallet", set(), {"backend", "home", "token", "password_file", "pin_file"})
     backend = _choice(table.get("backend", "keystore"), "wallet.backend", WALLET_BACKENDS)
     home = _path(table, "wallet.home", base) if "home" in table else None
-    return WalletConfig(backend, home)
+    for name in sorted({"token", "password_file", "pin_file"} - BACKEND_FIELDS[backend]):
+        if name in table:
+            raise ConfigError(f"wallet.{name}", f"not used by backend {json.dumps(backend)}; "
+                                                f"remove it")
+    token = _str(table["token"], "wallet.token") if "token" in table else None
+    files = {name: _existing(_path(table, f"wallet.{name}", base), f"wallet.{name}",
+                             "no such file")
+             for name in ("password_file", "pin_file") if name in table}
+    return WalletConfig(backend, home, token, files.get("password_file"), files.get("pin_file"))
+
+
+def _mission_sections(doc: Mapping[str, Any]) -> None:
+    """[tasks] signs with [wallet] and talks over [gossip]; [gossip] carries [tasks]'
+    attestations: each needs the others."""
+    if "tasks" in doc and "wallet" not in doc:
+        raise ConfigError("wallet", "missing: [tasks] signs attestations and certificates with "
+                                    "the wallet")
+    if "tasks" in doc and "gossip" not in doc:
+        raise ConfigError("gossip", "missing: [tasks] exchanges attestations over gossip")
+    if "gossip" in doc and "tasks" not in doc:
+        raise ConfigError("tasks", "missing: [gossip] carries attestations for the [tasks] "
+                                   "contracts")
+
+
+def _gossip(table: Mapping[str, Any], base: Path, data_dir: Path) -> GossipConfig:
+    _keys(table, "gossip", set(), {"listen", "peers", "key", "store"})
+    host, port = _host_port(table.get("listen", "127.0.0.1:0"), "gossip.listen")
+    key = _path(table, "gossip.key", base) if "key" in table else data_dir / "gossip.key"
+    store = _path(table, "gossip.store", base) if "store" in table else \
+        data_dir / "gossip.sqlite"
+    peers = table.get("peers", [])
+    if not isinstance(peers, list):
+        raise ConfigError("gossip.peers", f"want an array of multiaddrs, got {_show(peers)}")
+    out: list[str] = []
+    for i, item in enumerate(peers):
+        out.append(_peer(item, f"gossip.peers[{i}]"))
+        if out[-1] in out[:-1]:
+            raise ConfigError(f"gossip.peers[{i}]", f"{out[-1]} is listed twice")
+    return GossipConfig(host, port, key, store, tuple(out))
+
+
+def _peer(value: Any, key: str) -> str:
+    """A multiaddr ending in ``/p2p/<peer id>`` (what a peer's ``orbital_status`` shows)."""
+    import multiaddr
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    text = _str(value, key)
+    try:
+        info_from_p2p_addr(multiaddr.Multiaddr(text))
+    except Exception as exc:  # multiaddr and libp2p raise several kinds
+        raise ConfigError(key, f"want a multiaddr like \"/ip4/HOST/tcp/PORT/p2p/PEER_ID\", "
+                               f"got {_show(text)} ({str(exc).splitlines()[0][:80]})") from None
+    return text
+
+
+def _tasks(table: Mapping[str, Any], base: Path, data_dir: Path) -> TasksConfig:
+    _keys(table, "tasks", {"attestations", "registry"},
+          {"inputs", "model", "from_block", "submit", "submit_delay", "fallback"})
+    attestations = _address(table["attestations"], "tasks.attestations")
+    registry = _address(table["registry"], "tasks.registry")
+    if registry == attestations:
+        raise ConfigError("tasks.registry", "is the attestations contract's address: give "
+                                            "the SatelliteRegistry's")
+    inputs = _path(table, "tasks.inputs", base) if "inputs" in table else data_dir / "inputs"
+    if inputs.exists() and not inputs.is_dir():
+        raise ConfigError("tasks.inputs", f"not a directory: {inputs}")
+    model = (_existing(_path(table, "tasks.model", base), "tasks.model", "no such file")
+             if "model" in table else None)
+    from_block = (_int(table["from_block"], "tasks.from_block", 0, UINT64_MAX, "0..2^64-1")
+                  if "from_block" in table else None)
+    submit = table.get("submit", True)
+    if not isinstance(submit, bool):
+        raise ConfigError("tasks.submit", f"want true or false, got {_show(submit)}")
+    delay = _delay(table.get("submit_delay", 0), "tasks.submit_delay")
+    fallback = _delay(table.get("fallback", "30s"), "tasks.fallback")
+    return TasksConfig(attestations, registry, inputs, model, from_block, submit, delay,
+                       fallback)
+
+
+def _delay(value: Any, key: str) -> float:
+    """A duration that may be zero."""
+    if type(value) in (int, float) and value == 0:
+        return 0.0
+    return _duration(value, key)
 
 
 def _outbox(table: Mapping[str, Any], base: Path, data_dir: Path) -> OutboxConfig:

@@ -177,8 +177,16 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
         schedule = (ContactSchedule.from_config(config.link)
                     if config is not None and config.link is not None else None)
 
+        mission = None
+        if config is not None and config.tasks is not None:  # [tasks], [gossip], [wallet]
+            from node.mission import open_mission
+
+            mission = await open_mission(config, node, options.data_dir, resources)
+
         async def prefetch_watch() -> None:
-            await prefetch(node, watch)
+            await prefetch(node, watch, () if mission is None else mission.accounts())
+            if mission is not None:
+                await mission.after_refresh()
 
         hooks = Hooks(recorder.after, recorder.contact, prefetch_watch)
         node.extra_status["link"] = lambda: {
@@ -190,9 +198,12 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
                 link = tasks.create_task(probe(node, options.refresh, hooks))
             else:
                 link = tasks.create_task(follow_plan(schedule, node, options.refresh, hooks))
+            work = None if mission is None else tasks.create_task(mission.run())
             ready(f"http://{options.rpc_host}:{port}")
             await stop.wait()
             link.cancel()
+            if work is not None:
+                work.cancel()
 
 
 async def _first_refresh(node: VerifiedNode, hooks: Hooks) -> None:

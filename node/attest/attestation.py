@@ -148,11 +148,24 @@ def attest(result: eip712.TaskResult, signer: Any, chain_id: int,
     return att
 
 
-def attestation_only_policy(chain_id: int, contract: bytes | str) -> str:
+def attestation_only_policy(chain_id: int, contract: bytes | str, *,
+                            submit: bool = False) -> str:
     """The TOML of a wallet policy (``configs/policy.example.toml`` explains every rule) under
     which a satellite signs ``TaskResult`` attestations for TaskAttestations at ``contract``
-    on ``chain_id`` and nothing else: no value may leave, no other typed data is signed."""
+    on ``chain_id`` and nothing else: no value may leave, no other typed data is signed.
+    With ``submit`` it may also sign transactions calling ``submitCertificate`` on that
+    contract (value 0, fees capped) -- what a node that submits certificates needs."""
+    from node.attest.certificate import SUBMIT_CERTIFICATE
+
     address = "0x" + as_address(contract).hex()
+    destinations = "" if not submit else f"""
+[destinations]
+allow_create = false
+[[destinations.allow]]
+address = "{address}"
+label = "TaskAttestations"
+selectors = ["{SUBMIT_CERTIFICATE}"]
+"""
     return f"""version = 1
 chain_id = {chain_id}
 [limits]
@@ -165,7 +178,7 @@ name = "{eip712.DOMAIN_NAME}"
 chain_id = {chain_id}
 verifying_contract = "{address}"
 primary_types = ["TaskResult"]
-"""
+{destinations}"""
 
 
 # --------------------------------------------------------------------------- verifying

@@ -22,6 +22,10 @@ from typing import Any
 from contracts import eip712, merkle
 from node.attest.attestation import SignedAttestation, TypedDataSigner, as_address
 
+SUBMIT_CERTIFICATE = "submitCertificate((bytes32,bytes32,bytes32,bytes32,uint64),bytes[])"
+"""``TaskAttestations.submitCertificate``'s canonical signature (its selector is the first 4
+bytes of its keccak256; a wallet policy may list it as is)."""
+
 
 @dataclass(frozen=True)
 class Task:
@@ -44,6 +48,15 @@ class Certificate:
     def to_contract_args(self) -> tuple[tuple[Any, ...], list[bytes]]:
         """``(result tuple, signatures)`` for ``TaskAttestations.submitCertificate``."""
         return self.result.as_tuple(), list(self.signatures)
+
+    def calldata(self) -> bytes:
+        """The ABI-encoded call ``submitCertificate(result, signatures)`` (the data of the
+        transaction that submits this certificate)."""
+        from eth_abi import encode
+        from eth_utils import keccak
+
+        return keccak(text=SUBMIT_CERTIFICATE)[:4] + encode(
+            ["(bytes32,bytes32,bytes32,bytes32,uint64)", "bytes[]"], self.to_contract_args())
 
 
 class CertificateBuilder:

@@ -143,6 +143,19 @@ class GossipConfig:
     sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
 
 
+def _seeded_key_pair(seed: bytes | str) -> Any:
+    """The ed25519 identity ``GossipNode.start(key_seed=seed)`` uses: its key from
+    sha256(seed)."""
+    raw = seed.encode() if isinstance(seed, str) else seed
+    return create_new_key_pair(hashlib.sha256(raw).digest())
+
+
+def peer_id_of(seed: bytes | str) -> str:
+    """The peer id (base58) of a host started with ``key_seed=seed``, without starting it:
+    what a neighbour's ``peers`` entry ends with."""
+    return ID.from_pubkey(_seeded_key_pair(seed).public_key).to_string()
+
+
 def _sha256_msg_id(msg: Any) -> bytes:
     return message_id(msg.data)
 
@@ -500,11 +513,7 @@ class GossipNode:
 
     def _make_host(self, listen: multiaddr.Multiaddr) -> Any:
         seed = self._key_seed
-        if seed is None:
-            key_pair = create_new_key_pair()
-        else:
-            raw = seed.encode() if isinstance(seed, str) else seed
-            key_pair = create_new_key_pair(hashlib.sha256(raw).digest())
+        key_pair = create_new_key_pair() if seed is None else _seeded_key_pair(seed)
         noise = NoiseTransport(key_pair,
                                noise_privkey=create_new_x25519_key_pair().private_key)
         # py-libp2p's auto-connector dials peerstore peers whenever fewer than 100

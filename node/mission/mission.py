@@ -1,0 +1,396 @@
+"""The mission loop of one satellite: posted tasks in, certificates on chain out.
+
+:class:`Mission` is what :func:`node.mission.open_mission` builds for ``orbital node run`` when
+the config has ``[tasks]`` (with ``[gossip]`` and ``[wallet]``). Its parts:
+
+* after every successful refresh of the node (inside the contact pass,
+  :meth:`Mission.after_refresh`): the registry snapshot is re-read and the new anchored blocks
+  are scanned for ``TaskPosted``/``TaskCertified`` (:mod:`node.mission.chain`), recorded in
+  the mission store before the scan cursor moves;
+* the work loop (:meth:`Mission.run`, in the node's task tree): every :data:`POLL` seconds, or
+  at once after a refresh, each open task whose input file is in ``[tasks] inputs`` (matched by
+  keccak256 = the task's inputHash) is run and its attestation gossiped (peers' matching
+  attestations are co-signed by the :class:`~node.gossip.service.AttestationService`); a task
+  whose attestations reach its quorum has a certificate;
+* who submits: every node that sees a certificate could, but the contract keeps only the first
+  and reverts the rest (``AlreadyCertified``: gas spent for nothing). So the certificate's
+  signers take turns: the one of rank ``r`` (0 = the lowest address) waits ``submit_delay + r x
+  fallback`` after it saw the certificate form; a node that is not a signer ranks last. When its
+  turn comes, a node first reads ``certifiedOutput(taskId)`` at the anchored head and submits
+  only if the task is still uncertified, so normally exactly one node submits and the others
+  step aside when they see it certified; a node that fails to (no contact, killed) is covered
+  by the next after ``fallback``. Two submissions can still both be mined when a turn comes
+  before the first one is anchored; the second then reverts -- the contract's refusal is the
+  safety net, the turns are the economy;
+* the submission: a ``submitCertificate`` transaction signed by the wallet's
+  :class:`~wallet.onboard.OnboardSigner` (policy, ledger, audit log), recorded durably in the
+  mission store, then handed to the node's own ``eth_sendRawTransaction`` (admitted and
+  fsynced in the outbox, flushed at this or the next contact, included only on a verified
+  receipt). One live submission per task per node, across restarts
+  (:mod:`node.mission.store`);
+* the neighbours: each ``[gossip] peers`` entry is dialled whenever it is not connected (the
+  lower peer id at once, the other after :data:`DIAL_GRACE`, so two nodes listing each other
+  rarely dial at the same moment); a dial catches up both ways (the gossip store's sync).
+
+Nothing here talks to an upstream: reads go through the node's verified methods, and a read
+the verified cache cannot answer out of contact waits for the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from node.attest.certificate import Certificate
+from node.attest.certificate import Task as CertificateTask
+from node.chain.hashing import keccak256
+from node.gossip.host import GossipError, GossipNode
+from node.gossip.service import AttestationService
+from node.mission.chain import ChainView, RegistrySnapshot
+from node.mission.store import MissionStore, PostedTask
+from node.outbox.store import ACTIVE
+from node.rpc.server import EXECUTION_REVERTED, RpcError
+from node.rpc.upstream_api import UpstreamError
+from node.tasks import model as qmodel
+from node.tasks.task import Task, TaskError
+from wallet.errors import WalletError
+from wallet.transactions import FEE_MARKET, TransactionRequest
+
+if TYPE_CHECKING:
+    from node.config import NodeConfig
+    from node.rpc.verified_node import VerifiedNode
+    from wallet.onboard import OnboardSigner
+
+log = logging.getLogger(__name__)
+
+POLL = 0.5
+"""Seconds between two looks at the inputs directory and the certificates."""
+RETRY = 5.0
+"""Seconds before a submission step that could not finish (no verified state, a refusal) is
+tried again."""
+DIAL_EVERY = 1.0
+DIAL_GRACE = 3.0
+DIAL_TIMEOUT = 10.0
+MAX_INPUT_BYTES = 16 << 20
+"""Input files larger than this are not read (the model takes 64 bytes per image)."""
+LANDED = ("included", "final")
+
+
+class Mission:
+    """See the module docstring."""
+
+    def __init__(self, config: NodeConfig, node: VerifiedNode, onboard: OnboardSigner,
+                 model: qmodel.Model, store: MissionStore, registry: RegistrySnapshot,
+                 gossip: GossipNode, service: AttestationService) -> None:
+        assert config.tasks is not None and config.gossip is not None
+        self.tasks = config.tasks
+        self.peers = config.gossip.peers
+        self.chain_id = config.chain_id
+        self.node = node
+        self.chain = ChainView(node)
+        self.onboard = onboard
+        self.address = bytes(onboard.address)
+        self.model = model
+        self.store = store
+        self.registry = registry
+        self.gossip = gossip
+        self.service = service
+        self.connected: set[str] = set()
+        self.last_error: str | None = None
+        self._wake = asyncio.Event()
+        self._formed: dict[bytes, float] = {}  # task id -> loop time its certificate formed
+        self._not_before: dict[bytes, float] = {}  # task id -> no submission step before
+        self._input_hashes: dict[tuple[str, int, int], bytes] = {}
+        self._warned: set[tuple[bytes, str]] = set()
+
+    # -- the node's hooks ----------------------------------------------------------------
+
+    def accounts(self) -> tuple[bytes, ...]:
+        """Accounts to prove at every pass (the wallet's: its nonce and balance are then
+        answered out of contact too)."""
+        return (self.address,)
+
+    async def after_refresh(self) -> None:
+        """After a successful refresh, inside the pass: the registry snapshot and the new
+        task logs. A failure is logged and shown in ``orbital_status`` (the pass goes on)."""
+        try:
+            await self._read_registry()
+            await self._scan()
+            self.last_error = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.warning("mission: reading the chain failed: %s", exc)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """The work loop and one dialler per configured peer, until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            for addr in self.peers:
+                group.create_task(self._keep_peer(addr), name=f"peer-{addr[-12:]}")
+            group.create_task(self._work(), name="mission")
+
+    def status(self) -> dict[str, Any]:
+        """``orbital_status``'s ``mission`` entry."""
+        tasks = self.store.tasks()
+        submissions = self.store.submissions()
+        outbox = self.node.outbox
+        states = [None if outbox is None or (e := outbox.get(s.tx_hash)) is None else e.state
+                  for s in submissions]
+        listen = self.gossip.listen_addr
+        return {
+            "address": "0x" + self.address.hex(),
+            "peerId": self.gossip.peer_id,
+            "listen": [listen if "/p2p/" in listen else f"{listen}/p2p/{self.gossip.peer_id}"],
+            "peers": {"configured": len(self.peers), "connected": sorted(self.connected)},
+            "registry": {"block": self.registry.block, "active": len(self.registry.active)},
+            "tasks": {"seen": len(tasks), "run": sum(t.ran for t in tasks),
+                      "certified": len(self._formed),
+                      "onChain": sum(t.certified is not None for t in tasks),
+                      "submitted": len(submissions),
+                      "included": sum(state in LANDED for state in states)},
+            "submissions": [{"task": "0x" + s.task_id.hex(), "tx": "0x" + s.tx_hash.hex(),
+                             "nonce": s.nonce, "state": state}
+                            for s, state in zip(submissions, states, strict=True)],
+            "lastError": self.last_error,
+        }
+
+    # -- reading the chain (in the pass) -------------------------------------------------
+
+    async def _read_registry(self) -> None:
+        head = self.chain.head_number()
+        if head is None:
+            return
+        active = await self.chain.active_signers(self.tasks.registry, head)
+        if self.registry.update(active, head):
+            log.info("registry at block %d: %d active signer(s)", head, len(active))
+        self.store.set_meta("registry", {"block": head,
+                                         "active": ["0x" + a.hex() for a in active]})
+
+    async def _scan(self) -> None:
+        head = self.chain.head_number()
+        if head is None:
+            return
+        scanned = self.store.get_meta("scanned_to")
+        if isinstance(scanned, int):
+            low = scanned + 1
+        else:  # first start: from_block, or the oldest anchored block
+            low = self.tasks.from_block if self.tasks.from_block is not None else 0
+        if low > head:
+            return
+        first = self.chain.oldest_anchored(low, head)
+        if first is None:
+            return
+        if first > low:
+            log.warning("mission: blocks %d..%d are not anchored here; TaskPosted logs in them "
+                        "are not seen (scanning from %d)", low, first - 1, first)
+        posted, certified = await self.chain.scan(self.tasks.attestations, first, head)
+        self.store.learn(posted, certified, head)
+        for task in posted:
+            log.info("task 0x%s posted in block %d (quorum %d)", task.task_id.hex(),
+                     task.epoch, task.quorum)
+        for task_id in certified:
+            log.info("task 0x%s certified on chain", task_id.hex())
+
+    # -- the work loop -------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # one bad step must not end the mission
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("mission step failed")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL):
+                    await self._wake.wait()
+            self._wake.clear()
+
+    async def _step(self) -> None:
+        inputs = await asyncio.to_thread(self._scan_inputs)
+        for task in self.store.tasks(open_only=True):
+            await self._maybe_run(task, inputs)
+            await self._maybe_submit(task)
+
+    def _scan_inputs(self) -> dict[bytes, Path]:
+        """input hash -> file, for the files in ``[tasks] inputs`` (hashes cached by name,
+        size and mtime)."""
+        directory = self.tasks.inputs
+        if not directory.is_dir():
+            return {}
+        found: dict[bytes, Path] = {}
+        cache: dict[tuple[str, int, int], bytes] = {}
+        for path in directory.iterdir():
+            if path.name.startswith(".") or path.name.endswith(".tmp"):
+                continue
+            try:
+                info = path.stat()
+                if not path.is_file() or info.st_size > MAX_INPUT_BYTES:
+                    continue
+                key = (path.name, info.st_size, info.st_mtime_ns)
+                digest = self._input_hashes.get(key) or keccak256(path.read_bytes())
+            except OSError:
+                continue  # removed meanwhile
+            cache[key] = digest
+            found[digest] = path
+        self._input_hashes = cache
+        return found
+
+    async def _maybe_run(self, posted: PostedTask, inputs: dict[bytes, Path]) -> None:
+        cosigner = self.service.cosigner
+        assert cosigner is not None
+        path = inputs.get(posted.input_hash)
+        if path is None or posted.task_id in cosigner.signed:
+            return
+        if posted.model_hash != self.model.model_hash:
+            self._warn_once(posted.task_id, f"needs model 0x{posted.model_hash.hex()}, this "
+                                            f"node runs 0x{self.model.model_hash.hex()}")
+            return
+        try:
+            task = Task.from_posted(posted.task_id, posted.model_hash, posted.input_hash,
+                                    path.read_bytes())
+        except (OSError, TaskError) as exc:
+            self._warn_once(posted.task_id, f"input {path.name}: {exc}")
+            return
+        cosigner.hold(task)  # peers' attestations arriving from now on are re-executed
+        try:
+            att = await self.service.run_task(task, posted.epoch)
+        except (TaskError, WalletError, GossipError) as exc:
+            self._warn_once(posted.task_id, f"not run: {exc}")
+            return
+        self.store.mark_ran(posted.task_id)
+        log.info("task 0x%s run: output 0x%s, attestation gossiped", posted.task_id.hex(),
+                 att.result.output_hash.hex())
+
+    async def _maybe_submit(self, posted: PostedTask) -> None:
+        builder = self.service.builder(CertificateTask(
+            posted.task_id, posted.model_hash, posted.input_hash, posted.quorum))
+        ready = builder.ready_outputs()
+        if not ready:
+            return
+        certificate = builder.certificate(ready[0])
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if posted.task_id not in self._formed:
+            self._formed[posted.task_id] = now
+            log.info("task 0x%s: certificate formed (%d of quorum %d signers)",
+                     posted.task_id.hex(), len(certificate.signers), posted.quorum)
+        if not self.tasks.submit or now < self._not_before.get(posted.task_id, 0.0):
+            return
+        previous = self.store.submission(posted.task_id)
+        if previous is not None:
+            entry = None if self.node.outbox is None else self.node.outbox.get(previous.tx_hash)
+            if entry is None:  # signed and recorded, never reached the outbox (killed)
+                await self._hand_over(posted.task_id, previous.raw)
+                return
+            if entry.state in ACTIVE or entry.state in LANDED:
+                return
+            # dropped or expired: this node's turn may come again, below
+        rank = (certificate.signers.index(self.address) if self.address in certificate.signers
+                else len(certificate.signers))
+        due = self._formed[posted.task_id] + self.tasks.submit_delay + rank * self.tasks.fallback
+        if now < due:
+            return
+        self._not_before[posted.task_id] = now + RETRY
+        await self._submit(posted, certificate, None if previous is None else previous.tx_hash)
+
+    async def _submit(self, posted: PostedTask, certificate: Certificate,
+                      replacing: bytes | None) -> None:
+        head = self.chain.head_number()
+        if head is None:
+            return
+        contract = self.tasks.attestations
+        try:
+            output = await self.chain.certified_output(contract, posted.task_id, head)
+            if output != bytes(32):
+                self.store.mark_certified(posted.task_id, output)
+                log.info("task 0x%s is already certified on chain: not submitting",
+                         posted.task_id.hex())
+                return
+            data = certificate.calldata()
+            gas = await self.chain.estimate_gas(self.address, contract, data)
+            nonce = await self.chain.pending_nonce(self.address)
+            max_fee, tip = await self.chain.fees()
+        except RpcError as exc:
+            if exc.code == EXECUTION_REVERTED:
+                self._warn_once(posted.task_id, f"the contract would refuse the certificate "
+                                                f"({exc}); not submitting it yet")
+            else:
+                log.info("task 0x%s: submission waits for verified state: %s",
+                         posted.task_id.hex(), exc)
+            return
+        except UpstreamError as exc:
+            log.info("task 0x%s: submission waits for the next contact: %s",
+                     posted.task_id.hex(), exc)
+            return
+        request = TransactionRequest(FEE_MARKET, self.chain_id, nonce, gas, contract, 0, data,
+                                     max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
+        try:
+            signed = await asyncio.to_thread(self.onboard.sign_transaction, request)
+        except WalletError as exc:
+            self._warn_once(posted.task_id, f"the wallet refused to sign the submission: {exc}")
+            return
+        if replacing is None:
+            kept = self.store.record_submission(posted.task_id, signed.hash, signed.raw, nonce)
+        else:
+            kept = self.store.replace_submission(posted.task_id, replacing, signed.hash,
+                                                 signed.raw, nonce)
+        if not kept:
+            return
+        log.info("task 0x%s: submitting its certificate (%d signatures) as 0x%s nonce %d",
+                 posted.task_id.hex(), len(certificate.signatures), signed.hash.hex(), nonce)
+        await self._hand_over(posted.task_id, signed.raw)
+
+    async def _hand_over(self, task_id: bytes, raw: bytes) -> None:
+        """The node's eth_sendRawTransaction: admitted, fsynced in the outbox, flushed."""
+        try:
+            await self.chain.send_raw(raw)
+        except (RpcError, UpstreamError, ValueError) as exc:
+            self.last_error = f"submission of task 0x{task_id.hex()} refused: {exc}"
+            log.warning("task 0x%s: the outbox refused the submission: %s", task_id.hex(), exc)
+
+    def _warn_once(self, task_id: bytes, message: str) -> None:
+        if (task_id, message) not in self._warned:
+            self._warned.add((task_id, message))
+            self.last_error = f"task 0x{task_id.hex()}: {message}"
+            log.warning("task 0x%s: %s", task_id.hex(), message)
+
+    # -- neighbours ----------------------------------------------------------------------
+
+    async def _keep_peer(self, addr: str) -> None:
+        peer = addr.rsplit("/p2p/", 1)[-1]
+        loop = asyncio.get_running_loop()
+        down_since: float | None = None
+        while True:
+            try:
+                up = peer in await self.gossip.connected_peers()
+            except GossipError:
+                up = False
+            if up:
+                self.connected.add(peer)
+                down_since = None
+            else:
+                self.connected.discard(peer)
+                now = loop.time()
+                down_since = now if down_since is None else down_since
+                if self.gossip.peer_id < peer or now - down_since >= DIAL_GRACE:
+                    await self._dial(addr, peer)
+            await asyncio.sleep(DIAL_EVERY)
+
+    async def _dial(self, addr: str, peer: str) -> None:
+        try:
+            async with asyncio.timeout(DIAL_TIMEOUT):
+                synced = await self.gossip.connect(addr)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # refused, reset, timed out: it may be down
+            log.debug("dial %s failed: %r", addr, exc)
+            return
+        self.connected.add(peer)
+        log.info("connected to peer %s (%d message(s) caught up)", peer, synced)

@@ -1,0 +1,361 @@
+"""The mission inside ``orbital node run --config`` (issue #15, point 3): three satellite nodes
+as real processes, each with a keystore wallet behind its on-board policy, a libp2p gossip
+host on 127.0.0.1 and the verified RPC in front of anvil (quorum trust, no link). The ground
+deploys the contracts, registers the satellites, posts a task on chain and drops its input
+into each node's inputs directory: each node learns the task from verified ``eth_getLogs``,
+runs it, gossips its attestation, and the certificate forms; the lowest-address signer submits
+it through its outbox, the others see it certified and step aside. A submitter killed with
+``kill -9`` after the certificate formed submits exactly once after its restart. Bad
+``[wallet]``/``[gossip]``/``[tasks]`` settings are refused in one line naming the key."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_utils import to_checksum_address
+from verified_node import REPO, NodeProcess, start_node
+
+from node.attest.attestation import attestation_only_policy
+from node.attest.certificate import SUBMIT_CERTIFICATE
+from node.chain.hashing import keccak256
+from node.gossip.host import peer_id_of
+from node.tasks import model as qmodel
+from node.tasks.task import derive_task_id
+from wallet.config import WalletConfig, save_config
+from wallet.keys.keystore import create_keystore
+from wallet.policy import pin_policy
+
+from anvil import Anvil
+from contracts_chain import Scenario, anvil_web3
+
+PASSWORD = "mission-test"
+MODEL = qmodel.load()
+TILES = (Path(qmodel.__file__).parent / "expected" / "digits-inputs.bin").read_bytes()
+SELECTOR = keccak256(SUBMIT_CERTIFICATE.encode())[:4]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 40.0) -> Any:
+    """Poll ``check`` until it returns something true (the nodes are other processes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def make_wallet(home: Path, attestations: str, *, submit: bool = True) -> bytes:
+    """A wallet home as ``orbital wallet`` leaves it: one keystore (light KDF), a pinned
+    attestation policy (with submitCertificate when ``submit``), and a password file."""
+    keystores = home / "keystores"
+    keystores.mkdir(parents=True)
+    temporary = keystores / "new.json.tmp"
+    address = create_keystore(temporary, PASSWORD, kdf="pbkdf2", iterations=1000)
+    temporary.rename(keystores / f"0x{address.hex()}.json")
+    policy = home / "policy.toml"
+    policy.write_text(attestation_only_policy(31337, attestations, submit=submit))
+    save_config(WalletConfig(home, chain_id=31337, policy_sha256=pin_policy(policy)))
+    secret = home / "password"
+    secret.write_text(PASSWORD + "\n")
+    secret.chmod(0o600)
+    return address
+
+
+@dataclass
+class Satellite:
+    name: str
+    root: Path
+    address: bytes
+    seed: bytes
+    port: int
+    tasks: dict[str, Any] = field(default_factory=dict)
+    node: NodeProcess | None = None
+
+    @property
+    def peer_id(self) -> str:
+        return peer_id_of(self.seed)
+
+    @property
+    def multiaddr(self) -> str:
+        return f"/ip4/127.0.0.1/tcp/{self.port}/p2p/{self.peer_id}"
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs"
+
+    def write_config(self, anvil: Anvil, sc: Scenario, peers: list[Satellite]) -> Path:
+        extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.tasks.items())
+        path = self.root / "node.toml"
+        path.write_text(f"""
+[node]
+chain_id = 31337
+data_dir = "data"
+rpc = "127.0.0.1:0"
+refresh = "1s"
+chain = "anvil"
+
+[upstreams]
+urls = ["anvil={anvil.url}"]
+
+[trust]
+mode = "quorum"
+
+[wallet]
+backend = "keystore"
+home = "wallet"
+password_file = "wallet/password"
+
+[gossip]
+listen = "127.0.0.1:{self.port}"
+peers = {json.dumps([p.multiaddr for p in peers if p is not self])}
+key = "gossip.key"
+
+[tasks]
+attestations = "{sc.deployment.attestations}"
+registry = "{sc.deployment.registry}"
+inputs = "inputs"
+from_block = {sc.deployment.block}
+fallback = "20s"
+{extra}""")
+        return path
+
+    def start(self) -> NodeProcess:
+        self.node = start_node([], self.root / "data", "--config", str(self.root / "node.toml"),
+                               trust="", chain_id=0)
+        return self.node
+
+    def mission(self) -> dict[str, Any]:
+        assert self.node is not None
+        return self.node.rpc("orbital_status")["mission"]
+
+    def drop_input(self, data: bytes, name: str = "tiles.bin") -> None:
+        """What the ground's uplink does: write aside, then rename into place."""
+        self.inputs.mkdir(exist_ok=True)
+        (self.inputs / f"{name}.tmp").write_bytes(data)
+        (self.inputs / f"{name}.tmp").rename(self.inputs / name)
+
+
+@dataclass
+class Ground:
+    anvil: Anvil
+    sc: Scenario
+    satellites: list[Satellite]
+
+    def configure(self) -> None:
+        for sat in self.satellites:
+            sat.write_config(self.anvil, self.sc, self.satellites)
+
+    def start(self) -> None:
+        with ThreadPoolExecutor(len(self.satellites)) as pool:
+            list(pool.map(Satellite.start, self.satellites))
+        wait_for("every node connected to its two peers", lambda: all(
+            len(s.mission()["peers"]["connected"]) == len(self.satellites) - 1
+            for s in self.satellites))
+
+    def post_task(self, tiles: int = 8, quorum: int = 3) -> tuple[bytes, bytes, int]:
+        """Post a task on the digits model; return (task id, its input, the block)."""
+        data = TILES[: 64 * tiles]
+        task_id = derive_task_id(MODEL.model_hash, keccak256(data), time.time_ns())
+        receipt = self.sc.send(self.sc.attestations.functions.postTask(
+            task_id, MODEL.model_hash, keccak256(data), quorum))
+        return task_id, data, receipt["blockNumber"]
+
+    def submissions_on_chain(self, since: int) -> list[dict[str, Any]]:
+        """Every submitCertificate transaction mined since block ``since``."""
+        w3 = self.sc.w3
+        out = []
+        for number in range(since, w3.eth.block_number + 1):
+            for tx in w3.eth.get_block(number, full_transactions=True)["transactions"]:
+                if tx["to"] == self.sc.deployment.attestations and \
+                        bytes(tx["input"])[:4] == SELECTOR:
+                    out.append(dict(tx))
+        return out
+
+    def stop(self) -> None:
+        for sat in self.satellites:
+            if sat.node is not None:
+                sat.node.stop()
+
+
+@pytest.fixture
+def ground(tmp_path: Path, anvil: Anvil) -> Iterator[Ground]:
+    anvil.rpc("anvil_mine", "0x2")  # past anvil's genesis-state quirk
+    sc = Scenario(anvil_web3(anvil), satellites=0)
+    satellites = []
+    for i in range(3):
+        root = tmp_path / f"sat{i}"
+        address = make_wallet(root / "wallet", sc.deployment.attestations)
+        seed = os.urandom(32)
+        (root / "gossip.key").write_text(seed.hex() + "\n")
+        satellites.append(Satellite(f"SAT{i}", root, address, seed, _free_port()))
+        checksummed = to_checksum_address(address)
+        sc.send(sc.registry.functions.register(checksummed, f"SAT{i}", 70000 + i))
+        sc.send({"to": checksummed, "value": 10**18, "gas": 21000})
+    satellites.sort(key=lambda s: s.address)  # [0] is the lowest address: it submits first
+    g = Ground(anvil, sc, satellites)
+    try:
+        yield g
+    finally:
+        g.stop()
+
+
+@pytest.mark.devnet
+@pytest.mark.slow
+def test_three_nodes_certify_a_posted_task_and_one_submission_lands(ground: Ground) -> None:
+    ground.configure()
+    ground.start()
+    first = ground.satellites[0].mission()
+    assert first["peerId"] == ground.satellites[0].peer_id  # the seed file's identity
+    assert first["registry"]["active"] == 3
+    task_id, data, posted_at = ground.post_task()
+    for sat in ground.satellites:
+        sat.drop_input(data)
+    output = wait_for("the task certified on chain", lambda: (
+        out := ground.sc.certified_output(task_id)) != bytes(32) and out)
+    assert output == keccak256(qmodel.infer(MODEL, data))  # the model's bytes, certified
+    lowest = ground.satellites[0]
+    wait_for("the submission included (verified receipt in the outbox)",
+             lambda: lowest.mission()["tasks"]["included"] == 1)
+    wait_for("every node to see it certified",
+             lambda: all(s.mission()["tasks"]["onChain"] == 1 for s in ground.satellites))
+    for sat in ground.satellites:
+        tasks = sat.mission()["tasks"]
+        assert (tasks["seen"], tasks["run"], tasks["certified"]) == (1, 1, 1), sat.name
+        assert tasks["submitted"] == (1 if sat is lowest else 0), sat.name
+    mined = ground.submissions_on_chain(posted_at)
+    assert len(mined) == 1 and bytes(mined[0]["from"] if isinstance(mined[0]["from"], bytes)
+                                      else bytes.fromhex(mined[0]["from"][2:])) == lowest.address
+    assert lowest.node is not None
+    entries = [e for e in lowest.node.rpc("orbital_outbox")
+               if e["hash"] == lowest.mission()["submissions"][0]["tx"]]
+    assert [e["state"] for e in entries] == ["included"]
+    for sat in ground.satellites:  # SIGTERM stops the node, gossip host included, within 5 s
+        assert sat.node is not None
+        began = time.monotonic()
+        assert sat.node.stop() == 0
+        assert time.monotonic() - began < 5.0
+
+
+@pytest.mark.devnet
+@pytest.mark.slow
+def test_a_submitter_killed_after_the_certificate_formed_submits_once_after_restart(
+        ground: Ground) -> None:
+    submitter, *others = ground.satellites
+    submitter.tasks = {"submit_delay": "5m"}  # holds its submission: killed before it
+    for sat in others:
+        sat.tasks = {"submit": False}
+    ground.configure()
+    ground.start()
+    task_id, data, posted_at = ground.post_task()
+    for sat in ground.satellites:
+        sat.drop_input(data)
+    wait_for("the certificate to form at the submitter",
+             lambda: submitter.mission()["tasks"]["certified"] == 1)
+    assert submitter.mission()["tasks"]["submitted"] == 0
+    assert submitter.node is not None
+    submitter.node.process.send_signal(signal.SIGKILL)
+    submitter.node.process.wait()
+    submitter.tasks = {}
+    ground.configure()
+    submitter.start()
+    wait_for("the restarted node's submission included",
+             lambda: submitter.mission()["tasks"]["included"] == 1)
+    assert ground.sc.certified_output(task_id) == keccak256(qmodel.infer(MODEL, data))
+    status = submitter.mission()
+    assert status["tasks"]["submitted"] == 1 and status["tasks"]["run"] == 1
+    assert len(ground.submissions_on_chain(posted_at)) == 1
+    for sat in others:
+        assert sat.mission()["tasks"]["submitted"] == 0
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+def _run_config(path: Path, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "node.cli.main", "node", "run", "--config",
+                           str(path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL,
+                          env={k: v for k, v in os.environ.items()
+                               if k != "ORBITAL_KEYSTORE_PASSWORD"})
+
+
+_BASE = """
+[node]
+chain_id = 31337
+data_dir = "data"
+rpc = "127.0.0.1:0"
+refresh = "1s"
+chain = "anvil"
+[upstreams]
+urls = ["http://127.0.0.1:9"]
+[trust]
+mode = "checkpoint"
+checkpoint = "1:0x{hash}"
+""".replace("{hash}", "ab" * 32)
+_ATT = "0x" + "11" * 20
+_REG = "0x" + "22" * 20
+_MISSION = f"""
+[wallet]
+home = "wallet"
+{{wallet}}
+[gossip]
+listen = "127.0.0.1:0"
+{{gossip}}
+[tasks]
+attestations = "{_ATT}"
+registry = "{_REG}"
+{{tasks}}
+"""
+
+
+@pytest.mark.parametrize(("sections", "key", "fragment"), [
+    ({"gossip": 'peers = ["/ip4/127.0.0.1/tcp/4001"]'}, "gossip.peers[0]", "/p2p/PEER_ID"),
+    ({"tasks": 'inputs = "node.toml"'}, "tasks.inputs", "not a directory"),
+    ({"wallet": 'password_file = "nope"'}, "wallet.password_file", "no such file"),
+    ({"wallet": 'pin_file = "wallet/password"'}, "wallet.pin_file",
+     'not used by backend "keystore"'),
+], ids=["gossip", "tasks", "wallet", "wallet-backend"])
+def test_a_bad_mission_config_is_refused_in_one_line_naming_the_key(
+        tmp_path: Path, sections: dict[str, str], key: str, fragment: str) -> None:
+    make_wallet(tmp_path / "wallet", _ATT)
+    text = _BASE + _MISSION.format(**{"wallet": "", "gossip": "", "tasks": "", **sections})
+    (tmp_path / "node.toml").write_text(text)
+    done = _run_config(tmp_path / "node.toml")
+    assert done.returncode == 2
+    line = done.stderr.strip()
+    assert "\n" not in line and f": {key}: " in line and fragment in line, line
+
+
+@pytest.mark.parametrize(("wallet", "submit", "fragment"), [
+    ("", True, "wallet: "),  # no password: neither a file nor the environment
+    ('password_file = "wallet/password"', False, "tasks.submit: the wallet's policy refuses"),
+], ids=["no-password", "policy"])
+def test_a_wallet_that_cannot_serve_the_mission_stops_the_start_in_one_line(
+        tmp_path: Path, wallet: str, submit: bool, fragment: str) -> None:
+    make_wallet(tmp_path / "wallet", _ATT, submit=submit)
+    (tmp_path / "node.toml").write_text(
+        _BASE + _MISSION.format(wallet=wallet, gossip="", tasks=""))
+    done = _run_config(tmp_path / "node.toml")
+    assert done.returncode == 2, done.stderr[-2000:]
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("orbital: ") and fragment in line, done.stderr[-2000:]
