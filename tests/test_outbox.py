@@ -558,3 +558,55 @@ def test_outbox_cli_finds_the_file_by_config_data_dir_or_path(tmp_path: Path,
     assert "outbox.colour" in err and len(err.splitlines()) == 1
     with pytest.raises(SystemExit):  # exactly one way to locate it
         main(["node", "outbox", "list", "--config", str(config), "--data-dir", str(tmp_path)])
+
+
+# -- the wallet's queue is an outbox -------------------------------------------------------------
+
+def test_wallet_queue_is_an_outbox_and_imports_a_legacy_queue(tmp_path: Path,
+                                                             capsys: Any) -> None:
+    """``orbital wallet queue list`` reads HOME/outbox.sqlite; what an older version left
+    unsent in HOME/queue.sqlite (wallet/queue.py's table) is admitted into it once."""
+    from node.cli.main import main
+    from wallet.config import WalletConfig, save_config
+
+    home = tmp_path / "home"
+    save_config(WalletConfig(home, chain_id=CHAIN))
+    raws = [sign_tx(KEY, nonce=n) for n in range(3)]
+    legacy = sqlite3.connect(home / "queue.sqlite")
+    legacy.executescript("CREATE TABLE queued (id INTEGER PRIMARY KEY, tx_hash BLOB NOT NULL "
+                         "UNIQUE, raw BLOB NOT NULL, queued_at REAL NOT NULL, origin TEXT NOT "
+                         "NULL, sent_at REAL);")
+    for n, raw in enumerate(raws):
+        admitted = admit(raw, chain_id=CHAIN, verified_nonce=0)
+        legacy.execute("INSERT INTO queued VALUES (?, ?, ?, 1.0, 'command nonce 1', ?)",
+                       (n + 1, admitted.hash, raw, 2.0 if n == 0 else None))  # 0 was sent
+    legacy.commit()
+    legacy.close()
+
+    assert main(["wallet", "--home", str(home), "queue", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    hashes = ["0x" + admit(r, chain_id=CHAIN, verified_nonce=0).hash.hex() for r in raws]
+    assert [line.split()[0] for line in lines] == hashes[1:]
+    assert lines[0].endswith("nonce 1")
+    assert not (home / "queue.sqlite").exists() and (home / "queue.sqlite.imported").exists()
+    assert main(["wallet", "--home", str(home), "queue", "list"]) == 0  # imported once
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    with Outbox(home / "outbox.sqlite") as box:
+        assert box.counts()["queued"] == 2
+
+    (home / "queue.sqlite").write_bytes(b"not sqlite at all, " * 100)
+    assert main(["wallet", "--home", str(home), "queue", "list"]) == 2
+    assert "not a signed-transaction queue" in capsys.readouterr().err
+    (home / "queue.sqlite").unlink()
+    wrong_chain = tmp_path / "other"
+    save_config(WalletConfig(wrong_chain, chain_id=1))
+    legacy = sqlite3.connect(wrong_chain / "queue.sqlite")
+    legacy.executescript("CREATE TABLE queued (id INTEGER PRIMARY KEY, tx_hash BLOB, raw BLOB, "
+                         "queued_at REAL, origin TEXT, sent_at REAL);")
+    legacy.execute("INSERT INTO queued VALUES (1, x'00', ?, 1.0, 'x', NULL)", (raws[0],))
+    legacy.commit()
+    legacy.close()
+    assert main(["wallet", "--home", str(wrong_chain), "queue", "list"]) == 7
+    err = capsys.readouterr().err
+    assert "outbox refused it: invalid chain id" in err and len(err.splitlines()) == 1
+    assert (wrong_chain / "queue.sqlite").exists()  # nothing lost: not renamed

@@ -146,11 +146,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_audit_rotate"))
 
-    queue = verbs.add_parser("queue", help="signed transactions waiting for a contact")
+    queue = verbs.add_parser(
+        "queue", help="signed transactions waiting for a contact",
+        description="The wallet's outbox (HOME/outbox.sqlite, the same store as the node's: "
+                    "orbital node outbox --outbox HOME/outbox.sqlite shows every state). "
+                    "run-command queues what it signs there, durably, before it answers.")
     qverbs = queue.add_subparsers(dest="queue_verb", metavar="VERB", required=True)
-    p = qverbs.add_parser("list", help="pending signed transactions")
+    p = qverbs.add_parser("list", help="signed transactions no RPC has acknowledged yet")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_queue_list"))
-    p = qverbs.add_parser("send", help="broadcast every pending transaction")
+    p = qverbs.add_parser("send", help="broadcast every transaction not yet acknowledged, "
+                                       "in nonce order (acknowledged is not mined)")
     p.add_argument("--rpc", required=True, metavar="RPC_URL")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_queue_send"))
 

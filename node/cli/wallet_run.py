@@ -33,7 +33,6 @@ from wallet.policy import (
     parse_address,
     pin_policy,
 )
-from wallet.queue import SignedQueue
 from wallet.transactions import request_from_json
 
 # --- opening keys ------------------------------------------------------------------------
@@ -370,24 +369,84 @@ def _audit_rotate(args: argparse.Namespace) -> int:
                  f"starts at {done.first.head}")
 
 
-def _queue_list(args: argparse.Namespace) -> int:
-    queue = SignedQueue(_config(args).path("queue.sqlite"))
+# --- the wallet's outbox (node.outbox: the queue of signed transactions) -------------------
+
+OUTBOX_FILE = "outbox.sqlite"
+LEGACY_QUEUE_FILE = "queue.sqlite"  # wallet/queue.py's FIFO, before the outbox replaced it
+
+
+def _wallet_outbox(config: WalletConfig) -> Any:
+    """The wallet's outbox, HOME/outbox.sqlite (:class:`node.outbox.store.Outbox`). Signed
+    transactions still waiting in a HOME/queue.sqlite of an older version are moved into it
+    once (that file is then renamed queue.sqlite.imported)."""
+    from node.outbox.store import Outbox
+
+    config.home.mkdir(parents=True, exist_ok=True)
+    outbox = Outbox(config.path(OUTBOX_FILE))
+    legacy = config.path(LEGACY_QUEUE_FILE)
+    if legacy.is_file():
+        try:
+            _import_legacy_queue(outbox, legacy, config.chain_id)
+        except BaseException:
+            outbox.close()
+            raise
+    return outbox
+
+
+def _import_legacy_queue(outbox: Any, legacy: Path, chain_id: int | None) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{legacy}?mode=ro", uri=True)
     try:
-        for item in queue.pending():
-            print(f"0x{item.tx_hash.hex()}  {item.origin}")
+        raws = [bytes(raw) for (raw,) in db.execute(
+            "SELECT raw FROM queued WHERE sent_at IS NULL ORDER BY id")]
+    except sqlite3.DatabaseError as exc:
+        raise MalformedRequestError(f"{legacy}: not a signed-transaction queue: {exc}") from None
     finally:
-        queue.close()
+        db.close()
+    for raw in raws:
+        _enqueue(outbox, raw, chain_id)
+    legacy.rename(legacy.with_name(legacy.name + ".imported"))
+
+
+def _enqueue(outbox: Any, raw: bytes, chain_id: int | None) -> Any:
+    """Admit the wallet's signed ``raw`` (node.outbox.checks.admit: chain id, low-s sender,
+    size, intrinsic gas and the EIP-7623 floor) and make it durable (fsync) before returning
+    its entry. The wallet proves no nonce, so the verified nonce given is 0: the node that
+    broadcasts it learns the proven one and drops what it contradicts."""
+    from node.outbox.checks import OutboxRefused, admit
+
+    if chain_id is None:
+        raise MalformedRequestError("wallet.toml needs chain_id before transactions can be "
+                                    "queued")
+    try:
+        return outbox.add(admit(raw, chain_id=chain_id, verified_nonce=0))
+    except OutboxRefused as exc:
+        raise SigningError(f"signed, but the outbox refused it: {exc}") from None
+
+
+def _queue_list(args: argparse.Namespace) -> int:
+    with _wallet_outbox(_config(args)) as outbox:
+        for entry in outbox.entries("queued"):
+            print(f"0x{entry.hash.hex()}  from 0x{entry.sender.hex()} nonce {entry.nonce}")
     return 0
 
 
 def _queue_send(args: argparse.Namespace) -> int:
-    queue = SignedQueue(_config(args).path("queue.sqlite"))
-    try:
-        for item in queue.pending():
-            print(f"sent {_send_raw(args.rpc, item.raw)}")
-            queue.mark_sent(item.tx_hash)
-    finally:
-        queue.close()
+    """Broadcast every queued (never acknowledged) entry to ``--rpc``, each sender's in nonce
+    order; an acknowledgement (or "already known") marks it sent -- not mined. A refusal is
+    recorded on the entry and stops the command (exit 7)."""
+    with _wallet_outbox(_config(args)) as outbox:
+        for entry in sorted(outbox.entries("queued"), key=lambda e: (e.sender, e.nonce)):
+            try:
+                sent = _send_raw(args.rpc, entry.raw)
+            except SigningError as exc:
+                if "already known" not in str(exc).lower():
+                    outbox.mark_sent(entry.hash, error=str(exc))
+                    raise
+                sent = "0x" + entry.hash.hex()
+            outbox.mark_sent(entry.hash)
+            print(f"sent {sent}")
     return 0
 
 
@@ -415,9 +474,8 @@ def _run_command(args: argparse.Namespace) -> int:
         # transaction: they are the co-signatures the policy may ask for.
         signed = onboard.sign_transaction(request_from_json(dict(verified.payload)),
                                           approvals=frozenset(verified.signers))
-        queue = SignedQueue(config.path("queue.sqlite"))
-        stack.callback(queue.close)
-        queue.put(signed.hash, signed.raw, f"command nonce {verified.command.nonce}")
+        outbox = stack.enter_context(_wallet_outbox(config))
+        _enqueue(outbox, signed.raw, config.chain_id)
     return _emit(args, {"queued": "0x" + signed.hash.hex(),
                         "value": format_wei(signed.request.value)},
                  f"command {verified.command.nonce} accepted; signed and queued "

@@ -15,8 +15,8 @@ cannot wait for an upstream. Instead:
   budget and marks entries ``included`` only on the node's verified receipts.
 
 A certificate submission is a raw transaction too, tagged ``kind="certificate"``. The store
-survives ``kill -9`` at any point; reopening it resumes where it stopped. This replaces
-``wallet/queue.py``'s FIFO.
+survives ``kill -9`` at any point; reopening it resumes where it stopped. It replaced
+``wallet/queue.py``'s FIFO: ``orbital wallet queue`` and ``run-command`` use it too.
 """
 
 from node.outbox.checks import Admitted, OutboxError, OutboxRefused, admit
