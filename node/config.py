@@ -499,9 +499,9 @@ def _peer(value: Any, key: str) -> str:
     text = _str(value, key)
     try:
         info_from_p2p_addr(multiaddr.Multiaddr(text))
-    except Exception as exc:  # multiaddr and libp2p raise several kinds
+    except Exception:  # multiaddr and libp2p raise several kinds
         raise ConfigError(key, f"want a multiaddr like \"/ip4/HOST/tcp/PORT/p2p/PEER_ID\", "
-                               f"got {_show(text)} ({str(exc).splitlines()[0][:80]})") from None
+                               f"got {_show(text)}") from None
     return text
 
 

@@ -4,6 +4,7 @@ one line, relative paths follow the file, flags override the file, the shipped c
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,47 @@ _BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"log": {"colour": True}}, "log.colour", "unknown key"),
 ]
 
+# [wallet], [gossip], [tasks]: the mission's sections (node/mission).
+ATT, REG = "0x" + "11" * 20, "0x" + "22" * 20
+PEER = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWD3eckifWpRn9wQpMG9R9hX3sD158z7EqHWmweQAJU5SA"
+TASKS = {"attestations": ATT, "registry": REG}
+MISSION = {"wallet": {}, "gossip": {}, "tasks": TASKS}
+_BAD += [
+    ({"gossip": {}}, "tasks", "missing: [gossip] carries attestations"),
+    ({"tasks": TASKS, "gossip": {}}, "wallet", "missing: [tasks] signs"),
+    ({"tasks": TASKS, "wallet": {}}, "gossip", "missing: [tasks] exchanges"),
+    ({**MISSION, "gossip": []}, "gossip", "want a table"),
+    ({**MISSION, "gossip": {"listen": "4001"}}, "gossip.listen", 'want "HOST:PORT"'),
+    ({**MISSION, "gossip": {"port": 4001}}, "gossip.port", "unknown key"),
+    ({**MISSION, "gossip": {"peers": PEER}}, "gossip.peers", "want an array of multiaddrs"),
+    ({**MISSION, "gossip": {"peers": ["/ip4/127.0.0.1/tcp/4001"]}}, "gossip.peers[0]",
+     "/p2p/PEER_ID"),
+    ({**MISSION, "gossip": {"peers": ["localhost:4001"]}}, "gossip.peers[0]", "multiaddr"),
+    ({**MISSION, "gossip": {"peers": [PEER, PEER]}}, "gossip.peers[1]", "listed twice"),
+    ({**MISSION, "gossip": {"key": 7}}, "gossip.key", "non-empty string"),
+    ({**MISSION, "gossip": {"store": ""}}, "gossip.store", "non-empty string"),
+    ({**MISSION, "tasks": {"registry": REG}}, "tasks.attestations", "missing"),
+    ({**MISSION, "tasks": {"attestations": ATT}}, "tasks.registry", "missing"),
+    ({**MISSION, "tasks": {**TASKS, "registry": "0x22"}}, "tasks.registry", "40 hex digits"),
+    ({**MISSION, "tasks": {**TASKS, "registry": ATT}}, "tasks.registry",
+     "the attestations contract"),
+    ({**MISSION, "tasks": {**TASKS, "model": "nope.bin"}}, "tasks.model", "no such file"),
+    ({**MISSION, "tasks": {**TASKS, "from_block": -1}}, "tasks.from_block", "got -1"),
+    ({**MISSION, "tasks": {**TASKS, "submit": "yes"}}, "tasks.submit", "true or false"),
+    ({**MISSION, "tasks": {**TASKS, "submit_delay": "soon"}}, "tasks.submit_delay",
+     "positive duration"),
+    ({**MISSION, "tasks": {**TASKS, "submit_delay": False}}, "tasks.submit_delay",
+     "got false"),
+    ({**MISSION, "tasks": {**TASKS, "fallback": -1}}, "tasks.fallback", "got -1"),
+    ({**MISSION, "tasks": {**TASKS, "quorum": 2}}, "tasks.quorum", "unknown key"),
+    ({"wallet": {"password_file": "nope"}}, "wallet.password_file", "no such file"),
+    ({"wallet": {"pin_file": "pin"}}, "wallet.pin_file", 'not used by backend "keystore"'),
+    ({"wallet": {"token": "orbital"}}, "wallet.token", 'not used by backend "keystore"'),
+    ({"wallet": {"backend": "pkcs11", "password_file": "pw"}}, "wallet.password_file",
+     'not used by backend "pkcs11"'),
+    ({"wallet": {"backend": "pkcs11", "token": ""}}, "wallet.token", "non-empty string"),
+]
+
 
 @pytest.mark.parametrize(("change", "key", "fragment"), _BAD,
                          ids=[f"{key}-{i}" for i, (_, key, _) in enumerate(_BAD)])
@@ -301,3 +343,58 @@ def test_plan_with_the_node(tmp_path: Path) -> None:
     assert scaled.watch.accounts == (b"\xab" * 20,)
     assert scaled.watch.calls == ((b"\xcd" * 20, bytes.fromhex("70a08231")),)
     assert node_options(scaled).config is scaled
+
+
+def test_mission_sections(tmp_path: Path) -> None:
+    (tmp_path / "pin").write_text("1234\n")
+    (tmp_path / "inputs").mkdir()
+    config = parse_node_config(_doc(
+        wallet={"backend": "pkcs11", "home": "w", "token": "sat-1", "pin_file": "pin"},
+        gossip={"listen": "127.0.0.1:4002", "peers": [PEER], "key": "id/gossip.key"},
+        tasks={**TASKS, "inputs": "inputs", "from_block": 7, "submit": False,
+               "submit_delay": "1m", "fallback": 5}), tmp_path)
+    assert config.wallet is not None and config.gossip is not None and config.tasks is not None
+    assert (config.wallet.backend, config.wallet.token, config.wallet.pin_file) == \
+        ("pkcs11", "sat-1", tmp_path / "pin")
+    assert (config.gossip.host, config.gossip.port, config.gossip.peers) == \
+        ("127.0.0.1", 4002, (PEER,))
+    assert config.gossip.key == tmp_path / "id" / "gossip.key"
+    assert config.gossip.store == tmp_path / "data" / "gossip.sqlite"
+    tasks = config.tasks
+    assert (tasks.attestations, tasks.registry) == (b"\x11" * 20, b"\x22" * 20)
+    assert (tasks.inputs, tasks.model, tasks.from_block) == (tmp_path / "inputs", None, 7)
+    assert (tasks.submit, tasks.submit_delay, tasks.fallback) == (False, 60.0, 5.0)
+    defaults = parse_node_config(_doc(**MISSION), tmp_path)
+    assert defaults.gossip is not None and defaults.tasks is not None
+    assert (defaults.gossip.host, defaults.gossip.port, defaults.gossip.peers) == \
+        ("127.0.0.1", 0, ())
+    assert defaults.gossip.key == tmp_path / "data" / "gossip.key"
+    assert defaults.tasks.inputs == tmp_path / "data" / "inputs"
+    assert (defaults.tasks.submit, defaults.tasks.submit_delay, defaults.tasks.fallback) == \
+        (True, 0.0, 30.0)
+
+
+@pytest.mark.parametrize("path", [p for p in SHIPPED if p.name.startswith(("sat-", "genesis"))],
+                         ids=lambda p: p.name)
+def test_shipped_mission_sections_load_once_uncommented(path: Path) -> None:
+    """The commented [gossip]/[tasks] blocks of the shipped configs are valid once the
+    deployment's addresses and the peers' ids are filled in."""
+    import tomllib
+
+    lines, inside = [], False
+    for line in path.read_text().splitlines():
+        if line == "# [gossip]":
+            inside = True
+        if inside and not line.startswith("#"):
+            inside = False
+        if inside:
+            line = line.removeprefix("# ").removeprefix("#")
+        lines.append(line)
+    peer = PEER.rsplit("/p2p/", 1)[1]
+    text = "\n".join(lines).replace('attestations = "0x..."', f'attestations = "{ATT}"')
+    text = text.replace('registry = "0x..."', f'registry = "{REG}"')
+    text = re.sub(r"<SAT\d peer id>|PEER_ID", peer, text).replace("HOST/tcp/PORT",
+                                                                   "127.0.0.1/tcp/4001")
+    config = parse_node_config(tomllib.loads(text), path.parent)
+    assert config.gossip is not None and config.tasks is not None
+    assert config.tasks.attestations == b"\x11" * 20 and config.gossip.peers

@@ -103,6 +103,7 @@ class Mission:
         self._wake = asyncio.Event()
         self._formed: dict[bytes, float] = {}  # task id -> loop time its certificate formed
         self._not_before: dict[bytes, float] = {}  # task id -> no submission step before
+        self._after_refresh: set[bytes] = set()  # task ids waiting for the next refresh
         self._input_hashes: dict[tuple[str, int, int], bytes] = {}
         self._warned: set[tuple[bytes, str]] = set()
 
@@ -116,6 +117,7 @@ class Mission:
     async def after_refresh(self) -> None:
         """After a successful refresh, inside the pass: the registry snapshot and the new
         task logs. A failure is logged and shown in ``orbital_status`` (the pass goes on)."""
+        self._after_refresh.clear()
         try:
             await self._read_registry()
             await self._scan()
@@ -182,7 +184,8 @@ class Mission:
             low = self.tasks.from_block if self.tasks.from_block is not None else 0
         if low > head:
             return
-        first = self.chain.oldest_anchored(low, head)
+        # headers are kept for ``history`` blocks below each anchor: look no further back
+        first = self.chain.oldest_anchored(max(low, head - self.node.history), head)
         if first is None:
             return
         if first > low:
@@ -281,7 +284,8 @@ class Mission:
             self._formed[posted.task_id] = now
             log.info("task 0x%s: certificate formed (%d of quorum %d signers)",
                      posted.task_id.hex(), len(certificate.signers), posted.quorum)
-        if not self.tasks.submit or now < self._not_before.get(posted.task_id, 0.0):
+        if not self.tasks.submit or now < self._not_before.get(posted.task_id, 0.0) \
+                or posted.task_id in self._after_refresh:
             return
         previous = self.store.submission(posted.task_id)
         if previous is not None:
@@ -321,13 +325,11 @@ class Mission:
             if exc.code == EXECUTION_REVERTED:
                 self._warn_once(posted.task_id, f"the contract would refuse the certificate "
                                                 f"({exc}); not submitting it yet")
-            else:
-                log.info("task 0x%s: submission waits for verified state: %s",
-                         posted.task_id.hex(), exc)
+                return
+            self._wait_for_refresh(posted.task_id, exc)
             return
         except UpstreamError as exc:
-            log.info("task 0x%s: submission waits for the next contact: %s",
-                     posted.task_id.hex(), exc)
+            self._wait_for_refresh(posted.task_id, exc)
             return
         request = TransactionRequest(FEE_MARKET, self.chain_id, nonce, gas, contract, 0, data,
                                      max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
@@ -354,6 +356,12 @@ class Mission:
         except (RpcError, UpstreamError, ValueError) as exc:
             self.last_error = f"submission of task 0x{task_id.hex()} refused: {exc}"
             log.warning("task 0x%s: the outbox refused the submission: %s", task_id.hex(), exc)
+
+    def _wait_for_refresh(self, task_id: bytes, why: Exception) -> None:
+        """Out of contact, a read the verified cache cannot answer was queued by the node
+        (orbital_pending); try again after the next refresh, not before."""
+        self._after_refresh.add(task_id)
+        log.info("task 0x%s: submission waits for the next contact: %s", task_id.hex(), why)
 
     def _warn_once(self, task_id: bytes, message: str) -> None:
         if (task_id, message) not in self._warned:
