@@ -97,3 +97,32 @@ def test_node_benchmark_quick_run_reports_every_method_cold_warm_and_over_the_li
     assert balance["passed"] is True  # a proven balance beats a 10 ms round trip
     (gas,) = [row for row in rows if row["unit"] == "Mgas/s"]
     assert 0 < gas["ours"] < gas["baseline"]
+
+
+@pytest.mark.slow
+@pytest.mark.devnet
+def test_contact_benchmark_quick_run_reports_catch_up_flush_and_fsync() -> None:
+    """About 20 s: anvil behind the link emulator, the node's sync and outbox, a naive
+    client and a one-request-per-transaction relay beside them."""
+    done = subprocess.run([sys.executable, "-m", "benchmarks.contact", "--quick", "--json"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [c["missed"] for c in report["catch_up"]] == [1, 10, 100]
+    for c in report["catch_up"]:
+        node, naive = c["node"], c["naive"]
+        assert naive["round_trips"] == c["missed"]  # header by header
+        assert node["round_trips"] <= 2  # the anchor by hash, its ancestors in one batch
+        for side in (node, naive):
+            assert side["bytes_up"] > 0 and side["bytes_down"] > 0 and side["seconds"] > 0
+    rows = {row["capability"]: row for row in report["rows"]}
+    trips = rows["catch-up after 100 missed blocks: round trips"]
+    assert trips["passed"] is True and trips["ratio"] >= 10
+    box = report["outbox"]
+    assert box["txs"] == 100 and box["included"] == 100 and box["batches"] == 2
+    flush = next(r for name, r in rows.items() if name.startswith("outbox flush")
+                 and "whole pass" in name)
+    assert flush["unit"] == "tx/s" and flush["ours"] > 0 and flush["baseline"] > 0
+    assert flush["target"] is not None  # 200 tx/s: reported, pass or FAIL
+    add = next(r for name, r in rows.items() if name.startswith("Outbox.add"))
+    assert add["unit"] == "us/add" and add["ours"] > 0 and add["baseline"] > 0
