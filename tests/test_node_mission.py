@@ -35,10 +35,13 @@ from node.tasks import model as qmodel
 from node.tasks.task import derive_task_id
 from wallet.config import WalletConfig, save_config
 from wallet.keys.keystore import create_keystore
+from wallet.keys.pin import PinAttempts
+from wallet.keys.pkcs11 import Pkcs11Token
 from wallet.policy import pin_policy
 
 from anvil import Anvil
 from contracts_chain import Scenario, anvil_web3
+from softhsm import USER_PIN
 
 PASSWORD = "mission-test"
 MODEL = qmodel.load()
@@ -89,6 +92,8 @@ class Satellite:
     seed: bytes
     port: int
     tasks: dict[str, Any] = field(default_factory=dict)
+    wallet: str = ('backend = "keystore"\nhome = "wallet"\n'
+                   'password_file = "wallet/password"\n')
     node: NodeProcess | None = None
 
     @property
@@ -121,10 +126,7 @@ urls = ["anvil={anvil.url}"]
 mode = "quorum"
 
 [wallet]
-backend = "keystore"
-home = "wallet"
-password_file = "wallet/password"
-
+{self.wallet}
 [gossip]
 listen = "127.0.0.1:{self.port}"
 peers = {json.dumps([p.multiaddr for p in peers if p is not self])}
@@ -286,6 +288,98 @@ def test_a_submitter_killed_after_the_certificate_formed_submits_once_after_rest
     assert len(ground.submissions_on_chain(posted_at)) == 1
     for sat in others:
         assert sat.mission()["tasks"]["submitted"] == 0
+
+
+@pytest.mark.devnet
+@pytest.mark.slow
+@pytest.mark.hsm
+def test_a_node_with_its_key_in_an_hsm_certifies_a_quorum_one_task_alone(
+        ground: Ground, hsm_token: str, tmp_path: Path) -> None:
+    """The wallet's PKCS#11 backend (SoftHSM2 through p11-kit-proxy): the same mission, the
+    key never leaving the token."""
+    home = tmp_path / "hsm-sat" / "wallet"
+    home.mkdir(parents=True)
+    with Pkcs11Token(hsm_token, USER_PIN,
+                     attempts=PinAttempts.in_state_dir(home)) as token:
+        address = token.generate_key()
+    policy = home / "policy.toml"
+    policy.write_text(attestation_only_policy(31337, ground.sc.deployment.attestations,
+                                              submit=True))
+    save_config(WalletConfig(home, backend="pkcs11", chain_id=31337,
+                             policy_sha256=pin_policy(policy)))
+    (home / "pin").write_text(USER_PIN + "\n")
+    (home / "pin").chmod(0o600)
+    checksummed = to_checksum_address(address)
+    ground.sc.send(ground.sc.registry.functions.register(checksummed, "HSM-SAT", 71000))
+    ground.sc.send({"to": checksummed, "value": 10**18, "gas": 21000})
+    sat = Satellite("HSM", home.parent, address, os.urandom(32), _free_port(),
+                    wallet=f'backend = "pkcs11"\nhome = "wallet"\ntoken = "{hsm_token}"\n'
+                           f'pin_file = "wallet/pin"\n')
+    (sat.root / "gossip.key").write_text(sat.seed.hex() + "\n")
+    ground.satellites = [sat]  # alone: no peers
+    ground.configure()
+    sat.start()
+    assert sat.mission()["address"] == "0x" + address.hex()
+    task_id, data, posted_at = ground.post_task(tiles=2, quorum=1)
+    sat.drop_input(data)
+    wait_for("its submission included",
+             lambda: sat.mission()["tasks"]["included"] == 1)
+    assert ground.sc.certified_output(task_id) == keccak256(qmodel.infer(MODEL, data))
+    assert len(ground.submissions_on_chain(posted_at)) == 1
+
+
+# -- pieces, without processes ----------------------------------------------------------------
+
+
+def test_certificate_calldata_is_the_contracts_abi_encoding() -> None:
+    from web3 import Web3
+
+    from contracts.deploy import ATTESTATIONS, contract
+    from contracts.eip712 import TaskResult
+    from node.attest.certificate import Certificate
+
+    result = TaskResult(b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, b"\x04" * 32, 9)
+    cert = Certificate(result, (b"\x05" * 65, b"\x06" * 65), (b"\x07" * 20, b"\x08" * 20))
+    bound = contract(Web3(), ATTESTATIONS, "0x" + "11" * 20)
+    expected = bound.encode_abi("submitCertificate", args=cert.to_contract_args())
+    assert cert.calldata() == bytes.fromhex(expected[2:])
+    assert cert.calldata()[:4] == SELECTOR
+
+
+def test_the_mission_store_keeps_one_submission_per_task_across_reopening(
+        tmp_path: Path) -> None:
+    from node.mission.store import MissionStore, PostedTask
+
+    store = MissionStore(tmp_path / "mission.sqlite")
+    task = PostedTask(b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, 2, 17)
+    store.learn([task], {}, 20)
+    assert store.record_submission(task.task_id, b"\xaa" * 32, b"raw-a", 4)
+    assert not store.record_submission(task.task_id, b"\xbb" * 32, b"raw-b", 5)
+    store.close()
+    store = MissionStore(tmp_path / "mission.sqlite")  # a restart
+    assert store.get_meta("scanned_to") == 20
+    assert store.tasks(open_only=True) == [task]
+    kept = store.submission(task.task_id)
+    assert kept is not None and (kept.tx_hash, kept.raw, kept.nonce) == (b"\xaa" * 32,
+                                                                        b"raw-a", 4)
+    assert not store.replace_submission(task.task_id, b"\xcc" * 32, b"\xbb" * 32, b"b", 5)
+    assert store.replace_submission(task.task_id, b"\xaa" * 32, b"\xbb" * 32, b"raw-b", 5)
+    store.learn([task], {task.task_id: b"\x04" * 32}, 21)  # seen again, and certified
+    assert store.tasks(open_only=True) == [] and len(store.tasks()) == 1
+    store.close()
+
+
+def test_the_gossip_identity_is_made_once_and_kept(tmp_path: Path) -> None:
+    from node.mission import gossip_seed
+    from node.service import ServiceError
+
+    path = tmp_path / "id" / "gossip.key"
+    seed = gossip_seed(path)
+    assert gossip_seed(path) == seed and path.stat().st_mode & 0o777 == 0o600
+    assert peer_id_of(seed) == peer_id_of(gossip_seed(path))
+    path.write_text("not hex")
+    with pytest.raises(ServiceError, match=r"^gossip\.key: .*\(64 hex digits\)"):
+        gossip_seed(path)
 
 
 # -- refusals ---------------------------------------------------------------------------------
