@@ -24,6 +24,8 @@ go-ethereum's answers exactly on the execution-apis hive chain.
 
 from __future__ import annotations
 
+import asyncio
+
 import copy
 import dataclasses
 import random
@@ -569,6 +571,23 @@ async def test_an_empty_blocks_receipts_need_no_receipts_call(
     assert anvil.rpc("eth_getBlockByNumber", hex(empty), False)["transactions"] == []
     assert await node.block_receipts(empty) == []
     assert liar.calls == ["eth_getBlockByHash"]
+
+
+@pytest.mark.devnet
+async def test_concurrent_receipts_of_one_block_download_it_once(
+        node: VerifiedBlocks, liar: Liar, anvil: Anvil, devnet: Devnet) -> None:
+    """Sixteen receipt lookups at once (the outbox's) in the same block: one block and one
+    receipts download, however they interleave; every answer equals anvil's."""
+    number = devnet.envelopes.block_number
+    hashes = anvil.rpc("eth_getBlockByNumber", hex(number), False)["transactions"]
+    assert len(hashes) >= 4
+    asked = (hashes * 4)[:16]
+    receipts = await asyncio.gather(*(node.receipt(h32(h)) for h in asked))
+    assert [r["transactionHash"] for r in receipts] == asked
+    assert [anvil_receipt(r) for r in receipts] == \
+        [anvil_receipt(anvil.rpc("eth_getTransactionReceipt", h)) for h in asked]
+    assert liar.calls.count("eth_getBlockByHash") == 1
+    assert liar.calls.count("eth_getBlockReceipts") == 1
 
 
 @pytest.mark.devnet

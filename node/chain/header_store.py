@@ -221,6 +221,12 @@ class HeaderStore:
         row = self._db.execute("SELECT hash FROM canonical WHERE number=?", (number,)).fetchone()
         return None if row is None else row[0]
 
+    def highest_canonical_below(self, number: int) -> int | None:
+        """The highest height below ``number`` with a canonical (anchored) header."""
+        row = self._db.execute("SELECT MAX(number) FROM canonical WHERE number < ?",
+                               (number,)).fetchone()
+        return row[0]
+
     def by_number(self, number: int) -> Header | None:
         """The canonical (anchored) header at ``number``."""
         block_hash = self.canonical_hash(number)

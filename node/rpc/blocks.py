@@ -359,6 +359,7 @@ class VerifiedBlocks:
         self._blocks: _Lru[bytes, VerifiedBlock] = _Lru(cache_blocks)
         self._receipts: _Lru[bytes, tuple[Receipt, ...]] = _Lru(cache_blocks)
         self._tx_index: dict[bytes, tuple[bytes, int]] = {}  # tx hash -> (block hash, index)
+        self._in_flight: dict[bytes, asyncio.Future[None]] = {}  # block hash -> its fetch
         self.unanchored_claims: _Lru[bytes, int] = _Lru(1024)
         """tx hash -> the block number an upstream placed it at, where this node has no
         anchored block (a claim, not proof: a reason to link back that far, nothing more)."""
@@ -529,7 +530,24 @@ class VerifiedBlocks:
                              ) -> list[tuple[VerifiedBlock, tuple[Receipt, ...]]]:
         """Verified blocks and receipts for ``headers``: whatever the caches lack is fetched
         in one batch (plus one for per-transaction receipts, should the upstream lack
-        ``eth_getBlockReceipts``)."""
+        ``eth_getBlockReceipts``). A block another call is fetching already is waited for,
+        not fetched twice (sixteen receipts of one block at once cost one download)."""
+        theirs = {self._in_flight[h.hash] for h in headers if h.hash in self._in_flight}
+        mine = {h.hash for h in headers if h.hash not in self._in_flight}
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        for block_hash in mine:
+            self._in_flight[block_hash] = done
+        try:
+            if theirs:  # their result lands in the caches; a failure is ours to retry
+                await asyncio.wait(theirs)
+            return await self._fetch_with_receipts(headers)
+        finally:
+            for block_hash in mine:
+                del self._in_flight[block_hash]
+            done.set_result(None)
+
+    async def _fetch_with_receipts(self, headers: Sequence[Header]
+                                   ) -> list[tuple[VerifiedBlock, tuple[Receipt, ...]]]:
         calls: list[tuple[str, Sequence[Any]]] = []
         blocks: dict[bytes, VerifiedBlock | int] = {}  # verified, or where its call is
         receipts: dict[bytes, tuple[Receipt, ...] | int] = {}

@@ -8,7 +8,8 @@ walking backward: :mod:`node.chain.anchor`), each pair checked against the conse
 the store. A batch answered from another branch (the upstream saw a reorg, or lies) breaks
 the link; the rest of that stretch is then fetched by hash, where a wrong answer can only be a
 lie: it is penalized and refused. Sync stops at a header already anchored, at ``floor``
-(the history the node keeps), or at genesis.
+(the history the node keeps), or at genesis. A batch asks only for the gap down to the next
+anchored header (10 missed blocks: 10 headers, not a full batch).
 """
 
 from __future__ import annotations
@@ -104,7 +105,11 @@ async def link_down(header: Header, upstream: Upstream, store: HeaderStore, *, f
             raise HeaderStoreError(f"sync made no progress below header {lowest.number} "
                                    f"0x{lowest.hash.hex()}")
         previous = lowest
-        numbers = range(lowest.number - 1, max(floor, lowest.number - batch) - 1, -1)
+        stop = max(floor, lowest.number - batch)
+        below = store.highest_canonical_below(lowest.number)
+        if below is not None and below + 1 < lowest.number:
+            stop = max(stop, below + 1)  # the gap only: its bottom should link to ``below``
+        numbers = range(lowest.number - 1, stop - 1, -1)
         answers = await upstream.batch(
             [("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
         requests += 1
