@@ -25,7 +25,6 @@ go-ethereum's answers exactly on the execution-apis hive chain.
 from __future__ import annotations
 
 import asyncio
-
 import copy
 import dataclasses
 import random
