@@ -10,7 +10,8 @@ composed with the verified node (DESIGN.md, data flow 4).
 * :mod:`node.mission.mission` -- :class:`Mission`: tasks learnt from verified logs, run when
   their input is uplinked, attested over gossip, certified, submitted once through the outbox;
 * :mod:`node.mission.chain` -- the verified reads and the one write path it uses;
-* :mod:`node.mission.store` -- what must survive a restart.
+* :mod:`node.mission.store` -- what must survive a restart;
+* :mod:`node.mission.peers` -- the neighbours kept connected.
 
 Errors a user can meet at start (no password, a policy that cannot sign certificates, a bad
 seed file, a port in use) are :class:`~node.service.ServiceError` naming the config key.

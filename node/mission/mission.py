@@ -28,9 +28,8 @@ the config has ``[tasks]`` (with ``[gossip]`` and ``[wallet]``). Its parts:
   fsynced in the outbox, flushed at this or the next contact, included only on a verified
   receipt). One live submission per task per node, across restarts
   (:mod:`node.mission.store`);
-* the neighbours: each ``[gossip] peers`` entry is dialled whenever it is not connected (the
-  lower peer id at once, the other after :data:`DIAL_GRACE`, so two nodes listing each other
-  rarely dial at the same moment); a dial catches up both ways (the gossip store's sync).
+* the neighbours: each ``[gossip] peers`` entry is kept connected
+  (:func:`node.mission.peers.keep_peer`).
 
 Nothing here talks to an upstream: reads go through the node's verified methods, and a read
 the verified cache cannot answer out of contact waits for the next pass.
@@ -50,6 +49,7 @@ from node.chain.hashing import keccak256
 from node.gossip.host import GossipError, GossipNode
 from node.gossip.service import AttestationService
 from node.mission.chain import ChainView, RegistrySnapshot
+from node.mission.peers import keep_peer
 from node.mission.store import MissionStore, PostedTask
 from node.outbox.store import ACTIVE
 from node.rpc.server import EXECUTION_REVERTED, RpcError
@@ -71,9 +71,8 @@ POLL = 0.5
 RETRY = 5.0
 """Seconds before a submission step that could not finish (no verified state, a refusal) is
 tried again."""
-DIAL_EVERY = 1.0
-DIAL_GRACE = 3.0
-DIAL_TIMEOUT = 10.0
+REFUSED_RETRY = 300.0
+"""Seconds before the wallet is asked again to sign a submission it refused."""
 MAX_INPUT_BYTES = 16 << 20
 """Input files larger than this are not read (the model takes 64 bytes per image)."""
 LANDED = ("included", "final")
@@ -104,6 +103,8 @@ class Mission:
         self._formed: dict[bytes, float] = {}  # task id -> loop time its certificate formed
         self._not_before: dict[bytes, float] = {}  # task id -> no submission step before
         self._after_refresh: set[bytes] = set()  # task ids waiting for the next refresh
+        self._unpublished: dict[bytes, int | None] = {}  # task id -> registry block then
+        self._unrunnable: set[bytes] = set()  # bad input, or the wallet refused: not retried
         self._input_hashes: dict[tuple[str, int, int], bytes] = {}
         self._warned: set[tuple[bytes, str]] = set()
 
@@ -133,7 +134,8 @@ class Mission:
         """The work loop and one dialler per configured peer, until cancelled."""
         async with asyncio.TaskGroup() as group:
             for addr in self.peers:
-                group.create_task(self._keep_peer(addr), name=f"peer-{addr[-12:]}")
+                group.create_task(keep_peer(self.gossip, addr, self.connected),
+                                  name=f"peer-{addr[-12:]}")
             group.create_task(self._work(), name="mission")
 
     def status(self) -> dict[str, Any]:
@@ -249,8 +251,12 @@ class Mission:
         cosigner = self.service.cosigner
         assert cosigner is not None
         path = inputs.get(posted.input_hash)
-        if path is None or posted.task_id in cosigner.signed:
+        if path is None or posted.task_id in cosigner.signed \
+                or posted.task_id in self._unrunnable:
             return
+        if posted.task_id in self._unpublished and \
+                self._unpublished[posted.task_id] == self.registry.block:
+            return  # our own validator refused it: wait for a new registry snapshot
         if posted.model_hash != self.model.model_hash:
             self._warn_once(posted.task_id, f"needs model 0x{posted.model_hash.hex()}, this "
                                             f"node runs 0x{self.model.model_hash.hex()}")
@@ -264,9 +270,16 @@ class Mission:
         cosigner.hold(task)  # peers' attestations arriving from now on are re-executed
         try:
             att = await self.service.run_task(task, posted.epoch)
-        except (TaskError, WalletError, GossipError) as exc:
+        except GossipError as exc:  # e.g. our key is not (yet) an active registered signer
+            cosigner.signed.pop(posted.task_id, None)  # the same result is signed again later
+            self._unpublished[posted.task_id] = self.registry.block
+            self._warn_once(posted.task_id, f"attestation not gossiped: {exc}")
+            return
+        except (TaskError, WalletError) as exc:  # each try would be audited: once is enough
+            self._unrunnable.add(posted.task_id)
             self._warn_once(posted.task_id, f"not run: {exc}")
             return
+        self._unpublished.pop(posted.task_id, None)
         self.store.mark_ran(posted.task_id)
         log.info("task 0x%s run: output 0x%s, attestation gossiped", posted.task_id.hex(),
                  att.result.output_hash.hex())
@@ -335,7 +348,9 @@ class Mission:
                                      max_fee_per_gas=max_fee, max_priority_fee_per_gas=tip)
         try:
             signed = await asyncio.to_thread(self.onboard.sign_transaction, request)
-        except WalletError as exc:
+        except WalletError as exc:  # every refusal is audited: do not ask again soon
+            self._not_before[posted.task_id] = asyncio.get_running_loop().time() + max(
+                REFUSED_RETRY, self.tasks.fallback)
             self._warn_once(posted.task_id, f"the wallet refused to sign the submission: {exc}")
             return
         if replacing is None:
@@ -368,37 +383,3 @@ class Mission:
             self._warned.add((task_id, message))
             self.last_error = f"task 0x{task_id.hex()}: {message}"
             log.warning("task 0x%s: %s", task_id.hex(), message)
-
-    # -- neighbours ----------------------------------------------------------------------
-
-    async def _keep_peer(self, addr: str) -> None:
-        peer = addr.rsplit("/p2p/", 1)[-1]
-        loop = asyncio.get_running_loop()
-        down_since: float | None = None
-        while True:
-            try:
-                up = peer in await self.gossip.connected_peers()
-            except GossipError:
-                up = False
-            if up:
-                self.connected.add(peer)
-                down_since = None
-            else:
-                self.connected.discard(peer)
-                now = loop.time()
-                down_since = now if down_since is None else down_since
-                if self.gossip.peer_id < peer or now - down_since >= DIAL_GRACE:
-                    await self._dial(addr, peer)
-            await asyncio.sleep(DIAL_EVERY)
-
-    async def _dial(self, addr: str, peer: str) -> None:
-        try:
-            async with asyncio.timeout(DIAL_TIMEOUT):
-                synced = await self.gossip.connect(addr)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # refused, reset, timed out: it may be down
-            log.debug("dial %s failed: %r", addr, exc)
-            return
-        self.connected.add(peer)
-        log.info("connected to peer %s (%d message(s) caught up)", peer, synced)
