@@ -304,9 +304,11 @@ class Mission:
         if previous is not None:
             entry = None if self.node.outbox is None else self.node.outbox.get(previous.tx_hash)
             if entry is None:  # signed and recorded, never reached the outbox (killed)
-                await self._hand_over(posted.task_id, previous.raw)
-                return
-            if entry.state in ACTIVE or entry.state in LANDED:
+                self._not_before[posted.task_id] = now + RETRY
+                if await self._hand_over(posted.task_id, previous.raw):
+                    return
+                # refused by the outbox, so never sent: replaced by a new one below
+            elif entry.state in ACTIVE or entry.state in LANDED:
                 return
             # dropped or expired: this node's turn may come again, below
         rank = (certificate.signers.index(self.address) if self.address in certificate.signers
@@ -364,13 +366,16 @@ class Mission:
                  posted.task_id.hex(), len(certificate.signatures), signed.hash.hex(), nonce)
         await self._hand_over(posted.task_id, signed.raw)
 
-    async def _hand_over(self, task_id: bytes, raw: bytes) -> None:
-        """The node's eth_sendRawTransaction: admitted, fsynced in the outbox, flushed."""
+    async def _hand_over(self, task_id: bytes, raw: bytes) -> bool:
+        """The node's eth_sendRawTransaction: admitted, fsynced in the outbox, flushed.
+        False if it was refused (then it is not in the outbox and was never sent)."""
         try:
             await self.chain.send_raw(raw)
         except (RpcError, UpstreamError, ValueError) as exc:
             self.last_error = f"submission of task 0x{task_id.hex()} refused: {exc}"
             log.warning("task 0x%s: the outbox refused the submission: %s", task_id.hex(), exc)
+            return False
+        return True
 
     def _wait_for_refresh(self, task_id: bytes, why: Exception) -> None:
         """Out of contact, a read the verified cache cannot answer was queued by the node
