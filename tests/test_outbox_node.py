@@ -354,3 +354,31 @@ async def test_final_reorged_and_expired_entries(anvil: Anvil, tmp_path: Path) -
             await node.flush_outbox()  # expiry needs no contact
             expired = outbox.get(parse_data(old, "hash", 32))
             assert expired.state == "expired" and expired.reason.startswith("queued before")
+
+
+async def test_an_entry_mined_below_the_kept_history_is_found_not_dropped(
+        anvil: Anvil, tmp_path: Path) -> None:
+    """Out of contact longer than the history it keeps (8 blocks here), the node anchors a
+    head far above the block that holds its transaction: it links the anchored chain back
+    to that block and verifies the receipt, instead of calling the nonce taken."""
+    from node.chain.forks import load_chain_config
+
+    sender = Account.from_key(anvil.private_keys[6])
+    anvil.rpc("evm_mine")
+    with HeaderStore(tmp_path / "headers.sqlite", load_chain_config("anvil")) as store, \
+            Outbox(tmp_path / "outbox.sqlite") as outbox:
+        async with DirectUpstream(anvil.url) as upstream:
+            node = VerifiedNode(upstream, AnvilHeads(anvil), store, 31337, outbox=outbox,
+                                history=8)
+            await node.refresh()
+            sent = await node.methods()["eth_sendRawTransaction"].handler(
+                [transfer(sender, nonce_of(anvil, sender.address), value=3)])
+            mined_at = int(anvil.receipt(sent)["blockNumber"], 16)
+            anvil.rpc("anvil_mine", hex(40))  # the outage: 40 blocks, history 8
+            await node.refresh()
+            entry = outbox.get(parse_data(sent, "hash", 32))
+            assert entry.state == "included", entry
+            assert entry.block_number == mined_at
+            assert store.canonical_hash(mined_at) == entry.block_hash
+            assert entry.block_hash == parse_data(
+                anvil.rpc("eth_getBlockByNumber", hex(mined_at), False)["hash"], "hash", 32)

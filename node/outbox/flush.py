@@ -6,8 +6,10 @@ At a contact the node calls ``flush`` with the time the pass leaves for it. In o
 2. entries never acknowledged (``queued``), then those acknowledged but not yet seen
    included (``sent``, a rebroadcast: an upstream's acknowledgement is not inclusion), each
    sender's in nonce order and only contiguous from its verified nonce
-   (:meth:`~node.outbox.store.Outbox.to_send`), in JSON-RPC batches;
-3. receipts of what this pass sent.
+   (:meth:`~node.outbox.store.Outbox.to_send`), in JSON-RPC batches.
+
+What this pass sends cannot be in an anchored block yet (the pass's anchor came first):
+its receipts are asked for at the next refresh, not now.
 
 Every batch's answers are committed before the next batch goes, so when the budget ends
 (``asyncio.timeout``) the pass stops where it is and the next pass resumes there; a batch
@@ -71,8 +73,6 @@ async def flush(outbox: Outbox, upstream: Upstream, *, budget_seconds: float,
                      + [e for e in queue if e.state == "sent"])
             for start in range(0, len(order), batch_size):
                 await _send(outbox, upstream, order[start:start + batch_size], receipts, report)
-            sent_now = [e for h in report.sent if (e := outbox.get(h)) and e.state == "sent"]
-            await _check_receipts(outbox, sent_now, receipts, report)
         report.complete = True
     except TimeoutError:
         report.error = f"budget of {budget_seconds} s ended"

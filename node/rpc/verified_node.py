@@ -56,7 +56,7 @@ from node.rpc.server import (
     RpcError,
     declare,
 )
-from node.rpc.sync import sync_anchor
+from node.rpc.sync import link_down, sync_anchor
 from node.rpc.upstream_api import Upstream, UpstreamError
 from node.rpc.witness import ProvenState, WitnessStore
 from wallet.errors import WalletError
@@ -79,6 +79,9 @@ FLUSH_BUDGET = 10.0
 OUTBOX_MAX_AGE = 86_400.0
 """Seconds a transaction may wait in the outbox unacknowledged before it expires
 (``[outbox] max_age``)."""
+LINK_BACK_LIMIT = 8192
+"""Blocks below the head the node links back for the receipt of its own transaction
+(a day of mainnet blocks; about 64 round trips and 15 MB of headers at most)."""
 EXECUTION_FAILED = -32000  # geth: a call that halted or could not run
 CACHED_READS = frozenset({
     "eth_getBalance", "eth_getTransactionCount", "eth_getStorageAt", "eth_getCode",
@@ -566,9 +569,9 @@ class VerifiedNode:
         try:
             back = reorged(self.outbox, self.store.canonical_hash)
             found, dropped = await settle_nonces(self.outbox, self._proven_nonce,
-                                                 self.blocks.receipt)
+                                                 self._outbox_receipt)
             report = await flush(self.outbox, self.upstream, budget_seconds=self.flush_budget,
-                                 receipts=self.blocks.receipt)
+                                 receipts=self._outbox_receipt)
             final = finalize(self.outbox, self.store.finalized, self.store.canonical_hash)
         except Exception as exc:  # the queue is durable: the next contact tries again
             log.warning("outbox flush failed: %s", exc)
@@ -581,6 +584,24 @@ class VerifiedNode:
                      "%d final, %d queued, %d awaiting", len(report.sent),
                      len(report.included) + len(found), len(report.failed), len(dropped),
                      len(back), len(final), report.remaining, report.awaiting)
+
+    async def _outbox_receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
+        """The verified receipt of an outbox entry. When an upstream places it in a block
+        below what this node has linked (it was out of contact longer than its history),
+        the anchored chain is first linked back down to that block (at most
+        :data:`LINK_BACK_LIMIT` below the head) -- else a mined entry would look like one
+        whose nonce another transaction took."""
+        receipt = await self.blocks.receipt(tx_hash)
+        claimed = self.blocks.unanchored_claims.get(tx_hash)
+        head = self.store.head
+        if receipt is not None or claimed is None or head is None \
+                or not head.number - LINK_BACK_LIMIT <= claimed < head.number \
+                or self.store.canonical_hash(claimed) is not None:
+            return receipt
+        linked, requests, _ = await link_down(head, self.upstream, self.store, floor=claimed)
+        log.info("linked %d headers back to block %d in %d requests for the receipt of 0x%s",
+                 linked, claimed, requests, tx_hash.hex())
+        return await self.blocks.receipt(tx_hash)
 
     async def _proven_nonce(self, sender: bytes) -> int | None:
         """The sender's nonce proven at the anchored head; None when no upstream answers
