@@ -7,7 +7,7 @@ The home is ``--home DIR``, else ``$ORBITAL_HOME``, else ``~/.orbital``. It hold
     policy.toml          the policy rules (whose sha256 is pinned below)
     audit.sqlite         the hash-chained audit log
     ledger.sqlite        what the policy has let through (rolling limits, time-locks)
-    queue.sqlite         signed transactions waiting for a ground contact
+    outbox.sqlite        signed transactions waiting for a ground contact (node.outbox)
     nonces.sqlite        the last accepted operator-command nonce
     pin-attempts.sqlite  failed HSM logins (the lockout counter)
 
