@@ -63,9 +63,10 @@ while they are sent (blocks come after, as on a real chain):
 * *flush*: :func:`node.outbox.flush.flush` as the node calls it at a contact (batches of
   ``BATCH_SIZE``, acknowledgements committed per batch; receipts are asked at the next
   refresh), budget unlimited so the whole queue goes in one pass; baseline: as many other
-  transactions (other dev keys) relayed as a client without an outbox does, one ``eth_sendRawTransaction`` request each; they
-  go first and are mined apart, so that the node's blocks hold only the node's. The
-  "acknowledged" row stops the clock at the last batch's answer.
+  transactions (other dev keys) relayed as a client without an outbox does, one
+  ``eth_sendRawTransaction`` request each; they go first and are mined apart, so that the
+  node's blocks hold only the node's. The "acknowledged" row stops the clock at the last
+  batch's answer.
 * *receipts at the next contact*: the blocks are mined, the node's head moves to them and
   a second pass finds every entry ``included`` on receipts verified against the blocks'
   receiptsRoot; no loss (each sender's nonce on chain advanced by exactly its count).
