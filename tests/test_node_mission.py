@@ -250,7 +250,7 @@ def test_three_nodes_certify_a_posted_task_and_one_submission_lands(ground: Grou
     assert lowest.node is not None
     entries = [e for e in lowest.node.rpc("orbital_outbox")
                if e["hash"] == lowest.mission()["submissions"][0]["tx"]]
-    assert [e["state"] for e in entries] == ["included"]
+    assert [(e["state"], e["kind"]) for e in entries] == [("included", "certificate")]
     for sat in ground.satellites:  # SIGTERM stops the node, gossip host included, within 5 s
         assert sat.node is not None
         began = time.monotonic()

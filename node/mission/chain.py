@@ -10,8 +10,9 @@ JSON-RPC methods (:meth:`VerifiedNode.methods`), never an upstream directly.
 * whether a task is certified: ``eth_call certifiedOutput(taskId)``;
 * the transaction: nonce from ``eth_getTransactionCount(.., "pending")`` (the outbox's queued
   nonces counted), fees from ``eth_maxPriorityFeePerGas`` and the next base fee of the
-  anchored head, gas from ``eth_estimateGas`` (local EVM), and ``eth_sendRawTransaction``
-  (admitted, fsynced in the outbox, flushed at the next contact).
+  anchored head, gas from ``eth_estimateGas`` (local EVM), and the node's submission path
+  behind ``eth_sendRawTransaction`` (admitted, fsynced in the outbox as a ``certificate``
+  entry, flushed at the next contact).
 """
 
 from __future__ import annotations
@@ -151,5 +152,7 @@ class ChainView:
         return int(gas * GAS_HEADROOM)
 
     async def send_raw(self, raw: bytes) -> bytes:
-        return bytes.fromhex((await self._rpc("eth_sendRawTransaction", _hx(raw)))[2:])
+        """The node's own submission path (as ``eth_sendRawTransaction``), the outbox entry
+        tagged ``certificate``."""
+        return await self.node.submit_raw(raw, kind="certificate")
 

@@ -29,6 +29,7 @@ from node.chain.header_rules import calculate_base_fee_per_gas
 from node.chain.header_store import HeaderStore
 from node.chain.rpcjson import parse_data, parse_quantity
 from node.chain.transactions import decode_transaction
+from node.outbox.checks import Kind as EntryKind
 from node.outbox.checks import OutboxRefused, admit
 from node.outbox.flush import flush
 from node.outbox.reconcile import expire_old, finalize, reorged, settle_nonces
@@ -517,11 +518,16 @@ class VerifiedNode:
         return hex(await self.suggested_tip())
 
     async def _send_raw_transaction(self, params: list[Any]) -> str:
-        """Decoded and checked; with an outbox, durable (fsync) before the hash is returned,
-        online or not, and sent at once if the link is up, else at the next contact."""
+        """``eth_sendRawTransaction``: :meth:`submit_raw` of a client's transaction."""
         if len(params) != 1:
             raise RpcError(INVALID_PARAMS, "eth_sendRawTransaction takes one raw transaction")
         raw = parse_data(params[0], "transaction", max_size=MAX_RAW_TRANSACTION)
+        return "0x" + (await self.submit_raw(raw)).hex()
+
+    async def submit_raw(self, raw: bytes, kind: EntryKind = "transaction") -> bytes:
+        """Decoded and checked; with an outbox, durable (fsync) before the hash is returned,
+        online or not, and sent at once if the link is up, else at the next contact.
+        ``kind`` tags the outbox entry (``certificate``: the mission's submissions)."""
         tx = decode_transaction(raw)
         if tx.chain_id not in (None, self.chain_id):
             raise RpcError(INVALID_PARAMS, f"transaction for chain {tx.chain_id}, this node "
@@ -530,18 +536,18 @@ class VerifiedNode:
         if self.outbox is None:
             answer = await self.upstream.call("eth_sendRawTransaction", ["0x" + raw.hex()])
             answer.value("eth_sendRawTransaction")  # an upstream refusal is the client's
-            log.info("relayed transaction 0x%s from 0x%s", tx.hash.hex(), sender.hex())
-            return "0x" + tx.hash.hex()
+            log.info("relayed %s 0x%s from 0x%s", kind, tx.hash.hex(), sender.hex())
+            return tx.hash
         try:
             admitted = admit(raw, chain_id=self.chain_id,
-                             verified_nonce=await self._verified_nonce(sender))
+                             verified_nonce=await self._verified_nonce(sender), kind=kind)
             entry = self.outbox.add(admitted)
         except OutboxRefused as exc:
             raise RpcError(EXECUTION_FAILED, str(exc)) from None
-        log.info("queued transaction 0x%s from 0x%s nonce %d", entry.hash.hex(), sender.hex(),
+        log.info("queued %s 0x%s from 0x%s nonce %d", kind, entry.hash.hex(), sender.hex(),
                  entry.nonce)
         await self.flush_outbox()
-        return "0x" + entry.hash.hex()
+        return entry.hash
 
     async def _verified_nonce(self, sender: bytes) -> int:
         """The sender's nonce proven at the anchored head; out of contact and not cached,
