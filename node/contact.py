@@ -26,13 +26,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from node.rpc.server import RpcError
-from node.rpc.upstream_api import UpstreamError
+from node.rpc.upstream_api import Answer, Upstream, UpstreamError
 from node.rpc.verified_node import VerifiedNode
 from sim_link.clock import PlanClock
 from sim_link.plan import Contact, ContactPlan, plan_from_json
@@ -54,6 +54,7 @@ class Hooks:
     after: Callable[[bool], None]  # after each refresh attempt (True: it succeeded)
     contact: Callable[[bool], None]  # AOS (True) or LOS (False)
     prefetch: Callable[[], Awaitable[object]]  # prove the watch list at the new head
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set: a submission waits
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,39 @@ class ContactSchedule:
                                  window.start - now)), 3),
                              "wallSecondsToEnd": round(self.clock.to_wall(window.end - now), 3)}
         return out
+
+
+@dataclass(frozen=True)
+class PlannedUpstream:
+    """The node's upstream behind a planned link: out of contact it fails at once, naming
+    the next AOS, instead of spending timeouts and retries on a link that is not there
+    (a read then queues at once, a submission is made durable and waits). In contact it is
+    ``inner`` unchanged."""
+
+    inner: Upstream
+    schedule: ContactSchedule
+
+    def _check(self) -> None:
+        now = self.schedule.clock.now()
+        window = self.schedule.current_or_next()
+        if window is None or window.start > now:
+            when = "none left in the plan" if window is None else f"next AOS {_iso(window.start)}"
+            raise UpstreamError(f"out of contact by the contact plan ({when})")
+
+    async def call(self, method: str, params: Sequence[Any]) -> Answer:
+        self._check()
+        return await self.inner.call(method, params)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Answer]:
+        self._check()
+        return await self.inner.batch(calls)
+
+    def penalize(self, answer: Answer, what: str) -> None:
+        self.inner.penalize(answer, what)
+
+    def state(self) -> list[dict[str, Any]]:
+        state = getattr(self.inner, "state", None)
+        return state() if callable(state) else []
 
 
 def ground_contacts(plan: ContactPlan, node: str, links: Iterable[str] = ()
@@ -174,20 +208,13 @@ async def prefetch(node: VerifiedNode, watch: WatchConfig | None,
 
 
 async def work_pass(node: VerifiedNode, every: float, hooks: Hooks) -> None:
-    """Refresh (and prefetch) every ``every`` wall seconds until cancelled (at LOS)."""
+    """Refresh (and prefetch) every ``every`` wall seconds until cancelled (at LOS); a
+    submission in between is flushed at once (:func:`_wait`)."""
     delay = RETRY_FIRST
     while True:
-        try:
-            await node.refresh()
-            await hooks.prefetch()
-            ok, delay = True, every
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # keep the pass: the link may come a little late
-            log.warning("refresh in contact failed: %s", exc)
-            ok, delay = False, min(every, delay * 2)
-        hooks.after(ok)
-        await asyncio.sleep(delay)
+        ok = await refresh_once(node, hooks, "refresh in contact failed")
+        delay = every if ok else min(every, delay * 2)  # the link may come a little late
+        await _wait(node, hooks, delay)
 
 
 async def follow_plan(schedule: ContactSchedule, node: VerifiedNode, every: float,
@@ -200,16 +227,17 @@ async def follow_plan(schedule: ContactSchedule, node: VerifiedNode, every: floa
         if aos > loop.time():
             log.info("out of contact: next AOS %s, in %.1f s", window.describe(),
                      aos - loop.time())
-            await asyncio.sleep(aos - loop.time())
+            await asyncio.sleep(aos - loop.time())  # submissions wait: the AOS sends them
         log.info("AOS %s", window.describe())
-        hooks.contact(True)
+        hooks.wake.clear()
+        set_contact(node, hooks, True)
         try:
             async with asyncio.timeout_at(schedule.wall_at(window.end)):
                 await work_pass(node, every, hooks)
         except TimeoutError:
             pass
         finally:
-            hooks.contact(False)
+            set_contact(node, hooks, False)
         log.info("LOS %s: serving from the verified cache until the next pass",
                  "-".join(window.links))
     log.warning("the contact plan has no more windows for %s: probing the link",
@@ -217,26 +245,54 @@ async def follow_plan(schedule: ContactSchedule, node: VerifiedNode, every: floa
     await probe(node, every, hooks)
 
 
-async def probe(node: VerifiedNode, every: float, hooks: Hooks) -> None:
+async def probe(node: VerifiedNode, every: float, hooks: Hooks, up: bool | None = None
+                ) -> None:
     """No plan: try every ``every`` seconds; the first success after a failure is an AOS,
-    the first failure after a success an LOS."""
-    up: bool | None = None
+    the first failure after a success an LOS (``up``: what the last try found)."""
     while True:
-        await asyncio.sleep(every)
-        try:
-            await node.refresh()
-            await hooks.prefetch()
-            ok = True
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            log.warning("refresh failed: %s", exc)
-            ok = False
+        await _wait(node, hooks, every)
+        ok = await refresh_once(node, hooks, "refresh failed")
         if ok != up:
             log.info("AOS (probed)" if ok else "LOS (probed): serving from the verified cache")
-            hooks.contact(ok)
+            set_contact(node, hooks, ok)
             up = ok
-        hooks.after(ok)
+
+
+async def refresh_once(node: VerifiedNode, hooks: Hooks, failed: str) -> bool:
+    """One refresh and prefetch; whether it worked (a failure is logged)."""
+    try:
+        await node.refresh()
+        await hooks.prefetch()
+        ok = True
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        log.warning("%s: %s", failed, exc)
+        ok = False
+    hooks.after(ok)
+    return ok
+
+
+async def _wait(node: VerifiedNode, hooks: Hooks, seconds: float) -> None:
+    """Sleep ``seconds``; flush the outbox each time a submission wakes us meanwhile (one
+    flusher: concurrent submissions never broadcast over each other)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while (left := deadline - loop.time()) > 0:
+        try:
+            async with asyncio.timeout(left):
+                await hooks.wake.wait()
+        except TimeoutError:
+            return
+        hooks.wake.clear()
+        await node.flush_outbox()  # logs its own failure; entries wait for the next try
+
+
+def set_contact(node: VerifiedNode, hooks: Hooks, up: bool) -> None:
+    """AOS (``up``) or LOS: entries sent since an AOS are not broadcast again in the same
+    contact (:attr:`VerifiedNode.contact_since`)."""
+    node.contact_since = node.clock() if up else None
+    hooks.contact(up)
 
 
 def _iso(t: float) -> str:

@@ -26,7 +26,16 @@ from aiohttp import web
 from node.chain.anchor import Anchor
 from node.chain.forks import ChainConfig, load_chain_config
 from node.chain.header_store import HeaderStore
-from node.contact import ContactSchedule, Hooks, follow_plan, prefetch, probe
+from node.contact import (
+    ContactSchedule,
+    Hooks,
+    PlannedUpstream,
+    follow_plan,
+    prefetch,
+    probe,
+    refresh_once,
+    set_contact,
+)
 from node.metrics import NodeMetrics, serve_metrics
 from node.outbox.store import Outbox
 from node.rpc.evm import LocalEvm
@@ -156,8 +165,11 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
         config = options.config
         outbox = resources.enter_context(Outbox(
             config.outbox.path if config is not None else options.data_dir / "outbox.sqlite"))
-        node = VerifiedNode(upstream, trust, store, options.chain_id, history=options.history,
-                            evm=evm, outbox=outbox)
+        schedule = (ContactSchedule.from_config(config.link)
+                    if config is not None and config.link is not None else None)
+        node = VerifiedNode(upstream if schedule is None else PlannedUpstream(upstream, schedule),
+                            trust, store, options.chain_id, history=options.history, evm=evm,
+                            outbox=outbox)
         if config is not None:
             node.max_age = config.outbox.max_age
         gauges = NodeMetrics()
@@ -174,8 +186,6 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             resources.push_async_callback(metrics_runner.cleanup)
             log.info("metrics at %s", metrics_url)
         watch = config.watch if config is not None else None
-        schedule = (ContactSchedule.from_config(config.link)
-                    if config is not None and config.link is not None else None)
 
         mission = None
         if config is not None and config.tasks is not None:  # [tasks], [gossip], [wallet]
@@ -189,13 +199,15 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
                 await mission.after_refresh()
 
         hooks = Hooks(recorder.after, recorder.contact, prefetch_watch)
+        node.flush_soon = hooks.wake.set  # the link task is the one flusher
         node.extra_status["link"] = lambda: {
             "inContact": recorder.in_contact, "contacts": recorder.contacts,
             "plan": None if schedule is None else schedule.status()}
         async with asyncio.TaskGroup() as tasks:
-            if schedule is None:
-                await _first_refresh(node, hooks)
-                link = tasks.create_task(probe(node, options.refresh, hooks))
+            if schedule is None:  # try once before serving; a failure is logged and shown
+                up = await refresh_once(node, hooks, "first refresh failed")
+                set_contact(node, hooks, up)
+                link = tasks.create_task(probe(node, options.refresh, hooks, up))
             else:
                 link = tasks.create_task(follow_plan(schedule, node, options.refresh, hooks))
             work = None if mission is None else tasks.create_task(mission.run())
@@ -204,20 +216,6 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             link.cancel()
             if work is not None:
                 work.cancel()
-
-
-async def _first_refresh(node: VerifiedNode, hooks: Hooks) -> None:
-    """Without a plan, try once before serving (a failure is logged and shown in
-    ``orbital_status``; the node serves what it proved before)."""
-    try:
-        await node.refresh()
-        await hooks.prefetch()
-        ok = True
-    except Exception as exc:
-        log.warning("first refresh failed: %s", exc)
-        ok = False
-    hooks.contact(ok)
-    hooks.after(ok)
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:

@@ -24,7 +24,7 @@ from typing import Any
 import coincurve
 import pytest
 from test_outbox import sign_tx
-from verified_node import REPO, NodeProcess, NodeRpcError, start_node
+from verified_node import REPO, NodeProcess, NodeRpcError, start_node, write_node_config
 
 from node.config import LinkConfig
 from node.contact import ContactSchedule, ground_contacts, merge_windows
@@ -119,17 +119,7 @@ def behind_link(tmp_path: Path, anvil: Anvil) -> Iterator[BehindLink]:
          "--start", "2026-11-23T00:00:00Z", "--epoch", repr(epoch)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     sender = "0x" + _address(_key(anvil)).hex()
-    (tmp_path / "node.toml").write_text(f"""
-[node]
-chain_id = 31337
-data_dir = "data"
-rpc = "127.0.0.1:0"
-refresh = "1s"
-chain = "anvil"
-
-[upstreams]
-urls = ["ground=http://127.0.0.1:{listen}"]
-
+    write_node_config(tmp_path / "node.toml", f"ground=http://127.0.0.1:{listen}", f"""
 [trust]
 mode = "quorum"
 
@@ -213,6 +203,8 @@ def _serve_cache_and_queue(node: NodeProcess, setup: BehindLink, anvil: Anvil) -
         node.rpc("eth_getBalance", STRANGER, "latest")
     assert missing.value.code == -32002
     assert f"eth_getBalance(\"{STRANGER}\", \"latest\")" in missing.value.error_message
+    assert "out of contact by the contact plan (next AOS 2026-11-23T00:04:00Z)" in \
+        missing.value.error_message  # known from the plan: no request spent on the link
     pending_id = missing.value.data["pending"]
     assert [p["id"] for p in node.rpc("orbital_pending")] == [pending_id]
     # ... a transaction is queued, durable, with its hash; the chain moves on meanwhile.

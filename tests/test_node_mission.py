@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
-from verified_node import REPO, NodeProcess, start_node
+from verified_node import REPO, NodeProcess, start_node, write_node_config
 
 from node.attest.attestation import attestation_only_policy
 from node.attest.certificate import SUBMIT_CERTIFICATE
@@ -110,18 +110,7 @@ class Satellite:
 
     def write_config(self, anvil: Anvil, sc: Scenario, peers: list[Satellite]) -> Path:
         extra = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.tasks.items())
-        path = self.root / "node.toml"
-        path.write_text(f"""
-[node]
-chain_id = 31337
-data_dir = "data"
-rpc = "127.0.0.1:0"
-refresh = "1s"
-chain = "anvil"
-
-[upstreams]
-urls = ["anvil={anvil.url}"]
-
+        path = write_node_config(self.root / "node.toml", f"anvil={anvil.url}", f"""
 [trust]
 mode = "quorum"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from verified_node import NodeProcess, NodeRpcError, start_node
+from verified_node import NodeProcess, NodeRpcError, start_node, write_node_config
 from web3 import Web3
 
 from anvil import Anvil
@@ -523,18 +523,7 @@ def test_node_run_from_a_config_file_with_metrics_json_logs_and_flag_overrides(
     with socket.socket() as probe:  # a free port for the metrics endpoint
         probe.bind(("127.0.0.1", 0))
         metrics_port = probe.getsockname()[1]
-    config = tmp_path / "node.toml"
-    config.write_text(f"""
-[node]
-chain_id = 31337
-data_dir = "data"
-rpc = "127.0.0.1:0"
-refresh = "1s"
-chain = "anvil"
-
-[upstreams]
-urls = ["devnet={anvil.url}"]
-
+    config = write_node_config(tmp_path / "node.toml", f"devnet={anvil.url}", f"""
 [trust]
 mode = "quorum"
 quorum = 1

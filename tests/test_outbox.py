@@ -453,6 +453,29 @@ async def test_flush_marks_sent_then_included_by_receipts(outbox: Outbox) -> Non
     assert outbox.get(entries[0].hash).block_number == 5
 
 
+async def test_flush_rebroadcasts_once_per_contact_not_once_per_refresh(outbox: Outbox
+                                                                         ) -> None:
+    """With ``resend_before`` (when the contact began), what was acknowledged in this
+    contact is not sent again at the next refresh; at the next contact it is."""
+    a, b = put(outbox, nonce=0), put(outbox, nonce=1)
+    up = ScriptedUpstream()
+
+    async def none(h: bytes) -> None:
+        return None
+
+    first_contact = outbox.get(a.hash).queued_at
+    await flush(outbox, up, budget_seconds=5, receipts=none, resend_before=first_contact)
+    assert up.sent == ["0x" + a.raw.hex(), "0x" + b.raw.hex()]
+    c = put(outbox, nonce=2)  # queued later in the same contact
+    await flush(outbox, up, budget_seconds=5, receipts=none, resend_before=first_contact)
+    assert up.sent[2:] == ["0x" + c.raw.hex()]  # a and b were not sent again
+    next_contact = outbox.get(c.hash).sent_at + 1  # type: ignore[operator]
+    await flush(outbox, up, budget_seconds=5, receipts=none, resend_before=next_contact)
+    assert up.sent[3:] == ["0x" + e.raw.hex() for e in (a, b, c)]  # rebroadcast, in order
+    await flush(outbox, up, budget_seconds=5, receipts=none)  # no contact known: every flush
+    assert len(up.sent) == 9
+
+
 async def test_flush_nonce_too_low_asks_receipt_and_already_known_is_ack(outbox: Outbox) -> None:
     a, b = put(outbox, nonce=0), put(outbox, nonce=1)
     up = ScriptedUpstream({"0x" + a.raw.hex(): "nonce too low",

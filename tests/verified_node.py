@@ -83,3 +83,21 @@ def start_node(upstreams: list[str], data_dir: Path, *extra: str, trust: str = "
         log = (data_dir.parent / f"{data_dir.name}.log").read_text()
         raise RuntimeError(f"the node did not start: {line!r}\n{log[-2000:]}")
     return NodeProcess(line.split()[1], process, data_dir)
+
+
+def write_node_config(path: Path, upstream: str, sections: str) -> Path:
+    """A node configuration file at ``path``: chain 31337 (anvil's fork schedule), data in
+    ``data`` beside it, any free RPC port, a refresh every second, the one ``upstream``
+    (``NAME=URL``), then ``sections`` (TOML text: ``[trust]`` and whatever the test needs)."""
+    path.write_text(f"""
+[node]
+chain_id = 31337
+data_dir = "data"
+rpc = "127.0.0.1:0"
+refresh = "1s"
+chain = "anvil"
+
+[upstreams]
+urls = ["{upstream}"]
+{sections}""")
+    return path

@@ -4,7 +4,8 @@ At a contact the node calls ``flush`` with the time the pass leaves for it. In o
 
 1. receipts of entries sent at earlier contacts (so nothing mined is broadcast again);
 2. entries never acknowledged (``queued``), then those acknowledged but not yet seen
-   included (``sent``, a rebroadcast: an upstream's acknowledgement is not inclusion), each
+   included (``sent``, a rebroadcast: an upstream's acknowledgement is not inclusion; once
+   per contact when the node says when the contact began, ``resend_before``), each
    sender's in nonce order and only contiguous from its verified nonce
    (:meth:`~node.outbox.store.Outbox.to_send`), in JSON-RPC batches.
 
@@ -62,15 +63,20 @@ class FlushReport:
 
 
 async def flush(outbox: Outbox, upstream: Upstream, *, budget_seconds: float,
-                receipts: Receipts, batch_size: int = BATCH_SIZE) -> FlushReport:
-    """Broadcast the outbox and collect verified receipts within ``budget_seconds``."""
+                receipts: Receipts, batch_size: int = BATCH_SIZE,
+                resend_before: float | None = None) -> FlushReport:
+    """Broadcast the outbox and collect verified receipts within ``budget_seconds``.
+    ``resend_before``: a ``sent`` entry acknowledged at or after this time (in this
+    contact) is not broadcast again (rebroadcast once per contact, not once per refresh)."""
     report = FlushReport()
     try:
         async with asyncio.timeout(budget_seconds):
             await _check_receipts(outbox, _awaiting(outbox), receipts, report)
             queue = outbox.to_send()
             order = ([e for e in queue if e.state == "queued"]
-                     + [e for e in queue if e.state == "sent"])
+                     + [e for e in queue if e.state == "sent" and (
+                         resend_before is None or e.sent_at is None
+                         or e.sent_at < resend_before)])
             for start in range(0, len(order), batch_size):
                 await _send(outbox, upstream, order[start:start + batch_size], receipts, report)
         report.complete = True

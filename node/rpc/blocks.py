@@ -851,26 +851,37 @@ def _block_json(verified: VerifiedBlock, full: bool) -> dict[str, Any]:
 
 
 def _transaction_json(verified: VerifiedBlock, index: int) -> dict[str, Any]:
-    """execution-apis ``transaction.yaml`` for transaction ``index`` of the block, as
-    go-ethereum renders it (``chainId`` for legacy only when EIP-155 protected; ``v`` and
-    ``yParity`` both for typed transactions; ``gasPrice`` the effective price of a
-    fee-market one, EIP-1559)."""
-    tx = verified.transactions[index]
-    header = verified.header
+    """Transaction ``index`` of the verified block (:func:`transaction_json`)."""
+    return transaction_json(verified.transactions[index], verified.senders[index],
+                            (verified.header, index))
+
+
+def transaction_json(tx: Transaction, sender: bytes, position: tuple[Header, int] | None
+                     ) -> dict[str, Any]:
+    """execution-apis ``transaction.yaml`` as go-ethereum renders it (``chainId`` for legacy
+    only when EIP-155 protected; ``v`` and ``yParity`` both for typed transactions;
+    ``gasPrice`` the effective price of a fee-market one, EIP-1559). ``position`` is the
+    block and index holding it; None renders geth's pending form
+    (``ethapi.newRPCPendingTransaction``): block fields null, ``gasPrice`` the fee cap."""
+    header, index = position if position is not None else (None, None)
     t = tx.tx_type
     out: dict[str, Any] = {
-        "blockHash": to_hex(header.hash), "blockNumber": to_hex(header.number),
-        "blockTimestamp": to_hex(header.timestamp), "from": to_hex(verified.senders[index]),
-        "gas": to_hex(tx["gas"]), "hash": to_hex(tx.hash), "input": to_hex(tx["input"]),
-        "nonce": to_hex(tx["nonce"]), "to": to_hex(tx["to"]) if tx["to"] else None,
-        "transactionIndex": to_hex(index), "value": to_hex(tx["value"]), "type": to_hex(t),
+        "blockHash": None if header is None else to_hex(header.hash),
+        "blockNumber": None if header is None else to_hex(header.number),
+        "blockTimestamp": None if header is None else to_hex(header.timestamp),
+        "from": to_hex(sender), "gas": to_hex(tx["gas"]), "hash": to_hex(tx.hash),
+        "input": to_hex(tx["input"]), "nonce": to_hex(tx["nonce"]),
+        "to": to_hex(tx["to"]) if tx["to"] else None,
+        "transactionIndex": None if index is None else to_hex(index),
+        "value": to_hex(tx["value"]), "type": to_hex(t),
     }
     if t in (LEGACY, ACCESS_LIST):
         out["gasPrice"] = to_hex(tx["gasPrice"])
     else:
         out["maxFeePerGas"] = to_hex(tx["maxFeePerGas"])
         out["maxPriorityFeePerGas"] = to_hex(tx["maxPriorityFeePerGas"])
-        price = effective_gas_price(tx, header.base_fee_per_gas)
+        price = (tx["maxFeePerGas"] if header is None
+                 else effective_gas_price(tx, header.base_fee_per_gas))
         if price is not None:
             out["gasPrice"] = to_hex(price)
     if t == LEGACY:

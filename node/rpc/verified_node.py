@@ -114,6 +114,11 @@ class VerifiedNode:
     pending: PendingReads = field(default_factory=PendingReads)
     outbox: Outbox | None = None  # None: eth_sendRawTransaction relays at once
     flush_budget: float = FLUSH_BUDGET
+    flush_soon: Callable[[], None] | None = None
+    """Set by a link task that flushes itself: submissions call it instead of flushing."""
+    contact_since: float | None = None
+    """When the current contact began (set by the link task): an entry acknowledged since
+    is not broadcast again in this contact. None: every flush rebroadcasts."""
     max_age: float = OUTBOX_MAX_AGE  # outbox: queued longer than this, never sent: expired
     blocks: VerifiedBlocks = field(init=False)
     _methods: dict[str, Method] | None = field(default=None, init=False, repr=False)
@@ -546,7 +551,10 @@ class VerifiedNode:
             raise RpcError(EXECUTION_FAILED, str(exc)) from None
         log.info("queued %s 0x%s from 0x%s nonce %d", kind, entry.hash.hex(), sender.hex(),
                  entry.nonce)
-        await self.flush_outbox()
+        if self.flush_soon is not None:
+            self.flush_soon()  # the link task flushes (now in contact, else at AOS)
+        else:
+            await self.flush_outbox()
         return entry.hash
 
     async def _verified_nonce(self, sender: bytes) -> int:
@@ -577,7 +585,8 @@ class VerifiedNode:
             found, dropped = await settle_nonces(self.outbox, self._proven_nonce,
                                                  self._outbox_receipt)
             report = await flush(self.outbox, self.upstream, budget_seconds=self.flush_budget,
-                                 receipts=self._outbox_receipt)
+                                 receipts=self._outbox_receipt,
+                                 resend_before=self.contact_since)
             final = finalize(self.outbox, self.store.finalized, self.store.canonical_hash)
         except Exception as exc:  # the queue is durable: the next contact tries again
             log.warning("outbox flush failed: %s", exc)
