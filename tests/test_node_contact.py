@@ -10,6 +10,7 @@ arithmetic (windows, ground passes, the shared plan clock) is tested without pro
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -105,21 +106,27 @@ class BehindLink:
                           chain_id=0)
 
 
-@pytest.fixture
-def behind_link(tmp_path: Path, anvil: Anvil) -> Iterator[BehindLink]:
+@contextlib.contextmanager
+def link_and_config(directory: Path, anvil: Anvil, windows: list[tuple[float, float]], *,
+                    up_bps: float = 2e6, down_bps: float = 256e3,
+                    watch: list[str] = ()) -> Iterator[BehindLink]:
+    """``orbital link run`` in front of anvil following ``windows`` (plan seconds after
+    :data:`T0`, at :data:`SCALE`; ``up_bps`` node -> ground), and a node config behind it
+    watching ``watch``; the emulator is stopped on exit."""
     anvil.rpc("anvil_mine", "0x2")  # past anvil's genesis-state quirk
-    plan = ContactPlan(tuple(_contact("SAT1", "GS", T0 + a, T0 + b) for a, b in WINDOWS))
-    (tmp_path / "plan.json").write_text(plan.to_json())
+    contacts = (Contact("SAT1", "GS", T0 + a, T0 + b, up_bps, down_bps,
+                        ((T0 + a, 0.005), (T0 + b, 0.005)), max_elevation_deg=40.0)
+                for a, b in windows)
+    (directory / "plan.json").write_text(ContactPlan(tuple(contacts)).to_json())
     epoch = time.time() + 3.0  # both processes start before plan time T0
     listen, metrics = _free_port(), _free_port()
     link = subprocess.Popen(
         [sys.executable, "-m", "node.cli.main", "link", "run", "--plan",
-         str(tmp_path / "plan.json"), "--link", "SAT1-GS", "--listen", f"127.0.0.1:{listen}",
+         str(directory / "plan.json"), "--link", "SAT1-GS", "--listen", f"127.0.0.1:{listen}",
          "--upstream", f"127.0.0.1:{anvil.port}", "--time-scale", str(SCALE),
          "--start", "2026-11-23T00:00:00Z", "--epoch", repr(epoch)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    sender = "0x" + _address(_key(anvil)).hex()
-    write_node_config(tmp_path / "node.toml", f"ground=http://127.0.0.1:{listen}", f"""
+    write_node_config(directory / "node.toml", f"ground=http://127.0.0.1:{listen}", f"""
 [trust]
 mode = "quorum"
 
@@ -132,16 +139,23 @@ start = 2026-11-23T00:00:00Z
 epoch = {epoch!r}
 
 [watch]
-accounts = ["{sender}"]
+accounts = {json.dumps(list(watch))}
 
 [metrics]
 listen = "127.0.0.1:{metrics}"
 """)
     try:
-        yield BehindLink(tmp_path / "node.toml", tmp_path / "data", epoch, metrics)
+        yield BehindLink(directory / "node.toml", directory / "data", epoch, metrics)
     finally:
         link.terminate()
         link.wait(timeout=10)
+
+
+@pytest.fixture
+def behind_link(tmp_path: Path, anvil: Anvil) -> Iterator[BehindLink]:
+    with link_and_config(tmp_path, anvil, WINDOWS,
+                         watch=["0x" + _address(_key(anvil)).hex()]) as setup:
+        yield setup
 
 
 def _key(anvil: Anvil) -> coincurve.PrivateKey:
@@ -298,3 +312,70 @@ def test_killed_during_los_with_queued_transactions_the_restarted_node_lands_eac
     mined = [tx["hash"] for number in blocks
              for tx in anvil.rpc("eth_getBlockByNumber", number, True)["transactions"]]
     assert sorted(mined) == sorted(hashes)  # each once, nothing else from this sender
+
+
+@pytest.mark.devnet
+@pytest.mark.slow
+def test_a_thousand_transactions_queued_out_of_contact_flush_over_several_passes(
+        tmp_path: Path, anvil: Anvil) -> None:
+    """1,000 transfers from four senders accepted during LOS; the uplink (24 kbit/s at
+    about 300 bytes a transaction) carries at most ~600 in one 60 s pass, so the flush
+    resumes at the next: every one mined exactly once, no nonce twice, each sender's in
+    nonce order, each marked included on a verified receipt."""
+    keys = [coincurve.PrivateKey(bytes.fromhex(k.removeprefix("0x")))
+            for k in anvil.private_keys[1:5]]
+    senders = ["0x" + _address(k).hex() for k in keys]
+    windows = [(40, 100), (240, 300), (440, 500), (640, 700), (840, 900)]
+    anvil.rpc("evm_setIntervalMining", 1)  # blocks every second, as a chain makes them
+    try:
+        with link_and_config(tmp_path, anvil, windows, up_bps=24e3, down_bps=2e6,
+                             watch=senders) as setup:
+            node = setup.start()
+            try:
+                _thousand_through_passes(node, setup, anvil, keys, senders)
+            finally:
+                assert node.stop() == 0
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+
+
+def _thousand_through_passes(node: NodeProcess, setup: BehindLink, anvil: Anvil,
+                             keys: list[coincurve.PrivateKey], senders: list[str]) -> None:
+    epoch = setup.epoch
+    _until("the first pass", lambda: _link(node)["inContact"], epoch + 6 - time.time() + 20)
+    _until("LOS", lambda: _link(node)["inContact"] is False, epoch + 10 - time.time() + 10)
+    starts = [int(anvil.rpc("eth_getTransactionCount", s, "latest"), 16) for s in senders]
+    calls = [{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
+              "params": ["0x" + sign_tx(k, nonce=start + i, maxFeePerGas=50 * GWEI,
+                                        maxPriorityFeePerGas=GWEI, chainId=31337,
+                                        to=bytes.fromhex(STRANGER[2:]), value=1).hex()]}
+             for i in range(250) for k, start in zip(keys, starts, strict=True)]
+    replies, _ = node.request(calls)  # one batch of 1,000, each fsync'd before its answer
+    assert time.time() < epoch + 24, "the test was too slow to queue between passes"
+    hashes = [r["result"] for r in sorted(replies, key=lambda r: r["id"])]
+    assert len(set(hashes)) == 1000
+
+    def counts() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for entry in node.rpc("orbital_outbox"):
+            out[entry["state"]] = out.get(entry["state"], 0) + 1
+        return out
+
+    _until("LOS after the first pass that flushes",
+           lambda: _link(node)["contacts"] >= 2 and _link(node)["inContact"] is False,
+           epoch + 30 - time.time() + 15)
+    after_one = counts()
+    assert after_one.get("queued", 0) > 0, f"one pass carried them all: {after_one}"
+    _until("all 1,000 included", lambda: counts() in ({"included": 1000},),
+           epoch + 90 - time.time() + 20)
+    for sender, start in zip(senders, starts, strict=True):
+        assert int(anvil.rpc("eth_getTransactionCount", sender, "latest"), 16) == start + 250
+    seen: dict[str, list[int]] = {s: [] for s in senders}
+    blocks = sorted({int(anvil.rpc("eth_getTransactionReceipt", h)["blockNumber"], 16)
+                     for h in hashes})
+    for number in blocks:
+        for tx in anvil.rpc("eth_getBlockByNumber", hex(number), True)["transactions"]:
+            if tx["from"] in seen:
+                seen[tx["from"]].append(int(tx["nonce"], 16))
+    for sender, start in zip(senders, starts, strict=True):
+        assert seen[sender] == list(range(start, start + 250))  # once each, in nonce order

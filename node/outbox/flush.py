@@ -23,6 +23,7 @@ verified against an anchored block's receiptsRoot -- never on an upstream's word
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,8 @@ from node.rpc.upstream_api import Answer, Upstream, UpstreamError
 Receipts = Callable[[bytes], Awaitable[Mapping[str, Any] | None]]
 """The node's verified receipt of a transaction hash, or None while it is not in an anchored
 block (``VerifiedBlocks.receipt``)."""
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 RECEIPT_CONCURRENCY = 16
@@ -84,6 +87,10 @@ async def flush(outbox: Outbox, upstream: Upstream, *, budget_seconds: float,
         report.error = f"budget of {budget_seconds} s ended"
     except UpstreamError as exc:
         report.error = str(exc)
+    except asyncio.CancelledError:  # LOS or shutdown: what was answered is committed
+        log.info("outbox pass cut off after %d batch(es): %d sent, %d included",
+                 report.batches, len(report.sent), len(report.included))
+        raise
     counts = outbox.counts()
     report.remaining, report.awaiting = counts["queued"], counts["sent"]
     return report
