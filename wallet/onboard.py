@@ -1,8 +1,9 @@
 """The on-board signing path: policy, audit log and key, in that order.
 
 Every request becomes a :class:`~wallet.policy.SigningRequest` carrying the exact digest
-to be signed. Under the ledger's signing lock (so two requests cannot together slip
-under a rolling limit):
+to be signed. Under the wallet's lock (:class:`~wallet.walletlock.WalletLock`: ``flock`` on
+the wallet's home, so two requests -- from two threads or two processes -- cannot together
+slip under a rolling limit):
 
 1. the policy decides (allow / deny / delay / needs approvals);
 2. the decision is appended to the audit log, durably;
@@ -19,6 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from wallet.audit import AuditLog
@@ -33,18 +35,22 @@ from wallet.transactions import (
     assemble,
     signing_digest,
 )
+from wallet.walletlock import WalletLock
 
 
 class OnboardSigner:
     """Signs only what the policy allows, and audits every decision and signature."""
 
     def __init__(self, signer: Signer, policy: Policy, ledger: PolicyLedger, audit: AuditLog,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, lock: WalletLock | None = None) -> None:
         self.signer = signer
         self.policy = policy
         self.ledger = ledger
         self.audit = audit
         self.clock = clock
+        self.lock = lock if lock is not None else WalletLock(Path(audit.path).parent)
+        """Held from the policy's evaluation to the audit record (default: the directory
+        holding the audit log, i.e. the wallet's home)."""
 
     @property
     def address(self) -> bytes:
@@ -81,7 +87,7 @@ class OnboardSigner:
                  approvals: frozenset[bytes] = frozenset()) -> Signature:
         """Decide, audit, sign, audit, record -- then release (see the module docstring)."""
         assert request.digest is not None
-        with self.ledger.signing_lock:
+        with self.ledger.signing_lock, self.lock.held():
             now = self.clock()
             decision = self.policy.evaluate(request, now=now, ledger=self.ledger,
                                             approvals=approvals)

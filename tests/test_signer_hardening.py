@@ -1,0 +1,121 @@
+"""Issue #16, the signer core: attacks by someone who can write the satellite's files (or
+run a second process), each a regression test through the real parts (processes, files,
+the CLI).
+
+Threat model: the signer and the HSM are trusted; every file is not; operators are
+trusted only as m-of-n."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from wallet.config import WalletConfig, save_config
+from wallet.keys.keystore import create_keystore
+from wallet.policy import pin_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = bytes.fromhex("5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a")
+PAYEE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+ETHER = 10**18
+POLICY = f"""
+version = 1
+chain_id = 31337
+[[destinations.allow]]
+address = "{PAYEE}"
+[limits]
+per_transaction = "1 ether"
+per_24h = "1 ether"
+[fees]
+max_total_fee = "0.01 ether"
+[messages]
+allow_personal = true
+"""
+
+
+def orbital(env: dict[str, str], *args: str,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "node.cli.main", *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A keystore wallet (fast KDF) with POLICY pinned at initialisation."""
+    home = tmp_path / "home"
+    (home / "keystores").mkdir(parents=True)
+    address = create_keystore(home / "keystores" / "k.json", "pw", private_key=KEY,
+                              kdf="pbkdf2", iterations=2)
+    (home / "keystores" / "k.json").rename(home / "keystores" / f"0x{address.hex()}.json")
+    (home / "policy.toml").write_text(POLICY)
+    save_config(WalletConfig(home, chain_id=31337, satellite="sat-a",
+                             policy_sha256=pin_policy(home / "policy.toml")))
+    return home
+
+
+@pytest.fixture
+def env(home: Path) -> dict[str, str]:
+    return {**os.environ, "ORBITAL_HOME": str(home), "ORBITAL_KEYSTORE_PASSWORD": "pw",
+            "PYTHONPATH": str(ROOT)}
+
+
+# --------------------------------------------------------------------------- item 3
+
+_RACER = textwrap.dedent("""
+    import argparse, json, sys, time
+    from contextlib import ExitStack
+    from pathlib import Path
+    from node.cli.wallet_run import _onboard
+    from wallet.config import load_config
+    from wallet.errors import PolicyDeniedError
+    from wallet.transactions import request_from_json
+
+    home, go, first_nonce = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    config = load_config(home)
+    signed = denied = 0
+    with ExitStack() as stack:
+        onboard = _onboard(config, argparse.Namespace(password_file=None), stack)
+        while not go.exists():
+            time.sleep(0.001)
+        for nonce in range(first_nonce, first_nonce + 70):
+            request = request_from_json({"type": 2, "chainId": 31337, "nonce": nonce,
+                                         "gas": 21000, "to": "PAYEE",
+                                         "value": 10**16, "maxFeePerGas": 10**9,
+                                         "maxPriorityFeePerGas": 0})
+            try:
+                onboard.sign_transaction(request)
+                signed += 1
+            except PolicyDeniedError:
+                denied += 1
+    print(json.dumps({"signed": signed, "denied": denied}))
+""").replace("PAYEE", PAYEE)
+
+
+def test_two_processes_racing_cannot_together_exceed_the_24h_limit(
+        home: Path, env: dict[str, str], tmp_path: Path) -> None:
+    """Two real processes, each opened on the same wallet, sign 0.01 ether transfers as
+    fast as they can from the same instant under a 1 ether 24 h limit: together exactly 100
+    are signed (with only a thread lock, both judged against the same spent total near the
+    limit and together signed more)."""
+    script = tmp_path / "racer.py"
+    script.write_text(_RACER)
+    go = tmp_path / "go"
+    racers = [subprocess.Popen([sys.executable, str(script), str(home), str(go), str(first)],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True) for first in (0, 1000)]
+    time.sleep(4)  # both have opened the wallet and wait for the start
+    go.write_text("go")
+    results = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=120)
+        assert racer.returncode == 0, err
+        results.append(json.loads(out))
+    assert sum(r["signed"] for r in results) == 100, results
+    assert sum(r["denied"] for r in results) == 40, results
