@@ -119,3 +119,75 @@ def test_two_processes_racing_cannot_together_exceed_the_24h_limit(
         results.append(json.loads(out))
     assert sum(r["signed"] for r in results) == 100, results
     assert sum(r["denied"] for r in results) == 40, results
+
+
+# --------------------------------------------------------------------------- item 6
+
+OPERATOR_KEY = bytes.fromhex("7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6")
+
+
+def _wallet(tmp_path: Path, name: str, private_key: bytes, **config: object) -> dict[str, str]:
+    """A keystore wallet at tmp_path/name (policy POLICY, one operator, threshold 1)."""
+    home = tmp_path / name
+    (home / "keystores").mkdir(parents=True)
+    address = create_keystore(home / "keystores" / "k.json", "pw", private_key=private_key,
+                              kdf="pbkdf2", iterations=2)
+    (home / "keystores" / "k.json").rename(home / "keystores" / f"0x{address.hex()}.json")
+    (home / "policy.toml").write_text(POLICY)
+    operator = _operator(tmp_path)[1]
+    save_config(WalletConfig(home, chain_id=31337, operators=(operator,), threshold=1,
+                             policy_sha256=pin_policy(home / "policy.toml"),
+                             **config))  # type: ignore[arg-type]
+    return {**os.environ, "ORBITAL_HOME": str(home), "ORBITAL_KEYSTORE_PASSWORD": "pw",
+            "PYTHONPATH": str(ROOT)}
+
+
+def _operator(tmp_path: Path) -> tuple[Path, bytes]:
+    path = tmp_path / "operator.json"
+    if not path.exists():
+        create_keystore(path, "pw", private_key=OPERATOR_KEY, kdf="pbkdf2", iterations=2)
+    from wallet.keys.keystore import keystore_address
+    address = keystore_address(path)
+    assert address is not None
+    return path, address
+
+
+def _envelope(tmp_path: Path, env: dict[str, str], satellite: str, nonce: int, kind: str,
+              payload: dict[str, object], name: str = "envelope.json") -> Path:
+    payload_file = tmp_path / f"{name}.payload.json"
+    payload_file.write_text(json.dumps(payload))
+    envelope = tmp_path / name
+    done = orbital(env, "ground", "command", "--kind", kind, "--payload", str(payload_file),
+                   "--nonce", str(nonce), "--satellite", satellite, "--chain-id", "31337",
+                   "--keystore", str(_operator(tmp_path)[0]), "--out", str(envelope))
+    assert done.returncode == 0, done.stderr
+    return envelope
+
+
+TRANSFER = {"type": 2, "chainId": 31337, "nonce": 0, "gas": 21000, "to": PAYEE,
+            "value": str(ETHER // 10), "maxFeePerGas": "1000000000",
+            "maxPriorityFeePerGas": "0"}
+OTHER_KEY = bytes.fromhex("59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d")
+
+
+def test_a_command_for_one_satellite_is_refused_on_another(tmp_path: Path) -> None:
+    """Two satellites whose wallet.toml names no satellite: each is known by its signing
+    address, so a command for one is refused on the other (with the old default name
+    `genesis-1` both accepted the same envelope), and a command for `genesis-1` on
+    neither."""
+    env_a = _wallet(tmp_path, "a", KEY)
+    env_b = _wallet(tmp_path, "b", OTHER_KEY)
+    address_a = orbital(env_a, "wallet", "address").stdout.strip()
+    assert address_a == "0x" + address_a[2:].lower()
+    for_a = _envelope(tmp_path, env_a, address_a, 1, "sign_transaction", TRANSFER, "a.json")
+    refused = orbital(env_b, "wallet", "run-command", str(for_a))
+    assert refused.returncode == 9, refused.stderr
+    assert "is not this satellite's" in refused.stderr
+    done = orbital(env_a, "wallet", "run-command", str(for_a), "--json")
+    assert done.returncode == 0, done.stderr
+    old_default = _envelope(tmp_path, env_a, "genesis-1", 2, "sign_transaction", TRANSFER,
+                            "g.json")
+    for env in (env_a, env_b):
+        refused = orbital(env, "wallet", "run-command", str(old_default))
+        assert refused.returncode == 9 and "satellite" in refused.stderr, refused.stderr
+    assert "satellite =" not in (tmp_path / "a" / "wallet.toml").read_text()

@@ -16,7 +16,9 @@ The home is ``--home DIR``, else ``$ORBITAL_HOME``, else ``~/.orbital``. It hold
     backend = "keystore"            # or "pkcs11"
     key = "0x..."                   # the address to sign with (default: the only key)
     chain_id = 31337                # the chain operator commands are bound to
-    satellite = "genesis-1"         # name whose keccak256 is the command satelliteId
+    satellite = "genesis-1"         # name whose keccak256 is the command satelliteId; no
+                                    # default: unset, it is the signing address as 0x hex
+                                    # (lower case), unique to this satellite's key
 
     [pkcs11]
     module = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so"
@@ -56,7 +58,10 @@ class WalletConfig:
     backend: str = "keystore"
     key: bytes | None = None
     chain_id: int | None = None
-    satellite: str = "genesis-1"
+    satellite: str | None = None
+    """The name whose keccak256 is this satellite's command ``satelliteId``. There is no
+    default name (a shared default let a command for one satellite run on another): unset,
+    :func:`satellite_name` derives it from the signing address."""
     pkcs11_module: str = DEFAULT_PKCS11_MODULE
     token: str = "orbital"
     max_pin_attempts: int = 5
@@ -80,7 +85,9 @@ class WalletConfig:
             lines.append(f'key = "0x{self.key.hex()}"')
         if self.chain_id is not None:
             lines.append(f"chain_id = {self.chain_id}")
-        lines += [f'satellite = "{self.satellite}"', "", "[pkcs11]",
+        if self.satellite is not None:
+            lines.append(f'satellite = "{self.satellite}"')
+        lines += ["", "[pkcs11]",
                   f'module = "{self.pkcs11_module}"', f'token = "{self.token}"',
                   f"max_pin_attempts = {self.max_pin_attempts}", "", "[policy]",
                   f'file = "{self.policy_file}"']
@@ -90,6 +97,15 @@ class WalletConfig:
                   "addresses = [" + ", ".join(f'"0x{a.hex()}"' for a in self.operators) + "]",
                   f"threshold = {self.threshold}"]
         return "\n".join(lines) + "\n"
+
+
+def satellite_name(config: WalletConfig, address: bytes) -> str:
+    """The satellite's name for operator commands: ``satellite`` when configured, else the
+    signing ``address`` as lower-case ``0x`` hex (unique to the key, so never shared by two
+    satellites the way a default name would be)."""
+    if config.satellite is not None:
+        return config.satellite
+    return "0x" + bytes(address).hex()
 
 
 def wallet_home(explicit: str | None) -> Path:
@@ -121,7 +137,7 @@ def load_config(home: Path) -> WalletConfig:
         home=home, backend=backend,
         key=None if key is None else _address(key, "key"),
         chain_id=_typed(top, "chain_id", int, None),
-        satellite=_typed(top, "satellite", str, "genesis-1"),
+        satellite=_typed(top, "satellite", str, None),
         pkcs11_module=_typed(pkcs11, "module", str, DEFAULT_PKCS11_MODULE),
         token=_typed(pkcs11, "token", str, "orbital"),
         max_pin_attempts=_typed(pkcs11, "max_pin_attempts", int, 5),

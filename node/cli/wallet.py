@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from node.cli.argtypes import uint
+from node.cli.argtypes import address, uint, wei
 from node.cli.lazy import lazy
 
 
@@ -58,18 +58,20 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = verbs.add_parser("sign-tx", help="sign a transaction within policy; print raw hex",
                          description="Build, policy-check, audit and sign a transaction. "
-                         "Amounts in wei. Prints the raw transaction; --send broadcasts it.")
+                         "Amounts as cast takes them: wei (21000, 0x5208) or with a unit "
+                         "(20gwei, 1.5ether). Prints the raw transaction; --send broadcasts it.")
     p.add_argument("--to", help="destination address (omit to create a contract)")
-    p.add_argument("--value", default="0")
+    p.add_argument("--value", type=wei, default=0, metavar="AMOUNT")
     p.add_argument("--data", default="0x")
     p.add_argument("--nonce", required=True)
     p.add_argument("--gas", required=True)
     p.add_argument("--chain-id", help="default: wallet.toml's chain_id")
     p.add_argument("--type", choices=["0", "1", "2", "4"], default="2",
                    help="0 legacy (EIP-155), 1 EIP-2930, 2 EIP-1559 (default), 4 EIP-7702")
-    p.add_argument("--max-fee", help="maxFeePerGas (types 2 and 4)")
-    p.add_argument("--priority-fee", default="0", help="maxPriorityFeePerGas (types 2, 4)")
-    p.add_argument("--gas-price", help="gasPrice (types 0 and 1)")
+    p.add_argument("--max-fee", type=wei, metavar="AMOUNT", help="maxFeePerGas (types 2 and 4)")
+    p.add_argument("--priority-fee", type=wei, default=0, metavar="AMOUNT",
+                   help="maxPriorityFeePerGas (types 2, 4)")
+    p.add_argument("--gas-price", type=wei, metavar="AMOUNT", help="gasPrice (types 0 and 1)")
     p.add_argument("--send", metavar="RPC_URL", help="broadcast with eth_sendRawTransaction")
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_sign_tx"))
@@ -102,7 +104,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=uint(16), metavar="M", help="operator signatures required")
     p.add_argument("--chain-id", type=uint(64), metavar="ID", help="chain operator commands name")
     p.add_argument("--satellite", metavar="NAME",
-                   help="this satellite's name (keccak256 = the commands' satelliteId)")
+                   help="this satellite's name (keccak256 = the commands' satelliteId; "
+                   "unset, it is the signing address as lower-case 0x hex)")
     p.add_argument("--key", metavar="ADDR", help="the key address to sign with")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_config_set"))
@@ -122,7 +125,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = averbs.add_parser("verify", help="check every entry's hash link and signature")
     p.add_argument("--known-head", metavar="SEQ:HASH", help="a head seen before (catches "
                    "a cut tail)")
-    p.add_argument("--signer", help="expected signer address (default: this wallet's key)")
+    p.add_argument("--signer", type=address,
+                   help="expected signer address (default: this wallet's key)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_audit_verify"))
     p = averbs.add_parser("export", help="export entries from --from for downlink")
@@ -132,7 +136,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = averbs.add_parser("verify-export", help="verify an exported range on its own")
     p.add_argument("file")
     p.add_argument("--known-head", metavar="SEQ:HASH")
-    p.add_argument("--signer", required=True)
+    p.add_argument("--signer", type=address, required=True)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_audit_verify_export"))
     p = averbs.add_parser(
         "rotate", help="retire the audit log (e.g. a damaged one) and start a new one",

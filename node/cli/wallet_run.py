@@ -14,7 +14,14 @@ from typing import Any
 from wallet import audit as audit_log
 from wallet.audit import AuditHead, AuditLog
 from wallet.commands import CommandVerifier, NonceStore, envelope_from_json, satellite_id
-from wallet.config import WalletConfig, load_config, save_config, updated, wallet_home
+from wallet.config import (
+    WalletConfig,
+    load_config,
+    satellite_name,
+    save_config,
+    updated,
+    wallet_home,
+)
 from wallet.errors import (
     KeyNotFoundError,
     MalformedRequestError,
@@ -22,7 +29,7 @@ from wallet.errors import (
     SigningError,
 )
 from wallet.keys import keystore, pkcs11
-from wallet.keys.pin import PinAttempts, read_pin
+from wallet.keys.pin import PinAttempts, read_pin, wallet_pin_attempts
 from wallet.keys.signer import Signer
 from wallet.onboard import OnboardSigner, transaction_signing_request
 from wallet.policy import (
@@ -42,8 +49,9 @@ def _config(args: argparse.Namespace) -> WalletConfig:
 
 
 def _attempts(config: WalletConfig) -> PinAttempts:
-    config.home.mkdir(parents=True, exist_ok=True)
-    return PinAttempts.in_state_dir(config.home, config.max_pin_attempts)
+    # Outside the home ($ORBITAL_STATE_DIR or /var/lib/orbital), per token serial: writing
+    # the home cannot reset it, wallet.toml can only lower the limit (wallet.keys.pin).
+    return wallet_pin_attempts(config.home, config.max_pin_attempts)
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -220,8 +228,14 @@ def _send_raw(url: str, raw: bytes) -> str:
 
 def _sign_message(args: argparse.Namespace) -> int:
     config = _config(args)
-    message = (bytes.fromhex(args.message.removeprefix("0x")) if args.hex
-               else args.message.encode())
+    if args.hex:
+        try:
+            message = bytes.fromhex(args.message.strip().removeprefix("0x"))
+        except ValueError:
+            raise MalformedRequestError("--hex: the message is not hex bytes (0x and an "
+                                        "even number of hex digits)") from None
+    else:
+        message = args.message.encode()
     with ExitStack() as stack:
         signature = _onboard(config, args, stack).sign_personal_message(message)
     text = "0x" + signature.to_bytes().hex()
@@ -276,8 +290,7 @@ def _policy_pin(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     config = _config(args)
     known = AuditHead.parse(args.known_head) if args.known_head else None
-    signer = (bytes.fromhex(args.signer.removeprefix("0x")) if args.signer
-              else _default_address(config))
+    signer = args.signer if args.signer is not None else _default_address(config)
     head = audit_log.verify(config.path("audit.sqlite"), expected_signer=signer,
                             known_head=known)
     return _emit(args, {"verified": True, "head": str(head)},
@@ -298,7 +311,7 @@ def _audit_export(args: argparse.Namespace) -> int:
 def _audit_verify_export(args: argparse.Namespace) -> int:
     known = AuditHead.parse(args.known_head) if args.known_head else None
     head = audit_log.verify_export(_read_json(args.file), known_head=known,
-                                   expected_signer=bytes.fromhex(args.signer.removeprefix("0x")))
+                                   expected_signer=args.signer)
     print(f"export verified: head {head}")
     return 0
 
@@ -461,8 +474,9 @@ def _run_command(args: argparse.Namespace) -> int:
         raise MalformedRequestError(f"{args.file}: cannot read: {exc.strerror}") from None
     with ExitStack() as stack:
         nonces = stack.enter_context(NonceStore(config.path("nonces.sqlite")))
+        satellite = satellite_name(config, _default_address(config))
         verifier = CommandVerifier(set(config.operators), config.threshold,
-                                   satellite_id(config.satellite), config.chain_id, nonces)
+                                   satellite_id(satellite), config.chain_id, nonces)
         verified = verifier.verify(envelope, time.time())
         onboard = _onboard(config, args, stack)
         onboard.audit.append("command", {"nonce": verified.command.nonce,
