@@ -191,3 +191,45 @@ def test_a_command_for_one_satellite_is_refused_on_another(tmp_path: Path) -> No
         refused = orbital(env, "wallet", "run-command", str(old_default))
         assert refused.returncode == 9 and "satellite" in refused.stderr, refused.stderr
     assert "satellite =" not in (tmp_path / "a" / "wallet.toml").read_text()
+
+
+# --------------------------------------------------------------------------- item 8
+
+def test_a_clock_behind_the_last_audited_entry_stops_signing(tmp_path: Path) -> None:
+    """The clock seam (OnboardSigner's clock, which dates its audit entries): set back one
+    minute after a signature, nothing is judged, audited or signed -- also after the wallet
+    is reopened -- until the clock reads the last entry's time again. (Before, the clock
+    set back by 24 h re-opened the rolling window.)"""
+    from wallet.audit import AuditLog, ClockBehindError
+    from wallet.onboard import OnboardSigner
+    from wallet.policy import PolicyLedger, parse_policy
+    from wallet.transactions import request_from_json
+
+    from signers import SoftwareSigner
+
+    policy = parse_policy(POLICY.encode())
+    key = SoftwareSigner("clock test")
+    clock = [1_900_000_000.0]
+
+    def transfer(nonce: int) -> object:
+        return request_from_json({**TRANSFER, "nonce": nonce, "value": str(ETHER * 9 // 10)})
+
+    def onboard(ledger: PolicyLedger, audit: AuditLog) -> OnboardSigner:
+        return OnboardSigner(key, policy, ledger, audit, clock=lambda: clock[0])
+
+    with PolicyLedger(tmp_path / "ledger.sqlite") as ledger, \
+            AuditLog(tmp_path / "audit.sqlite", key) as audit:
+        onboard(ledger, audit).sign_transaction(transfer(0))  # the whole 24 h limit
+        entries, signatures = len(audit.entries()), len(key.signed)
+        clock[0] -= 24 * 3600 + 60  # a day back: the old code signed another ether
+        with pytest.raises(ClockBehindError, match="behind the audit log's last entry"):
+            onboard(ledger, audit).sign_transaction(transfer(1))
+        assert len(audit.entries()) == entries and len(key.signed) == signatures
+    with PolicyLedger(tmp_path / "ledger.sqlite") as ledger, \
+            AuditLog(tmp_path / "audit.sqlite", key) as audit:
+        with pytest.raises(ClockBehindError):
+            onboard(ledger, audit).sign_personal_message(b"hello")
+        clock[0] += 24 * 3600 + 60  # right again: the limit still holds
+        with pytest.raises(Exception, match="24 h limit"):
+            onboard(ledger, audit).sign_transaction(transfer(1))
+        onboard(ledger, audit).sign_personal_message(b"hello")

@@ -86,6 +86,12 @@ KIND_COMMAND = "command"
 """Payload: an operator command envelope and what was done with it."""
 
 
+class ClockBehindError(SigningError):
+    """The clock reads earlier than the log's last entry: a clock set back (by accident or
+    to re-open a rolling window, a time-lock or an expired command) stops all signing until
+    it reads at least that time again."""
+
+
 @dataclass(frozen=True)
 class AuditHead:
     """The last entry of a log: its ``seq`` and ``entry_hash`` (``0`` and
@@ -269,13 +275,16 @@ class AuditLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def append(self, kind: str, payload: Mapping[str, Any]) -> AuditEntry:
-        """Sign and append an entry; returns only once it is committed and fsynced
-        (WAL, ``synchronous=FULL``), so a signature recorded here may be released.
+    def append(self, kind: str, payload: Mapping[str, Any], *,
+               now: float | None = None) -> AuditEntry:
+        """Sign and append an entry dated ``now`` (default: the log's clock); returns only
+        once it is committed and fsynced (WAL, ``synchronous=FULL``), so a signature
+        recorded here may be released.
 
         Raises :class:`MalformedRequestError` for a bad kind or payload,
-        :class:`AuditError` if the head this log last wrote has changed, and whatever
-        the signer raises (nothing is written then).
+        :class:`AuditError` if the head this log last wrote has changed,
+        :class:`ClockBehindError` if ``now`` is earlier than the last entry's time (entries
+        never go back in time), and whatever the signer raises (nothing is written then).
         """
         if not isinstance(kind, str) or _KIND.fullmatch(kind) is None:
             raise MalformedRequestError(
@@ -284,14 +293,18 @@ class AuditLog:
         kind_bytes = kind.encode()
         with self._lock:
             with write_transaction(self._conn):
-                entry = self._append_locked(kind, kind_bytes, body)
+                entry = self._append_locked(kind, kind_bytes, body, now)
             self._last = entry.head  # only once the entry is committed
         return entry
 
-    def _append_locked(self, kind: str, kind_bytes: bytes, body: bytes) -> AuditEntry:
+    def _append_locked(self, kind: str, kind_bytes: bytes, body: bytes,
+                       now: float | None) -> AuditEntry:
         row = self._conn.execute(
-            "SELECT seq, entry_hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+            "SELECT seq, entry_hash, time_ms FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         seq, prev = (row[0], bytes(row[1])) if row is not None else (0, GENESIS_HASH)
+        time_ms = int((self._clock() if now is None else now) * 1000)
+        if row is not None and time_ms < int(row[2]):
+            raise ClockBehindError(_clock_behind(time_ms, int(row[2]), seq))
         last = self._last
         if last.seq > 0:
             mine = self._conn.execute("SELECT entry_hash FROM entries WHERE seq = ?",
@@ -301,7 +314,6 @@ class AuditLog:
                     self.path, last.seq, "no longer holds the hash this wallet wrote "
                     f"(0x{last.hash.hex()}): the log was cut or rewritten; nothing appended")
         seq += 1
-        time_ms = int(self._clock() * 1000)
         digest = entry_digest(self._address, self._log_id, seq, time_ms, kind_bytes, body,
                               prev)
         signature = self._signer.sign_digest(digest)
@@ -313,6 +325,20 @@ class AuditLog:
             "signature) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (seq, time_ms, kind, body, prev, digest, entry.signature))
         return entry
+
+    def last_time_ms(self) -> int | None:
+        """The time of the last stored entry (UNIX ms), None for an empty log."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT time_ms FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        return None if row is None else int(row[0])
+
+    def check_clock(self, now: float) -> None:
+        """Raise :class:`ClockBehindError` if ``now`` (UNIX seconds) is earlier than the last
+        stored entry's time."""
+        last = self.last_time_ms()
+        if last is not None and int(now * 1000) < last:
+            raise ClockBehindError(_clock_behind(int(now * 1000), last, self.head().seq))
 
     def head(self) -> AuditHead:
         """The current head, as stored (not verified: see :func:`verify`)."""
@@ -332,6 +358,14 @@ class AuditLog:
 
 
 # --------------------------------------------------------------------------- checking
+
+def _clock_behind(now_ms: int, last_ms: int, seq: int) -> str:
+    def iso(ms: int) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
+    return (f"the clock ({iso(now_ms)}) is behind the audit log's last entry {seq} "
+            f"({iso(last_ms)}, {(last_ms - now_ms) / 1000:.3f} s later): refusing to sign "
+            "until the clock is right")
+
 
 def _check_meta(meta: Mapping[Any, Any], source: str) -> tuple[bytes, bytes]:
     meta = {(k.decode("utf-8", "replace") if isinstance(k, bytes) else k): v

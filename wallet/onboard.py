@@ -11,6 +11,10 @@ slip under a rolling limit):
    to the key), appended to the audit log durably, and the spend recorded in the ledger;
 4. only then is the signature released to the caller.
 
+A clock that reads earlier than the audit log's last entry stops signing
+(:class:`~wallet.audit.ClockBehindError`): setting the clock back must not re-open a
+rolling window, mature a time-lock early or revive an expired command.
+
 A refused request raises :class:`~wallet.errors.PolicyDeniedError` with the rule and the
 reason; a time-locked one is queued in the ledger and says when it may be signed.
 """
@@ -89,10 +93,11 @@ class OnboardSigner:
         assert request.digest is not None
         with self.ledger.signing_lock, self.lock.held():
             now = self.clock()
+            self.audit.check_clock(now)  # a clock set back never re-opens a window
             decision = self.policy.evaluate(request, now=now, ledger=self.ledger,
                                             approvals=approvals)
             self.audit.append("policy_decision", {"request": request.to_payload(self.policy),
-                                                  "decision": decision.to_payload()})
+                                                  "decision": decision.to_payload()}, now=now)
             if decision.outcome == "delay":
                 self.ledger.queue(decision, request.describe(self.policy))
             if not decision.allowed:
@@ -100,7 +105,7 @@ class OnboardSigner:
             signature = self.signer.sign_digest(request.digest)
             self.audit.append("signed", {"request_id": request.request_id,
                                          "digest": request.digest,
-                                         "signature": signature.to_bytes()})
+                                         "signature": signature.to_bytes()}, now=now)
             self.ledger.record_signed(request, now)
         return signature
 
