@@ -233,3 +233,62 @@ def test_a_clock_behind_the_last_audited_entry_stops_signing(tmp_path: Path) -> 
         with pytest.raises(Exception, match="24 h limit"):
             onboard(ledger, audit).sign_transaction(transfer(1))
         onboard(ledger, audit).sign_personal_message(b"hello")
+
+
+# --------------------------------------------------------------------------- item 7
+
+TIMELOCK_POLICY = POLICY + """
+[timelock]
+threshold = "0.5 ether"
+delay = "15s"
+cancel_window = "15s"
+"""
+
+
+def test_operators_cancel_a_time_lock_and_it_never_signs(tmp_path: Path) -> None:
+    """Through the CLI: a 0.6 ether transfer is time-locked; `pending list` shows it;
+    `pending cancel ID --out` proposes the cancel_request payload, one operator (m = 1)
+    signs it with `ground command`, `pending cancel --envelope` applies it; once the delay
+    has passed the same transfer is still refused, and the audit log records the cancel.
+    (Before, no command could cancel a time-lock: it signed once the delay passed.)"""
+    env = _wallet(tmp_path, "a", KEY, satellite="sat-a")
+    (tmp_path / "a" / "policy.toml").write_text(TIMELOCK_POLICY)
+    assert orbital(env, "wallet", "policy", "pin", str(tmp_path / "a" / "policy.toml")
+                   ).returncode == 0
+    transfer = ["wallet", "sign-tx", "--to", PAYEE, "--value", str(6 * ETHER // 10),
+                "--nonce", "0", "--gas", "21000", "--max-fee", "1000000000"]
+    locked = orbital(env, *transfer)
+    assert locked.returncode == 3 and "time-locked" in locked.stderr, locked.stderr
+    started = time.time()
+    listed = json.loads(orbital(env, "wallet", "pending", "list", "--json").stdout)["pending"]
+    assert [p["state"] for p in listed] == ["open"]
+    request_id = listed[0]["requestId"]
+
+    proposal = tmp_path / "cancel.json"
+    done = orbital(env, "wallet", "pending", "cancel", request_id, "--reason", "not ours",
+                   "--out", str(proposal))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(proposal.read_text()) == {"requestId": request_id, "reason": "not ours"}
+    envelope = tmp_path / "cancel-envelope.json"
+    done = orbital(env, "ground", "command", "--kind", "cancel_request", "--payload",
+                   str(proposal), "--nonce", "1", "--satellite", "sat-a", "--chain-id",
+                   "31337", "--keystore", str(_operator(tmp_path)[0]), "--out", str(envelope))
+    assert done.returncode == 0, done.stderr
+    done = orbital(env, "wallet", "pending", "cancel", "--envelope", str(envelope), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cancelled"] == request_id
+    replay = orbital(env, "wallet", "pending", "cancel", "--envelope", str(envelope))
+    assert replay.returncode == 9, replay.stderr
+
+    time.sleep(max(0.0, started + 16 - time.time()))
+    again = orbital(env, *transfer)
+    assert again.returncode == 3 and "cancelled" in again.stderr, again.stderr
+    assert orbital(env, "wallet", "pending", "list").stdout.strip() == \
+        "(no time-locked requests)"
+    closed = json.loads(orbital(env, "wallet", "pending", "list", "--all", "--json").stdout)
+    assert [(p["state"], p["cancelReason"]) for p in closed["pending"]] == [
+        ("cancelled", "not ours")]
+    kinds = [e["kind"] for e in json.loads(orbital(env, "wallet", "audit", "export").stdout)
+             ["entries"]]
+    assert "timelock_cancelled" in kinds and kinds.count("signed") == 0
+    assert orbital(env, "wallet", "audit", "verify").returncode == 0

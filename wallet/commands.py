@@ -112,6 +112,10 @@ class CommandKind(StrEnum):
     SIGN_TRANSACTION = "sign_transaction"
     """Payload: the unsigned transaction request (JSON-RPC ``eth_signTransaction`` object);
     the satellite signs it (through its policy) and queues it in the outbox."""
+    CANCEL_REQUEST = "cancel_request"
+    """Payload: ``{"requestId": "0x" + 32 bytes hex, "reason": "..."}`` (reason optional, one
+    line): cancel the time-locked request with that id (as ``orbital wallet pending list``
+    shows it) while its cancel window is open. A cancelled request is never signed."""
 
 
 def _check_sign_transaction(payload: Mapping[str, Any], chain_id: int) -> None:
@@ -134,10 +138,40 @@ def _check_sign_transaction(payload: Mapping[str, Any], chain_id: int) -> None:
             f"command's chainId {chain_id}")
 
 
+def _check_cancel_request(payload: Mapping[str, Any], chain_id: int) -> None:
+    """``requestId`` is 32 bytes of 0x-hex; ``reason``, if given, one line of text; nothing
+    else."""
+    unknown = set(payload) - {"requestId", "reason"}
+    if unknown:
+        raise MalformedRequestError(f"payload: unknown key(s) {', '.join(sorted(unknown))} "
+                                    "for cancel_request (requestId, reason)")
+    request_id = payload.get("requestId")
+    if not (isinstance(request_id, str) and len(request_id) == 66
+            and request_id.startswith("0x") and set(request_id[2:]) <= _HEX_DIGITS):
+        raise MalformedRequestError(
+            f"payload.requestId: expected 0x and 64 hex digits, got {request_id!r:.80}")
+    reason = payload.get("reason", "")
+    if not isinstance(reason, str) or "\n" in reason or len(reason) > 200:
+        raise MalformedRequestError("payload.reason: expected one line of at most 200 "
+                                    "characters")
+
+
+def cancel_request_id(payload: Mapping[str, Any]) -> bytes:
+    """The request id a (checked) ``cancel_request`` payload names."""
+    return bytes.fromhex(str(payload["requestId"])[2:])
+
+
 _PAYLOAD_CHECKS: dict[CommandKind, Callable[[Mapping[str, Any], int], None]] = {
     CommandKind.SIGN_TRANSACTION: _check_sign_transaction,
+    CommandKind.CANCEL_REQUEST: _check_cancel_request,
 }
 """Per-kind check of the payload's meaning (``payload``, domain ``chainId``)."""
+
+
+def check_payload(kind: CommandKind, payload: Mapping[str, Any], chain_id: int) -> None:
+    """The satellite's check of a ``kind`` payload's meaning (e.g. to propose a payload
+    that will pass it)."""
+    _PAYLOAD_CHECKS[kind](payload, chain_id)
 
 
 # --------------------------------------------------------------------------- data types

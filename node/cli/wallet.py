@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-from node.cli.argtypes import address, uint, wei
+from node.cli.argtypes import address, http_url, uint, wei
 from node.cli.lazy import lazy
 
 
@@ -72,7 +72,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--priority-fee", type=wei, default=0, metavar="AMOUNT",
                    help="maxPriorityFeePerGas (types 2, 4)")
     p.add_argument("--gas-price", type=wei, metavar="AMOUNT", help="gasPrice (types 0 and 1)")
-    p.add_argument("--send", metavar="RPC_URL", help="broadcast with eth_sendRawTransaction")
+    p.add_argument("--send", metavar="RPC_URL", type=http_url,
+                   help="broadcast with eth_sendRawTransaction")
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_sign_tx"))
 
@@ -160,13 +161,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=lazy("node.cli.wallet_run", "_queue_list"))
     p = qverbs.add_parser("send", help="broadcast every transaction not yet acknowledged, "
                                        "in nonce order (acknowledged is not mined)")
-    p.add_argument("--rpc", required=True, metavar="RPC_URL")
+    p.add_argument("--rpc", required=True, metavar="RPC_URL", type=http_url)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_queue_send"))
+
+    pending = verbs.add_parser(
+        "pending", help="time-locked requests: list them, cancel one (m-of-n operators)",
+        description="Requests the policy time-locked ([timelock]) wait in the ledger until "
+                    "their delay has passed. Only the operators (m-of-n) cancel one: `cancel "
+                    "REQUEST_ID --out PAYLOAD.json` proposes (writes the cancel_request "
+                    "payload to sign with `orbital ground command --kind cancel_request`), "
+                    "`cancel --envelope ENVELOPE.json` applies the signed envelope. A "
+                    "cancelled request is never signed.")
+    pverbs = pending.add_subparsers(dest="pending_verb", metavar="VERB", required=True)
+    p = pverbs.add_parser("list", help="open time-locked requests (--all: also closed ones)")
+    p.add_argument("--all", action="store_true", help="include cancelled and signed ones")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=lazy("node.cli.wallet_run", "_pending_list"))
+    p = pverbs.add_parser("cancel", help="propose (REQUEST_ID --out) or apply (--envelope) a "
+                          "cancel_request command")
+    p.add_argument("request_id", nargs="?", metavar="REQUEST_ID")
+    p.add_argument("--reason", help="one line, carried in the command and the audit log")
+    p.add_argument("--out", metavar="PAYLOAD.json", help="where to write the proposal")
+    p.add_argument("--envelope", metavar="ENVELOPE.json", help="the operators' signed "
+                   "cancel_request envelope to apply")
+    _secret_args(p)
+    p.set_defaults(run=lazy("node.cli.wallet_run", "_pending_cancel"))
 
     p = verbs.add_parser("run-command", help="verify an operator command envelope and act",
                          description="Satellite side: check the envelope's operator "
                          "signatures (m-of-n from wallet.toml), time window and nonce, then "
-                         "act: sign_transaction signs the payload within policy and queues it.")
+                         "act: sign_transaction signs the payload within policy and queues it; "
+                         "cancel_request cancels a time-locked request.")
     p.add_argument("file", metavar="ENVELOPE.json")
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_run_command"))

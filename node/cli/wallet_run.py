@@ -13,7 +13,16 @@ from typing import Any
 
 from wallet import audit as audit_log
 from wallet.audit import AuditHead, AuditLog
-from wallet.commands import CommandVerifier, NonceStore, envelope_from_json, satellite_id
+from wallet.commands import (
+    CommandKind,
+    CommandVerifier,
+    NonceStore,
+    VerifiedCommand,
+    cancel_request_id,
+    check_payload,
+    envelope_from_json,
+    satellite_id,
+)
 from wallet.config import (
     WalletConfig,
     load_config,
@@ -35,6 +44,7 @@ from wallet.onboard import OnboardSigner, transaction_signing_request
 from wallet.policy import (
     PolicyLedger,
     format_address,
+    format_time,
     format_wei,
     load_policy,
     parse_address,
@@ -479,11 +489,14 @@ def _run_command(args: argparse.Namespace) -> int:
                                    satellite_id(satellite), config.chain_id, nonces)
         verified = verifier.verify(envelope, time.time())
         onboard = _onboard(config, args, stack)
+        onboard.audit.check_clock(time.time())  # a clock set back revives no expired command
         onboard.audit.append("command", {"nonce": verified.command.nonce,
                                          "kind": verified.kind.value,
                                          "signers": ["0x" + s.hex() for s in verified.signers],
                                          "digest": "0x" + verified.digest.hex()})
         verifier.accept(verified, time.time())
+        if verified.kind is CommandKind.CANCEL_REQUEST:
+            return _apply_cancel(args, onboard, verified)
         # The operators' signatures cover the payload, which fixes every field of the
         # transaction: they are the co-signatures the policy may ask for.
         signed = onboard.sign_transaction(request_from_json(dict(verified.payload)),
@@ -494,3 +507,77 @@ def _run_command(args: argparse.Namespace) -> int:
                         "value": format_wei(signed.request.value)},
                  f"command {verified.command.nonce} accepted; signed and queued "
                  f"0x{signed.hash.hex()}")
+
+
+# --- time-locked requests (pending list | cancel) -----------------------------------------
+
+def _apply_cancel(args: argparse.Namespace, onboard: OnboardSigner,
+                  verified: VerifiedCommand) -> int:
+    """Act on a verified (nonce consumed) ``cancel_request``: cancel the time-lock under the
+    wallet lock (so no signer can use it meanwhile) and audit the cancellation."""
+    request_id = cancel_request_id(verified.payload)
+    reason = str(verified.payload.get("reason", "")) or "cancelled by operators"
+    with onboard.ledger.signing_lock, onboard.lock.held():
+        now = time.time()
+        onboard.audit.check_clock(now)
+        pending = onboard.ledger.cancel(request_id, now, reason)
+        onboard.audit.append("timelock_cancelled", {
+            "request_id": request_id, "reason": reason, "nonce": verified.command.nonce,
+            "signers": ["0x" + s.hex() for s in verified.signers]}, now=now)
+    return _emit(args, {"cancelled": "0x" + request_id.hex(), "summary": pending.summary},
+                 f"command {verified.command.nonce} accepted; time-locked request "
+                 f"0x{request_id.hex()} cancelled ({pending.summary})")
+
+
+def _pending_report(pending: Any) -> dict[str, Any]:
+    state = ("cancelled" if pending.cancelled_at is not None
+             else "signed" if pending.signed_at is not None else "open")
+    return {"requestId": "0x" + pending.request_id.hex(), "state": state,
+            "created": pending.created, "notBefore": pending.not_before,
+            "cancelUntil": pending.cancel_until, "summary": pending.summary,
+            "cancelReason": pending.cancel_reason or None}
+
+
+def _pending_list(args: argparse.Namespace) -> int:
+    config = _config(args)
+    with PolicyLedger(config.path("ledger.sqlite")) as ledger:
+        rows = [_pending_report(p) for p in ledger.pending_requests(include_closed=args.all)]
+    text = "\n".join(f"{r['requestId']}  {r['state']}  signable from "
+                     f"{format_time(r['notBefore'])}, cancellable until "
+                     f"{format_time(r['cancelUntil'])}: {r['summary']}" for r in rows)
+    return _emit(args, {"pending": rows}, text or "(no time-locked requests)")
+
+
+def _pending_cancel(args: argparse.Namespace) -> int:
+    """Propose (REQUEST_ID --out: the cancel_request payload for the operators to sign with
+    ``orbital ground command --kind cancel_request``) or apply (--envelope: the signed
+    envelope, checked m-of-n exactly as run-command does). Nothing local cancels alone."""
+    if args.envelope is not None:
+        if args.request_id is not None:
+            raise MalformedRequestError("give REQUEST_ID (to propose) or --envelope (to "
+                                        "apply), not both")
+        args.file = args.envelope
+        return _run_command(args)
+    if args.request_id is None or args.out is None:
+        raise MalformedRequestError("propose with REQUEST_ID --out PAYLOAD.json, apply with "
+                                    "--envelope ENVELOPE.json")
+    text = args.request_id.strip().lower()
+    if not (text.startswith("0x") and len(text) == 66
+            and all(c in "0123456789abcdef" for c in text[2:])):
+        raise MalformedRequestError(f"request id {args.request_id!r:.80}: expected 0x and 64 "
+                                    "hex digits (see `orbital wallet pending list`)")
+    config = _config(args)
+    with PolicyLedger(config.path("ledger.sqlite")) as ledger:
+        pending = ledger.pending(bytes.fromhex(text[2:]))
+    if pending is None:
+        raise MalformedRequestError(f"no time-locked request {text} in this wallet")
+    payload: dict[str, Any] = {"requestId": text}
+    if args.reason:
+        payload["reason"] = args.reason
+    check_payload(CommandKind.CANCEL_REQUEST, payload, 0)  # the satellite's own check
+    Path(args.out).write_text(json.dumps(payload, indent=1) + "\n")
+    satellite = satellite_name(config, _default_address(config))
+    return _emit(args, {"proposal": args.out, "payload": payload},
+                 f"wrote {args.out}; operators sign it with `orbital ground command --kind "
+                 f"cancel_request --payload {args.out} --satellite {satellite} ...`, then "
+                 "apply it with `orbital wallet pending cancel --envelope ENVELOPE.json`")
