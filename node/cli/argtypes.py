@@ -1,13 +1,19 @@
-"""Argument types of the ``orbital`` command line: every number is bounded where it is
-parsed, so NaN, the infinities and integers that overflow their field are a usage error
-(exit 2, one line), never a traceback or a silently wrong value further in."""
+"""Argument types of the ``orbital`` command line, and its parser class.
+
+Every number is bounded where it is parsed, so NaN, the infinities and integers that
+overflow their field are a usage error (exit 2, one line), never a traceback or a silently
+wrong value further in. Amounts take units as ``cast`` does (``1ether``, ``20gwei``).
+:class:`Parser` refuses abbreviated options and keeps possible secrets out of its error
+messages."""
 
 from __future__ import annotations
 
 import argparse
 import datetime
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 
 def finite(text: str) -> float:
@@ -71,3 +77,143 @@ def beacon_root(text: str) -> bytes:
         return bytes.fromhex(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(f"want a 32-byte 0x-hex root, got {text!r}") from None
+
+
+# -- amounts, addresses, hex ----------------------------------------------------------------
+
+_UNITS = {"wei": 0, "gwei": 9, "ether": 18}
+_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?\s*(wei|gwei|ether)?", re.IGNORECASE)
+_MAX_UINT256 = 2**256 - 1
+
+
+def wei(text: str) -> int:
+    """An amount of wei as ``cast`` takes it: plain wei (``21000``), ``0x``-hex wei, or a
+    decimal with a unit: ``1ether``, ``1.5ether``, ``20gwei``, ``100wei`` (a space before
+    the unit is allowed, case is not significant). Exact: a fraction that is not a whole
+    number of wei, a sign, an exponent or a value above 2^256-1 is refused."""
+    stripped = text.strip()
+    if stripped[:2].lower() == "0x":
+        try:
+            value = int(stripped, 16)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"want an amount, got {shown(text)}") from None
+    else:
+        match = _AMOUNT.fullmatch(stripped)
+        if match is None:
+            raise argparse.ArgumentTypeError(
+                f"want an amount like 21000 (wei), 20gwei, 1.5ether, got {shown(text)}")
+        whole, fraction, unit = match.groups()
+        decimals = _UNITS[(unit or "wei").lower()]
+        fraction = (fraction or "").rstrip("0")
+        if len(fraction) > decimals:
+            raise argparse.ArgumentTypeError(f"{shown(text)} is not a whole number of wei")
+        value = int(whole) * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
+    if not 0 <= value <= _MAX_UINT256:
+        raise argparse.ArgumentTypeError(f"{shown(text)} is above 2^256-1 wei")
+    return value
+
+
+def address(text: str) -> bytes:
+    """A 20-byte address, ``0x`` + 40 hex digits."""
+    raw = text.strip()
+    if raw[:2].lower() == "0x":
+        raw = raw[2:]
+    if len(raw) != 40:
+        raise argparse.ArgumentTypeError(
+            f"want an address (0x and 40 hex digits), got {shown(text)}")
+    try:
+        return bytes.fromhex(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"want an address (0x and 40 hex digits), got {shown(text)}") from None
+
+
+def hex_bytes(text: str) -> bytes:
+    """Bytes as hex digits, with or without ``0x``, an even number of them."""
+    raw = text.strip()
+    if raw[:2].lower() == "0x":
+        raw = raw[2:]
+    try:
+        return bytes.fromhex(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"want hex bytes (0x and an even number of hex digits), got {shown(text)}"
+        ) from None
+
+
+def http_url(text: str) -> str:
+    """An ``http://`` or ``https://`` URL (a JSON-RPC endpoint)."""
+    if not text.startswith(("http://", "https://")) or len(text) <= len("http://"):
+        raise argparse.ArgumentTypeError(f"want an http:// or https:// URL, got {shown(text)}")
+    return text
+
+
+# -- never echo a secret -------------------------------------------------------------------
+
+_LONG_HEX = re.compile(r"(?:0x)?[0-9a-fA-F]{64,}")
+_OPTION = re.compile(r"--?[A-Za-z][A-Za-z0-9_-]*")
+
+
+def shown(text: str, limit: int = 48) -> str:
+    """``text`` quoted for an error message, unless it may be a secret: 32 or more bytes of
+    hex (a private key, a seed) or anything longer than ``limit`` characters is described
+    by its length only. PINs and passwords never reach a message through here, because no
+    option takes one (they come from files, the environment or a prompt)."""
+    if _LONG_HEX.search(text) or len(text) > limit:
+        return f"(a {len(text)}-character value, not shown)"
+    return repr(text)
+
+
+def redact_arguments(arguments: list[str]) -> str:
+    """Unrecognised command-line words, for an error message: option names only. A value
+    after an unknown option may be exactly the secret someone tried to pass on the command
+    line (``--pin 1234``, ``--password=...``, ``--private-key 0x...``); it is never
+    repeated, only counted."""
+    names: list[str] = []
+    hidden = 0
+    for word in arguments:
+        name = word.split("=", 1)[0]
+        if _OPTION.fullmatch(name):
+            names.append(name + ("=..." if "=" in word else ""))
+            hidden += "=" in word
+        else:
+            hidden += 1
+    if hidden:
+        names.append(f"({hidden} value{'s' if hidden != 1 else ''} not shown)")
+    return " ".join(names)
+
+
+_INVALID_CHOICE = re.compile(r"invalid choice: ('(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}")
+
+
+class Parser(argparse.ArgumentParser):
+    """The ``orbital`` parser and every subparser (``add_subparsers`` makes subparsers of
+    the parent's class): options are never abbreviated (``--pin`` must not silently mean
+    ``--pin-file``), and usage errors never repeat a value that could be a secret."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error("unrecognized arguments: " + redact_arguments(extras))
+        return parsed
+
+    def error(self, message: str) -> NoReturn:
+        def choice(match: re.Match[str]) -> str:
+            value = match.group(1)[1:-1]
+            return match.group(0) if _WORD.fullmatch(value) else "invalid choice (not shown)"
+        message = _LONG_HEX.sub("(hex not shown)", _INVALID_CHOICE.sub(choice, message))
+        super().error(message)
+
+
+def all_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every subparser under it, depth first."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                yield from all_parsers(sub)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from node.chain.errors import ChainError, MalformedInputError, VerificationError
 from node.cli import contracts, demo, ground, link, node, verify, wallet
+from node.cli.argtypes import Parser
 from node.cli.errors import UsageError
 from sim_link.errors import LinkError
 from wallet.errors import WalletError
@@ -23,8 +24,10 @@ EXIT_OK, EXIT_MISMATCH, EXIT_MALFORMED, EXIT_INTERNAL = 0, 1, 2, 70
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``orbital`` parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    """The ``orbital`` parser with every subcommand. Every parser in it is a
+    :class:`~node.cli.argtypes.Parser`: no abbreviated options, no secrets in usage
+    errors."""
+    parser = Parser(
         prog="orbital",
         description="Decentralised orbital verification node: verify Ethereum data you do "
                     "not trust, sign from an HSM, emulate satellite links, attest AI results.",
@@ -72,6 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_MALFORMED
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a path that is not what it must be (a file for a directory...)
+        where = f": {exc.filename}" if exc.filename is not None else ""
+        print(f"orbital: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return EXIT_MALFORMED
     except Exception as exc:  # a bug: one line (and the traceback with --debug), never 1
         if args.debug:
             traceback.print_exc()
