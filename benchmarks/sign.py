@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_account import Account
-from pkcs11 import Mechanism, ObjectClass
+from pkcs11 import Mechanism
 
 from benchmarks.common import (
     Row,
@@ -166,8 +166,7 @@ class Bench:
             session = self.lib.get_token(token_label=TOKEN_LABEL).open()
             with self._raw_lock:
                 self._raw_sessions.append(session)
-            key = self._raw.key = session.get_key(object_class=ObjectClass.PRIVATE_KEY,
-                                                  id=self.address)
+            key = self._raw.key = hsm.private_key_of(session, self.address)
         return key
 
     def raw(self, digests: Sequence[bytes]) -> None:

@@ -18,7 +18,6 @@ import pkcs11
 import pkcs11.exceptions as p11e
 import pytest
 from eth_account import Account
-from eth_utils import to_checksum_address
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
@@ -63,7 +62,7 @@ def test_secp256k1_params_are_the_der_oid_1_3_132_0_10() -> None:
 
 
 @pytest.mark.hsm
-def test_generated_key_stays_in_the_token_and_its_id_is_its_address(
+def test_generated_key_stays_in_the_token_and_is_fixed_at_generation(
         hsm_token: str, pin_attempts: PinAttempts) -> None:
     with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
         address = token.generate_key()
@@ -75,17 +74,25 @@ def test_generated_key_stays_in_the_token_and_its_id_is_its_address(
             for attribute, value in {
                 Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
                 Attribute.EXTRACTABLE: False, Attribute.ALWAYS_SENSITIVE: True,
-                Attribute.NEVER_EXTRACTABLE: True, Attribute.SIGN: True,
+                Attribute.NEVER_EXTRACTABLE: True, Attribute.SIGN: True, Attribute.LOCAL: True,
                 Attribute.DERIVE: False, Attribute.DECRYPT: False, Attribute.UNWRAP: False,
+                Attribute.MODIFIABLE: False, Attribute.COPYABLE: False,
             }.items():
                 assert private[attribute] == value, attribute
             with pytest.raises(p11e.AttributeSensitive):
                 private[Attribute.VALUE]  # the private scalar cannot be read
             with pytest.raises(p11e.PKCS11Error):  # nor flipped to extractable
                 private[Attribute.EXTRACTABLE] = True
-            assert private[Attribute.ID] == public[Attribute.ID] == address
-            label = "orbital:" + to_checksum_address(address)
-            assert private[Attribute.LABEL] == public[Attribute.LABEL] == label
+            assert public[Attribute.MODIFIABLE] is False and public[Attribute.COPYABLE] is False
+            key_id = private[Attribute.ID]
+            assert key_id == public[Attribute.ID] and key_id.startswith(hsm.KEY_ID_PREFIX)
+            assert private[Attribute.LABEL] == public[Attribute.LABEL] == hsm.NEW_KEY_LABEL
+            with pytest.raises(p11e.PKCS11Error):  # nor relabelled, nor re-pointed
+                private[Attribute.LABEL] = "orbital:other"
+            with pytest.raises(p11e.PKCS11Error):
+                public[Attribute.ID] = b"another id"
+            with pytest.raises(p11e.PKCS11Error):  # nor copied into a weaker object
+                private.copy({Attribute.LABEL: "copy"})
             assert public[Attribute.EC_PARAMS] == hsm.SECP256K1_EC_PARAMS
             ec_point = public[Attribute.EC_POINT]
             assert len(ec_point) == 67 and ec_point[:2] == b"\x04\x41"  # DER OCTET STRING
@@ -113,7 +120,7 @@ def test_raw_ckm_ecdsa_is_r_s_and_about_half_high_s(
         address = token.generate_key()
         session = session_on(hsm_token)
         try:
-            key = session.get_key(object_class=ObjectClass.PRIVATE_KEY, id=address)
+            key = hsm.private_key_of(session, address)
             raws = [key.sign(d, mechanism=Mechanism.ECDSA) for d in digests(200, seed=2)]
         finally:
             session.close()
@@ -207,10 +214,11 @@ def test_wrong_pin_says_how_many_attempts_are_left_and_is_counted_durably(
     with pytest.raises(BadPinError, match="3 attempts left"):
         hsm.generate_key(hsm_token, "still-not-it", attempts=attempts)
     restarted = PinAttempts(tmp_path / "pins.sqlite", limit=5)  # a new process, same file
-    assert restarted.failures(hsm_token) == 2
-    assert restarted.remaining(hsm_token) == 3
+    counter = hsm.pin_counter_key(hsm_token)  # per serial number
+    assert restarted.failures(counter) == 2
+    assert restarted.remaining(counter) == 3
     hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=restarted).close()
-    assert attempts.failures(hsm_token) == 0  # a right PIN clears the count
+    assert attempts.failures(counter) == 0  # a right PIN clears the count
 
 
 @pytest.mark.hsm
@@ -220,7 +228,7 @@ def test_a_different_pin_while_logged_in_counts_as_wrong(
         with pytest.raises(BadPinError, match="4 attempts left"):
             hsm.Pkcs11Token(hsm_token, "another-pin", attempts=pin_attempts)
         hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts).close()
-    assert pin_attempts.failures(hsm_token) == 0
+    assert pin_attempts.failures(hsm.pin_counter_key(hsm_token)) == 0
 
 
 LOCKED_CHILD = textwrap.dedent("""
@@ -258,10 +266,12 @@ def test_lockout_after_the_limit_survives_a_restart_until_the_so_unlocks(
 
     with pytest.raises(BadPinError, match="wrong SO PIN"):
         hsm.unlock_token(hsm_token, "wrong-so-pin", attempts=attempts)
-    assert attempts.is_locked(hsm_token)
+    counter = hsm.pin_counter_key(hsm_token)
+    assert attempts.is_locked(counter)
+    assert attempts.failures(counter + hsm.SO_SUFFIX) == 1
     hsm.unlock_token(hsm_token, SO_PIN, attempts=attempts, new_user_pin="fresh-pin-99")
-    assert not attempts.is_locked(hsm_token)
-    assert attempts.failures(hsm_token + hsm.SO_SUFFIX) == 0  # the SO's count is cleared too
+    assert not attempts.is_locked(counter)
+    assert attempts.failures(counter + hsm.SO_SUFFIX) == 0  # the SO's count is cleared too
     with pytest.raises(BadPinError, match="2 attempts left"):  # the old PIN is gone
         hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=attempts)
     hsm.Pkcs11Token(hsm_token, "fresh-pin-99", attempts=attempts).close()
@@ -451,10 +461,10 @@ INIT_CHILD = textwrap.dedent("""
         hsm.Pkcs11Token("first", "bad-pin", attempts=attempts)
     except BadPinError:
         pass
-    out["failures_before_reinit"] = attempts.failures("first")
+    out["failures_before_reinit"] = attempts.failures(hsm.pin_counter_key("first"))
     hsm.init_token(None, "first", "so-pin-1", "user-pin-3", reinitialize=True,
                    attempts=attempts)
-    out["failures_after_reinit"] = attempts.failures("first")
+    out["failures_after_reinit"] = attempts.failures(hsm.pin_counter_key("first"))
     out["keys_after"] = hsm.list_keys("first", "user-pin-3", attempts=attempts)
     out["address"] = address.hex()
     print(json.dumps(out))
@@ -515,3 +525,100 @@ def test_sign_benchmark_quick_run_reports_every_row(softhsm: SoftHsm) -> None:
         assert capability in names
     assert all(row["ours"] > 0 and (row["baseline"] or 1) > 0 for row in report["rows"])
     assert any("policy" in note for note in report["notes"])
+
+
+# -- issue #16, item 10: imported keys, PIN count outside the wallet home -------------------
+
+def _import_key(label: str, *, store_label: str = "orbital:imported") -> bytes:
+    """Put a secp256k1 key made outside the token into it with C_CreateObject, as someone
+    holding the PIN could: private key SENSITIVE, not EXTRACTABLE, may SIGN (everything the
+    old checks asked for), and its public key, both with the wallet's label prefix. Returns
+    its address. The token's user must be logged in by this process."""
+    secret = Account.create()
+    point = b"\x04" + secret._key_obj.public_key.to_bytes()
+    address = bytes.fromhex(secret.address[2:])
+    session = hsm.load_module().get_token(token_label=label).open(rw=True)
+    try:
+        common = {Attribute.TOKEN: True, Attribute.KEY_TYPE: KeyType.EC, Attribute.ID: address,
+                  Attribute.LABEL: store_label, Attribute.EC_PARAMS: hsm.SECP256K1_EC_PARAMS}
+        session.create_object({**common, Attribute.CLASS: ObjectClass.PRIVATE_KEY,
+                               Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                               Attribute.EXTRACTABLE: False, Attribute.SIGN: True,
+                               Attribute.VALUE: secret.key})
+        session.create_object({**common, Attribute.CLASS: ObjectClass.PUBLIC_KEY,
+                               Attribute.PRIVATE: False, Attribute.VERIFY: True,
+                               Attribute.EC_POINT: b"\x04\x41" + point})
+    finally:
+        session.close()
+    return address
+
+
+@pytest.mark.hsm
+def test_an_imported_key_is_refused_naming_cka_local(
+        hsm_token: str, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        imported = _import_key(hsm_token)
+        assert imported in token.list_keys()  # listed (it is there) ...
+        with pytest.raises(SigningError) as refused:  # ... but never used
+            token.signer(imported)
+        message = str(refused.value)
+        assert "CKA_LOCAL false" in message and "\n" not in message
+        assert "0x" + imported.hex() in message
+        generated = token.generate_key()  # a key made in the token still signs
+        with token.signer(generated) as signer:
+            assert_valid(b"\x07" * 32, signer.sign_digest(b"\x07" * 32), generated)
+    with pytest.raises(SigningError, match="CKA_LOCAL"):
+        hsm.Pkcs11Signer(hsm_token, imported, USER_PIN, attempts=pin_attempts)
+
+
+@pytest.mark.hsm
+def test_an_imported_key_is_refused_by_the_cli_in_one_line(
+        hsm_token: str, pin_attempts: PinAttempts, tmp_path: Path) -> None:
+    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts):
+        imported = _import_key(hsm_token)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "wallet.toml").write_text(
+        f'backend = "pkcs11"\nkey = "0x{imported.hex()}"\n[pkcs11]\ntoken = "{hsm_token}"\n')
+    env = {**os.environ, "ORBITAL_HOME": str(home), "ORBITAL_HSM_PIN": USER_PIN,
+           "ORBITAL_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(REPO)}
+    for argv in (["wallet", "sign-message", "hello"],
+                 ["wallet", "audit", "rotate", "--reason", "test"]):
+        done = subprocess.run([sys.executable, "-m", "node.cli.main", *argv], env=env,
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 7, done.stderr
+        assert "CKA_LOCAL false" in done.stderr and done.stderr.count("\n") == 1
+        assert "Traceback" not in done.stderr
+
+
+@pytest.mark.hsm
+def test_the_pin_count_is_per_token_serial_not_per_label_or_file(
+        softhsm: SoftHsm, tmp_path: Path) -> None:
+    first, second = softhsm.take(), softhsm.take()
+    assert hsm.pin_counter_key(first) != hsm.pin_counter_key(second)
+    assert hsm.pin_counter_key(first).startswith("serial ")
+    attempts = PinAttempts(tmp_path / "pins.sqlite", limit=5)
+    with pytest.raises(BadPinError, match="4 attempts left"):
+        hsm.Pkcs11Token(first, "wrong-pin", attempts=attempts)
+    assert attempts.failures(first) == 0  # not counted under the label
+    assert attempts.failures(hsm.pin_counter_key(first)) == 1
+    assert attempts.failures(hsm.pin_counter_key(second)) == 0
+
+
+def test_the_wallet_s_counter_lives_outside_its_home(tmp_path: Path) -> None:
+    from wallet.keys import pin
+
+    home = tmp_path / "home"
+    outside = pin.wallet_pin_attempts(home, environ={pin.STATE_DIR_ENV: str(tmp_path / "s")})
+    assert outside.path == tmp_path / "s" / pin.STATE_FILE
+    assert pin.state_dir({}) == pin.DEFAULT_STATE_DIR == Path("/var/lib/orbital")
+    for inside in (home, home / "state", home / "sub" / ".." / "x"):
+        with pytest.raises(MalformedRequestError, match="inside the wallet home"):
+            pin.wallet_pin_attempts(home, environ={pin.STATE_DIR_ENV: str(inside)})
+    with pytest.raises(MalformedRequestError, match="set but empty"):
+        pin.state_dir({pin.STATE_DIR_ENV: " "})
+    # wallet.toml (a file in the home) may lower the limit, never raise it
+    assert pin.effective_limit(2) == 2
+    assert pin.effective_limit(1000) == pin.DEFAULT_LIMIT
+    env = {pin.STATE_DIR_ENV: str(tmp_path / "s")}
+    assert pin.wallet_pin_attempts(home, 1000, environ=env).limit == pin.DEFAULT_LIMIT

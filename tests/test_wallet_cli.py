@@ -52,6 +52,7 @@ def wallet_env(tmp_path: Path) -> dict[str, str]:
     require_softhsm()
     conf = write_conf(tmp_path / "tokens")
     return {**os.environ, "ORBITAL_HOME": str(tmp_path / "home"), "SOFTHSM2_CONF": str(conf),
+            "ORBITAL_STATE_DIR": str(tmp_path / "state"),  # the PIN count, outside the home
             "ORBITAL_HSM_SO_PIN": SO_PIN, "ORBITAL_HSM_PIN": USER_PIN,
             "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 

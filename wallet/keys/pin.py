@@ -16,7 +16,19 @@ Otherwise a :class:`~wallet.errors.MalformedRequestError` says which of the thre
 
 **Counting failed PINs** (:class:`PinAttempts`). SoftHSM2 never locks a token after wrong
 PINs; real HSMs do, and many *destroy* their keys after too many. So the wallet counts
-failed logins itself, per token label, in a small SQLite file in its state directory:
+failed logins itself, per token *serial number* (the token's own ``serialNumber``, which no
+file names and nobody relabels; :func:`wallet.keys.pkcs11.pin_counter_key`), in a small
+SQLite file in the machine's state directory (:func:`state_dir`):
+
+* the state directory is **outside the wallet home**: ``$ORBITAL_STATE_DIR`` if set, else
+  ``/var/lib/orbital`` (created mode 700; on a deployment make it owned by the user the
+  signer runs as, writable by nobody else). Whoever can write the wallet home (the threat
+  model of issue #16: every file there is untrusted) cannot reset the count by deleting a
+  file or by pointing ``--home`` somewhere fresh; nothing in ``wallet.toml`` moves it, and
+  a state directory inside the wallet home is refused. The environment variable is for
+  tests and unprivileged development setups;
+* ``wallet.toml``'s ``max_pin_attempts`` may lower the limit, never raise it above
+  :data:`DEFAULT_LIMIT` (:func:`effective_limit`): it is a file in the home;
 
 * a wrong PIN increments the counter and the increment is committed (``fsync``) *before*
   the error is raised, so killing the process cannot undo an attempt;
@@ -54,7 +66,42 @@ PIN_ENV = "ORBITAL_HSM_PIN"
 DEFAULT_LIMIT = 5
 """Failed logins in a row after which the wallet locks a token."""
 STATE_FILE = "pin-attempts.sqlite"
-"""Name of the counter file inside the wallet's state directory."""
+"""Name of the counter file inside the state directory."""
+STATE_DIR_ENV = "ORBITAL_STATE_DIR"
+"""Environment variable naming the state directory (default :data:`DEFAULT_STATE_DIR`)."""
+DEFAULT_STATE_DIR = Path("/var/lib/orbital")
+"""Where the failed-PIN counter lives unless ``$ORBITAL_STATE_DIR`` says otherwise."""
+
+
+def state_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The machine's state directory: ``$ORBITAL_STATE_DIR``, else ``/var/lib/orbital``
+    (module docstring). Never configured by a file."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(STATE_DIR_ENV)
+    if value is not None and not value.strip():
+        raise MalformedRequestError(f"{STATE_DIR_ENV} is set but empty: set it to a "
+                                    "directory outside the wallet home, or unset it")
+    return Path(value) if value else DEFAULT_STATE_DIR
+
+
+def effective_limit(configured: int) -> int:
+    """The lockout limit used: ``wallet.toml``'s value when it is lower than
+    :data:`DEFAULT_LIMIT`, never a higher one."""
+    return max(1, min(int(configured), DEFAULT_LIMIT))
+
+
+def wallet_pin_attempts(home: str | os.PathLike[str], configured_limit: int = DEFAULT_LIMIT,
+                        environ: Mapping[str, str] | None = None) -> PinAttempts:
+    """The failed-PIN counter of a wallet whose home is ``home``: in :func:`state_dir`,
+    which must not be inside ``home``, with :func:`effective_limit`."""
+    directory = state_dir(environ)
+    resolved, wallet = directory.resolve(), Path(home).resolve()
+    if resolved == wallet or wallet in resolved.parents:
+        raise MalformedRequestError(
+            f"the state directory {directory} is inside the wallet home {home}: the failed-"
+            f"PIN count must live where writing the wallet home cannot reset it (set "
+            f"{STATE_DIR_ENV} elsewhere, or leave it unset for {DEFAULT_STATE_DIR})")
+    return PinAttempts.in_state_dir(directory, effective_limit(configured_limit))
 
 
 def read_pin(pin_file: str | os.PathLike[str] | None, prompt: bool, *,
@@ -86,12 +133,18 @@ def read_pin(pin_file: str | os.PathLike[str] | None, prompt: bool, *,
 
 
 def _read_pin_file(path: Path, what: str) -> str:
+    # A path that does not name a file is not repeated: it may be the secret itself, given
+    # where its file's name belongs (``--pin-file 1234``).
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise MalformedRequestError(f"{what} file {path} does not exist") from None
+        raise MalformedRequestError(
+            f"the {what} file given does not exist (its name is not repeated here, in case "
+            f"it is the {what} itself: the file holds the secret, the command line never "
+            "does)") from None
     except OSError as exc:
-        raise MalformedRequestError(f"cannot read {what} file {path}: {exc.strerror}") from None
+        raise MalformedRequestError(f"cannot read the {what} file given: {exc.strerror}"
+                                    ) from None
     if not stat.S_ISREG(info.st_mode):
         raise MalformedRequestError(f"{what} file {path} is not a regular file")
     if os.name == "posix" and info.st_mode & 0o077:
@@ -100,8 +153,10 @@ def _read_pin_file(path: Path, what: str) -> str:
             f"(mode {stat.S_IMODE(info.st_mode):03o}): run `chmod 600 {path}`")
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MalformedRequestError(f"cannot read {what} file {path}: {exc}") from None
+    except OSError as exc:
+        raise MalformedRequestError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:  # its message would quote bytes of the secret
+        raise MalformedRequestError(f"{what} file {path} is not UTF-8 text") from None
     if text.endswith("\r\n"):
         text = text[:-2]
     elif text.endswith("\n"):
@@ -141,16 +196,18 @@ class PinAttempts:
     def is_locked(self, label: str) -> bool:
         return self.remaining(label) == 0
 
-    def check(self, label: str) -> None:
-        """Raise :class:`TokenLockedError` if ``label`` is locked."""
+    def check(self, label: str, name: str | None = None) -> None:
+        """Raise :class:`TokenLockedError` if ``label`` is locked (``name``: the token as
+        messages call it, default ``label``)."""
         if self.is_locked(label):
-            raise self._locked_error(label, self.failures(label))
+            raise self._locked_error(name or label, self.failures(label))
 
     # -- changing -------------------------------------------------------------------------
 
     @contextmanager
-    def attempt(self, label: str) -> Iterator[Attempt]:
-        """One login attempt on ``label``, as a transaction on the counter file.
+    def attempt(self, label: str, name: str | None = None) -> Iterator[Attempt]:
+        """One login attempt on ``label``, as a transaction on the counter file (``name``:
+        the token as messages call it, default ``label``).
 
         Raises :class:`TokenLockedError` up front if the token is locked. Inside the
         ``with`` block, the caller tries the PIN and then calls :meth:`Attempt.failed`
@@ -163,7 +220,7 @@ class PinAttempts:
             failures, locked = self._read(db, label)
             if locked or failures >= self.limit:
                 db.execute("ROLLBACK")
-                raise self._locked_error(label, failures)
+                raise self._locked_error(name or label, failures)
             attempt = Attempt(self, db, label, failures)
             try:
                 yield attempt
@@ -173,11 +230,11 @@ class PinAttempts:
         finally:
             db.close()
 
-    def record_failure(self, label: str) -> int:
+    def record_failure(self, label: str, name: str | None = None) -> int:
         """Count one failed login on ``label`` (committed before returning) and return the
         attempts left; 0 means the token is now locked."""
         try:
-            with self.attempt(label) as attempt:
+            with self.attempt(label, name) as attempt:
                 return attempt.failed()
         except TokenLockedError:
             return 0
@@ -197,11 +254,13 @@ class PinAttempts:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             raise MalformedRequestError(
-                f"cannot open the PIN attempt counter {self.path}: {exc}") from None
+                f"cannot open the PIN attempt counter {self.path}: {exc} (it lives in "
+                f"{DEFAULT_STATE_DIR} or ${STATE_DIR_ENV}, outside the wallet home: create "
+                "that directory, writable by the signer's user only)") from None
         try:
             db.execute("PRAGMA synchronous = FULL")  # fsync at every commit
             db.execute(

@@ -17,9 +17,21 @@ one session per thread only when the module is p11-kit-proxy (or when told with
 **Keys.** :func:`generate_key` makes an EC key pair on secp256k1 (named curve OID
 1.3.132.0.10) inside the token. The private key is a token object, ``PRIVATE``,
 ``SENSITIVE`` and not ``EXTRACTABLE``, usable only to ``SIGN``; the public key is a public
-token object. Both get ``CKA_ID`` = the key's 20-byte Ethereum address (computed from
-``CKA_EC_POINT``, the DER OCTET STRING around the 65-byte uncompressed point) and
-``CKA_LABEL`` = ``orbital:0x<checksummed address>``. A key is found by its ``CKA_ID``.
+token object. Both are created ``CKA_MODIFIABLE`` = false and ``CKA_COPYABLE`` = false, so
+nobody holding the PIN can later relabel them, re-point their ``CKA_ID``, widen what the
+private key may do, or copy it into an object with weaker attributes. Because nothing can
+be set after generation, the pair shares a random ``CKA_ID`` (``orbital-`` + 12 random
+bytes) chosen before it, and ``CKA_LABEL`` = ``orbital:key``. A key is found by its
+address: the secp256k1 public key whose ``CKA_EC_POINT`` (the DER OCTET STRING around the
+65-byte uncompressed point) hashes to it, then the private key with that public key's
+``CKA_ID``. (Keys made by earlier versions have ``CKA_ID`` = address and
+``CKA_LABEL`` = ``orbital:0x<checksummed address>``, and are found the same way.)
+
+A private key is used only if the token says it was generated inside it and never left
+it: ``CKA_LOCAL``, ``CKA_ALWAYS_SENSITIVE`` and ``CKA_NEVER_EXTRACTABLE`` all true (besides
+``SENSITIVE``, not ``EXTRACTABLE``, ``SIGN``). An imported key (``C_CreateObject`` or
+``C_UnwrapKey``) may have copies outside the HSM, whatever its other attributes say: it is
+refused, naming the attribute that is false.
 
 **Login.** PKCS#11 login state belongs to the application (this process) and the token, not
 to a session: after one ``C_Login`` every session of the process on that token is logged in,
@@ -29,7 +41,8 @@ login shared by every :class:`Pkcs11Token` and :class:`Pkcs11Signer` on it, logg
 the last one closes); additional sessions are opened without a PIN and inherit it. A PIN
 given for a token the process is already logged in to is compared with the one that logged
 in; a mismatch counts as a wrong PIN. Every login goes through the wallet's failed-PIN
-counter (:class:`~wallet.keys.pin.PinAttempts`), because SoftHSM2 never locks.
+counter (:class:`~wallet.keys.pin.PinAttempts`), because SoftHSM2 never locks, keyed by
+the token's serial number (:func:`pin_counter_key`), not by its label.
 
 **Tokens** are created by their vendor's tools. For SoftHSM2 (development and tests),
 :func:`init_token` runs ``softhsm2-util`` (python-pkcs11 has no ``C_InitToken``), feeding it
@@ -75,6 +88,9 @@ SECP256K1_EC_PARAMS = bytes.fromhex("06052b8104000a")
 i.e. ECParameters' ``namedCurve`` choice (X9.62 / RFC 5480)."""
 
 KEY_LABEL_PREFIX = "orbital:"
+NEW_KEY_LABEL = KEY_LABEL_PREFIX + "key"
+"""``CKA_LABEL`` of the keys :func:`generate_key` makes (they cannot be relabelled)."""
+KEY_ID_PREFIX = b"orbital-"
 SO_SUFFIX = " (SO)"
 """The failed-PIN counter of a token's security officer is kept under ``label + SO_SUFFIX``."""
 
@@ -154,6 +170,29 @@ def find_token(lib: Any, label: str) -> Any:
                                "relabel or remove one") from None
 
 
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return str(value).strip()
+
+
+def _counter_key(token: Any) -> str:
+    """Where :class:`~wallet.keys.pin.PinAttempts` counts wrong PINs of ``token``: its
+    manufacturer and serial number (both from the token itself, ``CK_TOKEN_INFO``); only a
+    token that reports no serial falls back to its label."""
+    serial = _text(token.serial)
+    if not serial:
+        return f"label {token.label}"
+    return f"serial {_text(token.manufacturer_id)}/{serial}"
+
+
+def pin_counter_key(label: str, module: str | os.PathLike[str] | None = None) -> str:
+    """The key under which wrong PINs of the token labelled ``label`` are counted (its
+    serial number: relabelling a token or naming it differently does not reset its count).
+    Append :data:`SO_SUFFIX` for its security officer's."""
+    return _counter_key(find_token(load_module(module), label))
+
+
 # -- encodings ------------------------------------------------------------------------------
 
 def ec_point_from_attribute(value: bytes) -> bytes:
@@ -187,13 +226,15 @@ def address_from_ec_point(value: bytes) -> bytes:
 
 
 def parse_address(address: bytes | str) -> bytes:
-    """A 20-byte address from bytes or ``0x``-hex."""
+    """A 20-byte address from bytes or ``0x``-hex. A malformed one is not repeated in the
+    error (it could be key material pasted in the wrong place)."""
     if isinstance(address, str):
         text = address[2:] if address[:2].lower() == "0x" else address
         try:
             address = bytes.fromhex(text)
         except ValueError:
-            raise MalformedRequestError(f"not a hex address: {address!r}") from None
+            raise MalformedRequestError(f"not a hex address ({len(text)} characters, not "
+                                        "0x and 40 hex digits)") from None
     if len(address) != 20:
         raise MalformedRequestError(f"an address has 20 bytes, not {len(address)}")
     return bytes(address)
@@ -245,15 +286,16 @@ def _acquire_login(module: str | os.PathLike[str] | None, label: str, pin: str,
     path = resolve_module(module)
     with _lock:
         lib = load_module(path)
-        with attempts.attempt(label) as attempt:  # raises TokenLockedError when locked
-            existing = _logins.get((path, label))
+        existing = _logins.get((path, label))
+        token = existing.token if existing is not None else find_token(lib, label)
+        # Counted per serial number; raises TokenLockedError when locked.
+        with attempts.attempt(_counter_key(token), label) as attempt:
             if existing is not None:
                 if hmac.compare_digest(existing.pin_mac, _pin_mac(pin)):
                     attempt.succeeded()
                     existing.refs += 1
                     return existing
                 raise _wrong_pin(label, attempt.failed(), attempts.limit)
-            token = find_token(lib, label)
             try:
                 # Read-write: python-pkcs11 does not close the session when C_Login fails,
                 # and a leftover read-only session would block a later SO login (unlock).
@@ -311,36 +353,63 @@ def _objects(session: Any, object_class: ObjectClass, key_id: bytes | None = Non
     return list(session.get_objects(attrs))
 
 
-def _public_key(session: Any, address: bytes, label: str) -> Any:
-    """The public key with ``CKA_ID`` = ``address``, checked to be that address's key."""
-    public = _unique(session, ObjectClass.PUBLIC_KEY, address, label, "public key")
-    if public[Attribute.EC_PARAMS] != SECP256K1_EC_PARAMS:
-        raise KeyNotFoundError(f"key 0x{address.hex()} on token {label!r} is not secp256k1")
-    if address_from_ec_point(public[Attribute.EC_POINT]) != address:
-        raise SigningError(f"key 0x{address.hex()} on token {label!r}: CKA_ID does not match "
-                           "the address of its public point; refusing to use it")
-    return public
+def _secp256k1_publics(session: Any) -> list[tuple[bytes, bytes, str]]:
+    """``(address, CKA_ID, CKA_LABEL)`` of every secp256k1 public key on the token whose
+    point is valid and that has a ``CKA_ID``."""
+    out = []
+    for public in _objects(session, ObjectClass.PUBLIC_KEY):
+        attrs = public.get_attributes([Attribute.ID, Attribute.EC_PARAMS, Attribute.EC_POINT,
+                                       Attribute.LABEL])
+        if attrs[Attribute.EC_PARAMS] != SECP256K1_EC_PARAMS or not attrs[Attribute.ID]:
+            continue
+        with contextlib.suppress(SigningError):
+            out.append((address_from_ec_point(attrs[Attribute.EC_POINT]),
+                        bytes(attrs[Attribute.ID]), str(attrs[Attribute.LABEL] or "")))
+    return out
 
 
-def _private_key(session: Any, address: bytes, label: str) -> Any:
-    return _unique(session, ObjectClass.PRIVATE_KEY, address, label, "private key")
-
-
-def _unique(session: Any, object_class: ObjectClass, address: bytes, label: str,
-            what: str) -> Any:
-    """The one object of ``object_class`` with ``CKA_ID`` = ``address``: none, or more
-    than one, is an error naming the key and the token."""
-    found = _objects(session, object_class, address)
+def _key_id(session: Any, address: bytes, label: str) -> bytes:
+    """The ``CKA_ID`` of the key pair whose public point is ``address``'s (one public key;
+    none, or several, is an error naming the key and the token)."""
+    found = {key_id for a, key_id, _ in _secp256k1_publics(session) if a == address}
     if not found:
-        raise KeyNotFoundError(f"no {what} 0x{address.hex()} on token {label!r}")
+        raise KeyNotFoundError(f"no public key 0x{address.hex()} on token {label!r}")
     if len(found) > 1:
-        raise KeyNotFoundError(f"{len(found)} {what}s have the id 0x{address.hex()} on "
+        raise KeyNotFoundError(f"{len(found)} public keys of 0x{address.hex()} with different "
+                               f"ids on token {label!r}: remove the duplicates")
+    return found.pop()
+
+
+def _private_key(session: Any, key_id: bytes, address: bytes, label: str) -> Any:
+    """The one private key with ``CKA_ID`` = ``key_id`` (the id of ``address``'s public
+    key)."""
+    found = _objects(session, ObjectClass.PRIVATE_KEY, key_id)
+    if not found:
+        raise KeyNotFoundError(f"no private key 0x{address.hex()} on token {label!r}")
+    if len(found) > 1:
+        raise KeyNotFoundError(f"{len(found)} private keys have the id of 0x{address.hex()} on "
                                f"token {label!r}: remove the duplicates")
     return found[0]
 
 
+def private_key_of(session: Any, address: bytes | str, label: str = "") -> Any:
+    """The python-pkcs11 private key object of ``address`` in ``session`` (found through
+    its public key's point, see the module docstring); not checked for use -- that is
+    :class:`Pkcs11Signer`'s job. For tests and benchmarks that call ``C_Sign`` directly."""
+    address = parse_address(address)
+    return _private_key(session, _key_id(session, address, label), address, label)
+
+
+_ORIGIN_ATTRIBUTES = (
+    (Attribute.LOCAL, "CKA_LOCAL", "was not generated inside the token"),
+    (Attribute.ALWAYS_SENSITIVE, "CKA_ALWAYS_SENSITIVE", "has not always been sensitive"),
+    (Attribute.NEVER_EXTRACTABLE, "CKA_NEVER_EXTRACTABLE", "has been extractable"),
+)
+
+
 def _check_private_key(private: Any, address: bytes, label: str) -> None:
-    """Refuse a private key that could leave the token or cannot sign."""
+    """Refuse a private key that could leave the token, may have existed outside it, or
+    cannot sign (module docstring)."""
     attrs = private.get_attributes([Attribute.SENSITIVE, Attribute.EXTRACTABLE,
                                     Attribute.SIGN, Attribute.EC_PARAMS])
     if attrs[Attribute.EC_PARAMS] != SECP256K1_EC_PARAMS:
@@ -348,31 +417,47 @@ def _check_private_key(private: Any, address: bytes, label: str) -> None:
     if not attrs[Attribute.SENSITIVE] or attrs[Attribute.EXTRACTABLE]:
         raise SigningError(f"key 0x{address.hex()} on token {label!r} is extractable or not "
                            "sensitive: orbital signs only with keys that cannot leave the token")
+    for attribute, name, meaning in _ORIGIN_ATTRIBUTES:
+        try:
+            value = private[attribute]
+        except p11e.PKCS11Error:
+            value = None
+        if value is not True:
+            said = "not reported" if value is None else "false"
+            raise SigningError(
+                f"key 0x{address.hex()} on token {label!r} {meaning} ({name} {said}): it "
+                "may have copies outside the HSM, so orbital refuses it; sign with a key "
+                "generated in the token (`orbital wallet new`)")
     if not attrs[Attribute.SIGN]:
         raise SigningError(f"key 0x{address.hex()} on token {label!r} may not sign (CKA_SIGN)")
 
 
 def _generate(session: Any, label: str) -> bytes:
-    """Generate a key pair in ``session`` (read-write, logged in); return its address."""
+    """Generate a key pair in ``session`` (read-write, logged in); return its address.
+
+    Both objects are created non-modifiable and non-copyable, so their id and label are
+    fixed now: a random id shared by the pair (the address is known only afterwards)."""
     params = session.create_domain_parameters(
         KeyType.EC, {Attribute.EC_PARAMS: SECP256K1_EC_PARAMS}, local=True)
-    pending = b"orbital-pending-" + os.urandom(4)  # the address is known only afterwards
+    key_id = KEY_ID_PREFIX + os.urandom(12)
+    fixed = {Attribute.TOKEN: True, Attribute.MODIFIABLE: False, Attribute.COPYABLE: False}
     public, private = params.generate_keypair(
-        store=True, id=pending, label=KEY_LABEL_PREFIX + "pending",
+        store=True, id=key_id, label=NEW_KEY_LABEL,
         capabilities=MechanismFlag.SIGN | MechanismFlag.VERIFY,
         mechanism=Mechanism.EC_KEY_PAIR_GEN,
-        public_template={Attribute.TOKEN: True, Attribute.PRIVATE: False,
-                         Attribute.VERIFY: True},
-        private_template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
-                          Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
-                          Attribute.SIGN: True, Attribute.DERIVE: False},
+        public_template={**fixed, Attribute.PRIVATE: False, Attribute.VERIFY: True},
+        private_template={**fixed, Attribute.PRIVATE: True, Attribute.SENSITIVE: True,
+                          Attribute.EXTRACTABLE: False, Attribute.SIGN: True,
+                          Attribute.DERIVE: False},
     )
     try:
         address = address_from_ec_point(public[Attribute.EC_POINT])
         _check_private_key(private, address, label)
-        for obj in (public, private):
-            obj[Attribute.ID] = address
-            obj[Attribute.LABEL] = key_label(address)
+        if private[Attribute.MODIFIABLE] or private[Attribute.COPYABLE]:
+            raise SigningError(f"token {label!r} made a key that is modifiable or copyable "
+                               "although asked not to: refusing it")
+        if _key_id(session, address, label) != key_id:
+            raise SigningError(f"token {label!r}: the new key's id is not the one asked for")
     except BaseException:
         for obj in (private, public):
             with contextlib.suppress(p11e.PKCS11Error):
@@ -382,17 +467,10 @@ def _generate(session: Any, label: str) -> bytes:
 
 
 def _list(session: Any) -> list[bytes]:
-    """Addresses of the secp256k1 public keys whose ``CKA_ID`` is their address."""
-    out = set()
-    for public in _objects(session, ObjectClass.PUBLIC_KEY):
-        attrs = public.get_attributes([Attribute.ID, Attribute.EC_PARAMS, Attribute.EC_POINT])
-        key_id = attrs[Attribute.ID]
-        if attrs[Attribute.EC_PARAMS] != SECP256K1_EC_PARAMS or len(key_id) != 20:
-            continue
-        with contextlib.suppress(SigningError):
-            if address_from_ec_point(attrs[Attribute.EC_POINT]) == key_id:
-                out.add(bytes(key_id))
-    return sorted(out)
+    """Addresses of the orbital secp256k1 public keys (``CKA_LABEL`` starting with
+    ``orbital:``)."""
+    return sorted({address for address, _, key_label_ in _secp256k1_publics(session)
+                   if key_label_.startswith(KEY_LABEL_PREFIX)})
 
 
 class Pkcs11Token:
@@ -432,8 +510,10 @@ class Pkcs11Token:
         """Addresses of the orbital keys on the token that have a private key."""
         session = self._session()
         try:
-            return [a for a in _list(session)
-                    if _objects(session, ObjectClass.PRIVATE_KEY, a)]
+            return sorted({address for address, key_id, key_label_
+                           in _secp256k1_publics(session)
+                           if key_label_.startswith(KEY_LABEL_PREFIX)
+                           and _objects(session, ObjectClass.PRIVATE_KEY, key_id)})
         finally:
             session.close()
 
@@ -540,9 +620,9 @@ class Pkcs11Signer:
         self._address = address
         self._label = login.label
         try:
-            _public_key(login.session, address, login.label)
-            _check_private_key(_private_key(login.session, address, login.label), address,
-                               login.label)
+            self._key_id = _key_id(login.session, address, login.label)
+            _check_private_key(_private_key(login.session, self._key_id, address,
+                                            login.label), address, login.label)
         except p11e.PKCS11Error as exc:
             raise SigningError(f"cannot read key 0x{address.hex()} on token {login.label!r}: "
                                f"{type(exc).__name__} {exc}") from None
@@ -572,7 +652,7 @@ class Pkcs11Signer:
             raise SigningError(f"cannot open a session on token {self._label!r}: "
                                f"{type(exc).__name__} {exc}") from None
         try:
-            key = _private_key(session, self._address, self._label)
+            key = _private_key(session, self._key_id, self._address, self._label)
         except p11e.PKCS11Error as exc:
             with contextlib.suppress(p11e.PKCS11Error):
                 session.close()
@@ -732,7 +812,7 @@ def init_token(module: str | os.PathLike[str] | None, label: str, so_pin: str, u
     initialised with the vendor's tools. A new token takes SoftHSM's free slot; an existing
     label is refused unless ``reinitialize``, which (given the right SO PIN) wipes the token
     and all its keys -- the reset path of a token the wallet locked. ``attempts``' counters
-    for the label (user and SO) are reset.
+    for the token's serial number (user and SO; the old serial and the new one) are reset.
 
     If ``module`` is already loaded in this process it is re-initialised afterwards
     (``C_Finalize`` + ``C_Initialize``) so that the token becomes visible: SoftHSM2 reads its
@@ -748,30 +828,36 @@ def init_token(module: str | os.PathLike[str] | None, label: str, so_pin: str, u
         raise MalformedRequestError(
             f"a token labelled {label!r} already exists: pass reinitialize=True to wipe it "
             "(destroys its keys)")
-    if exists and attempts is not None:
-        attempts.check(label + SO_SUFFIX)  # the SO's own wrong PINs count too
     path = resolve_module(module)
     with _lock:
         if any(key[0] == path for key in _logins):
             raise MalformedRequestError(
                 f"close this process's signers and tokens on {path} before initialising a "
                 "token (the module must be re-initialised to see it)")
+        counter = pin_counter_key(label, path) if exists else None
+        if counter is not None and attempts is not None:
+            attempts.check(counter + SO_SUFFIX, label)  # the SO's own wrong PINs count too
         where = ["--token", label] if exists else ["--free"]
         done = _run_with_pins([tool, "--init-token", *where, "--label", label],
                               [so_pin, so_pin, user_pin, user_pin])
         if done.returncode != 0:
             message = done.stderr.decode("utf-8", "replace").strip()
             if "CKR_PIN_INCORRECT" in message:
-                left = attempts.record_failure(label + SO_SUFFIX) if attempts else -1
+                left = (attempts.record_failure(counter + SO_SUFFIX, label)
+                        if attempts and counter else -1)
                 raise BadPinError(f"wrong SO PIN for token {label!r}" +
                                   (f": {left} attempts left" if left >= 0 else ""))
             raise SigningError(f"softhsm2-util could not initialise token {label!r}: {message}")
         lib = _loaded.get(path)
         if lib is not None:
             lib.reinitialize()
-    if attempts is not None:
-        attempts.reset(label)
-        attempts.reset(label + SO_SUFFIX)
+        if attempts is not None:
+            counters = {counter} if counter else set()
+            with contextlib.suppress(WalletError):
+                counters.add(pin_counter_key(label, path))  # re-initialised: new serial?
+            for key in counters - {None}:
+                attempts.reset(key)
+                attempts.reset(key + SO_SUFFIX)
 
 
 def unlock_token(label: str, so_pin: str, *, attempts: PinAttempts,
@@ -788,7 +874,6 @@ def unlock_token(label: str, so_pin: str, *, attempts: PinAttempts,
     has read-only sessions on the token, so close its signers first."""
     if new_user_pin is not None:
         _check_pin_text(new_user_pin, "new user PIN")
-    so_key = label + SO_SUFFIX
     path = resolve_module(module)
     with _lock:
         if (path, label) in _logins:
@@ -796,7 +881,8 @@ def unlock_token(label: str, so_pin: str, *, attempts: PinAttempts,
                 f"close this process's signers on token {label!r} before unlocking it (the "
                 "SO cannot log in while the user is)")
         token = find_token(load_module(path), label)
-        with attempts.attempt(so_key) as attempt:
+        counter = _counter_key(token)
+        with attempts.attempt(counter + SO_SUFFIX, label) as attempt:
             try:
                 session = token.open(rw=True, so_pin=so_pin)
             except _PIN_ERRORS:
@@ -821,5 +907,5 @@ def unlock_token(label: str, so_pin: str, *, attempts: PinAttempts,
         finally:
             with contextlib.suppress(p11e.PKCS11Error):
                 session.close()
-    attempts.reset(label)
+    attempts.reset(counter)
 
