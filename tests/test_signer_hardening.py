@@ -292,3 +292,44 @@ def test_operators_cancel_a_time_lock_and_it_never_signs(tmp_path: Path) -> None
              ["entries"]]
     assert "timelock_cancelled" in kinds and kinds.count("signed") == 0
     assert orbital(env, "wallet", "audit", "verify").returncode == 0
+
+
+# --------------------------------------------------------------------------- item 5
+
+def test_a_cut_audit_tail_is_detected_and_stops_signing(env: dict[str, str],
+                                                        home: Path) -> None:
+    """Through the CLI: every signing result carries the audit head; cutting the last
+    entries off audit.sqlite (a shorter log that still chains and verifies) is caught by
+    `audit verify` and stops signing (before, both went on), because the head is also kept
+    signed outside the file; deleting that head file is caught too; the ground's copy
+    catches a cut as `--known-head`."""
+    import sqlite3
+
+    heads = []
+    for text in ("one", "two", "three"):
+        done = orbital(env, "wallet", "sign-message", text, "--json")
+        assert done.returncode == 0, done.stderr
+        heads.append(json.loads(done.stdout)["auditHead"])
+    text_mode = orbital(env, "wallet", "sign-message", "four")
+    assert text_mode.returncode == 0 and "audit head 8:0x" in text_mode.stderr
+    verified = json.loads(orbital(env, "wallet", "audit", "verify", "--json").stdout)
+    assert verified["head"] == verified["anchoredHead"] == text_mode.stderr.split()[-1]
+
+    saved = home / "audit.sqlite.bak"
+    db = sqlite3.connect(home / "audit.sqlite")
+    db.execute(f"VACUUM INTO '{saved}'")
+    db.execute("DELETE FROM entries WHERE seq > 4")  # entries 5..8: messages three and four
+    db.commit()
+    db.close()
+    cut = orbital(env, "wallet", "audit", "verify")
+    assert cut.returncode == 8 and "truncated" in cut.stderr, cut.stderr
+    refused = orbital(env, "wallet", "sign-message", "five")
+    assert refused.returncode == 8 and "truncated" in refused.stderr, refused.stderr
+    ground = orbital(env, "wallet", "audit", "verify", "--known-head", heads[2])
+    assert ground.returncode == 8 and "truncated" in ground.stderr
+
+    (home / "audit.head").unlink()  # hide the anchor as well: still refused
+    refused = orbital(env, "wallet", "sign-message", "five")
+    assert refused.returncode == 8 and "anchored head" in refused.stderr, refused.stderr
+    assert orbital(env, "wallet", "audit", "verify").returncode == 8
+

@@ -203,9 +203,13 @@ class AuditLog:
     """
 
     def __init__(self, path: str | PathLike[str], signer: Signer, *,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, anchor: Any = None) -> None:
+        """``anchor`` (a :class:`wallet.anchor.SignedHeadFile`, or None): where the head is
+        also kept, outside the file; the log must still hold that head on opening and
+        before every append, and every append moves it."""
         self.path = str(path)
         self._signer = signer
+        self._anchor = anchor
         self._clock = clock
         self._lock = threading.Lock()
         self._address = bytes(signer.address)
@@ -217,6 +221,8 @@ class AuditLog:
             self._conn.execute("PRAGMA synchronous=FULL")
             self._log_id = self._initialise()
             self._last = self._check_head()
+            with self._lock:
+                self._check_anchor(self._last)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise AuditError(f"audit log {self.path} is unreadable or not an audit log: "
@@ -257,6 +263,40 @@ class AuditLog:
                                   "damaged: verify it, downlink it and start a new log")
         return entry.head
 
+    def _check_anchor(self, head: AuditHead) -> None:
+        """The anchored head must still be in the log (caller holds ``_lock``)."""
+        if self._anchor is None:
+            return
+        anchored = self._anchor.read(self._log_id)
+        if anchored is None:
+            if head.seq > 0:
+                raise AuditChainError(
+                    self.path, head.seq, f"the log has entries but its anchored head "
+                    f"({self._anchor.path}) is missing: deleted, or the log was replaced; "
+                    "verify it with the ground's known head and rotate it")
+            return
+        seq, entry_hash = anchored
+        if seq > head.seq:
+            raise AuditChainError(
+                self.path, seq, f"the log ends at entry {head.seq} but entry {seq} was "
+                f"written (anchored head {AuditHead(seq, entry_hash)}): the log was truncated;"
+                " signing stops until it is rotated")
+        if seq > 0:
+            row = self._conn.execute("SELECT entry_hash FROM entries WHERE seq = ?",
+                                     (seq,)).fetchone()
+            if row is None or bytes(row[0]) != entry_hash:
+                raise AuditChainError(
+                    self.path, seq, f"does not hold the anchored head's hash "
+                    f"{AuditHead(seq, entry_hash)}: the log was rewritten")
+
+    @property
+    def anchored_head(self) -> AuditHead | None:
+        """The head kept outside the file (None without an anchor or before entry 1)."""
+        if self._anchor is None:
+            return None
+        anchored = self._anchor.read(self._log_id)
+        return None if anchored is None else AuditHead(*anchored)
+
     @property
     def signer_address(self) -> bytes:
         return self._address
@@ -293,9 +333,18 @@ class AuditLog:
         kind_bytes = kind.encode()
         with self._lock:
             with write_transaction(self._conn):
+                self._check_anchor(self.head_locked())
                 entry = self._append_locked(kind, kind_bytes, body, now)
             self._last = entry.head  # only once the entry is committed
+            if self._anchor is not None:
+                self._anchor.write(self._log_id, entry.seq, entry.entry_hash)
         return entry
+
+    def head_locked(self) -> AuditHead:
+        row = self._conn.execute(
+            "SELECT seq, entry_hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
+        return AuditHead(row[0], bytes(row[1])) if row is not None else AuditHead(0,
+                                                                                 GENESIS_HASH)
 
     def _append_locked(self, kind: str, kind_bytes: bytes, body: bytes,
                        now: float | None) -> AuditEntry:
@@ -347,6 +396,14 @@ class AuditLog:
                 "SELECT seq, entry_hash FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
         return AuditHead(row[0], bytes(row[1])) if row is not None else AuditHead(0,
                                                                                  GENESIS_HASH)
+
+    def payloads_of_kind(self, kind: str) -> list[dict[str, Any]]:
+        """The decoded payloads of the stored entries of ``kind``, oldest first (the log as
+        stored: its head is checked on opening and against the anchor before appends)."""
+        with self._lock:
+            rows = self._conn.execute("SELECT payload FROM entries WHERE kind = ? ORDER BY seq",
+                                      (kind,)).fetchall()
+        return [json.loads(bytes(payload)) for (payload,) in rows]
 
     def entries(self, from_seq: int = 1) -> list[AuditEntry]:
         """Stored entries from ``from_seq`` on (not verified)."""
@@ -513,6 +570,15 @@ def _iter_entries(conn: sqlite3.Connection, source: str, from_seq: int,
             yield _entry_from_row(row, source)
     except sqlite3.Error as exc:
         raise AuditError(f"audit log {source} is unreadable (damaged file?): {exc}") from None
+
+
+def log_identity(path: str | PathLike[str]) -> tuple[bytes, bytes]:
+    """``(signer address, log_id)`` of the log at ``path``, as its meta table says."""
+    conn = _open_read_only(path)
+    try:
+        return _read_log(conn, str(path))
+    finally:
+        conn.close()
 
 
 def verify(path: str | PathLike[str], expected_signer: bytes | None = None,
@@ -718,7 +784,7 @@ class Rotation:
 
 
 def rotate(path: str | PathLike[str], signer: Signer, reason: str, *,
-           clock: Callable[[], float] = time.time) -> Rotation:
+           clock: Callable[[], float] = time.time, anchor: Any = None) -> Rotation:
     """Retire the audit log at ``path`` and start a new one there (see "Rotation" above).
     ``reason`` (required, one line) is recorded in the new log's first entry."""
     if not isinstance(reason, str) or not reason.strip() or "\n" in reason:
@@ -742,13 +808,18 @@ def rotate(path: str | PathLike[str], signer: Signer, reason: str, *,
             raise AuditError(f"{target} exists already: rotate again in a second")
         source.rename(target)
         archived.append(target)
-    with AuditLog(path, signer, clock=clock) as log:
+    previous_anchor = None
+    if anchor is not None and anchor.path.exists():  # the old log's head, kept as evidence
+        previous_anchor = anchor.path.read_text(errors="replace")[:1000]
+        anchor.path.rename(anchor.path.with_name(f"{anchor.path.name}-retired-{stamp}"))
+    with AuditLog(path, signer, clock=clock, anchor=anchor) as log:
         first = log.append("log_rotated", {
             "reason": reason.strip(),
             "previous_file": archived[0].name,
             "previous_keccak256": digest,  # of the database and its WAL, as archived
             "previous_head": str(head) if head is not None else None,
             "previous_problem": problem,
+            "previous_anchored_head": previous_anchor,
         })
     return Rotation(tuple(archived), head, problem, first)
 

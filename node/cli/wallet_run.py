@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from wallet import audit as audit_log
+from wallet.anchor import HEAD_FILE, SignedHeadFile
 from wallet.audit import AuditHead, AuditLog
 from wallet.commands import (
     CommandKind,
@@ -116,8 +118,19 @@ def _onboard(config: WalletConfig, args: argparse.Namespace, stack: ExitStack) -
     signer = _open_signer(config, args, stack)
     policy = _load_policy(config)
     ledger = stack.enter_context(PolicyLedger(config.path("ledger.sqlite")))
-    audit = stack.enter_context(AuditLog(config.path("audit.sqlite"), signer))
+    audit = stack.enter_context(AuditLog(config.path("audit.sqlite"), signer,
+                                         anchor=SignedHeadFile(config.path(HEAD_FILE), signer)))
     return OnboardSigner(signer, policy, ledger, audit)
+
+
+def _with_head(args: argparse.Namespace, onboard: OnboardSigner,
+               report: dict[str, Any]) -> dict[str, Any]:
+    """``report`` with the audit head after the signature (the ground keeps it as its
+    known head: ``audit verify --known-head``); printed to stderr in text mode."""
+    head = str(onboard.audit.head())
+    if not getattr(args, "json", False):
+        print(f"audit head {head}", file=sys.stderr)
+    return {**report, "auditHead": head}
 
 
 def _load_policy(config: WalletConfig) -> Any:
@@ -212,9 +225,11 @@ def _sign_tx(args: argparse.Namespace) -> int:
     body = {k: v for k, v in body.items() if v is not None}
     request = request_from_json(body)
     with ExitStack() as stack:
-        signed = _onboard(config, args, stack).sign_transaction(request)
-    report = {"raw": "0x" + signed.raw.hex(), "hash": "0x" + signed.hash.hex(),
-              "from": "0x" + signed.sender.hex()}
+        onboard = _onboard(config, args, stack)
+        signed = onboard.sign_transaction(request)
+        report = _with_head(args, onboard, {"raw": "0x" + signed.raw.hex(),
+                                            "hash": "0x" + signed.hash.hex(),
+                                            "from": "0x" + signed.sender.hex()})
     if args.send:
         report["sent"] = _send_raw(args.send, signed.raw)
     return _emit(args, report, report["raw"] if not args.send else
@@ -247,18 +262,20 @@ def _sign_message(args: argparse.Namespace) -> int:
     else:
         message = args.message.encode()
     with ExitStack() as stack:
-        signature = _onboard(config, args, stack).sign_personal_message(message)
-    text = "0x" + signature.to_bytes().hex()
-    return _emit(args, {"signature": text}, text)
+        onboard = _onboard(config, args, stack)
+        signature = onboard.sign_personal_message(message)
+        report = _with_head(args, onboard, {"signature": "0x" + signature.to_bytes().hex()})
+    return _emit(args, report, report["signature"])
 
 
 def _sign_typed(args: argparse.Namespace) -> int:
     config = _config(args)
     document = _read_json(args.file)
     with ExitStack() as stack:
-        signature = _onboard(config, args, stack).sign_typed_data(document)
-    text = "0x" + signature.to_bytes().hex()
-    return _emit(args, {"signature": text}, text)
+        onboard = _onboard(config, args, stack)
+        signature = onboard.sign_typed_data(document)
+        report = _with_head(args, onboard, {"signature": "0x" + signature.to_bytes().hex()})
+    return _emit(args, report, report["signature"])
 
 
 def _read_json(path: str) -> Any:
@@ -301,9 +318,17 @@ def _audit_verify(args: argparse.Namespace) -> int:
     config = _config(args)
     known = AuditHead.parse(args.known_head) if args.known_head else None
     signer = args.signer if args.signer is not None else _default_address(config)
-    head = audit_log.verify(config.path("audit.sqlite"), expected_signer=signer,
-                            known_head=known)
-    return _emit(args, {"verified": True, "head": str(head)},
+    path = config.path("audit.sqlite")
+    head = audit_log.verify(path, expected_signer=signer, known_head=known)
+    # the head kept outside the file (HOME/audit.head, signed by the key) must be in it too
+    anchored = SignedHeadFile(config.path(HEAD_FILE), signer).read(audit_log.log_identity(path)[1])
+    if anchored is None and head.seq > 0:
+        raise audit_log.AuditChainError(str(path), head.seq, f"the log has entries but its "
+                                        f"anchored head {config.path(HEAD_FILE)} is missing")
+    if anchored is not None:
+        audit_log.verify(path, expected_signer=signer, known_head=AuditHead(*anchored))
+    return _emit(args, {"verified": True, "head": str(head),
+                        "anchoredHead": None if anchored is None else str(AuditHead(*anchored))},
                  f"audit log verified: {head.seq} entries, head {head}")
 
 
@@ -381,7 +406,8 @@ def _audit_rotate(args: argparse.Namespace) -> int:
     config = _config(args)
     with ExitStack() as stack:
         signer = _open_signer(config, args, stack)
-        done = audit_log.rotate(config.path("audit.sqlite"), signer, args.reason)
+        done = audit_log.rotate(config.path("audit.sqlite"), signer, args.reason,
+                                anchor=SignedHeadFile(config.path(HEAD_FILE), signer))
     old = (f"verified head {done.previous_head}" if done.previous_head is not None
            else f"did not verify: {done.problem}")
     return _emit(args, {"rotated": True, "archived": [str(p) for p in done.archived],
@@ -503,8 +529,9 @@ def _run_command(args: argparse.Namespace) -> int:
                                           approvals=frozenset(verified.signers))
         outbox = stack.enter_context(_wallet_outbox(config))
         _enqueue(outbox, signed.raw, config.chain_id)
-    return _emit(args, {"queued": "0x" + signed.hash.hex(),
-                        "value": format_wei(signed.request.value)},
+        report = _with_head(args, onboard, {"queued": "0x" + signed.hash.hex(),
+                                            "value": format_wei(signed.request.value)})
+    return _emit(args, report,
                  f"command {verified.command.nonce} accepted; signed and queued "
                  f"0x{signed.hash.hex()}")
 
