@@ -333,3 +333,78 @@ def test_a_cut_audit_tail_is_detected_and_stops_signing(env: dict[str, str],
     assert refused.returncode == 8 and "anchored head" in refused.stderr, refused.stderr
     assert orbital(env, "wallet", "audit", "verify").returncode == 8
 
+
+# --------------------------------------------------------------------------- item 11
+
+TASK_POLICY = POLICY + """
+[[messages.typed_data]]
+name = "orbital"
+version = "1"
+chain_id = 31337
+verifying_contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+primary_types = ["TaskResult"]
+"""
+
+
+def _task_result(output: str) -> dict[str, object]:
+    return {
+        "types": {"EIP712Domain": [{"name": "name", "type": "string"},
+                                   {"name": "version", "type": "string"},
+                                   {"name": "chainId", "type": "uint256"},
+                                   {"name": "verifyingContract", "type": "address"}],
+                  "TaskResult": [{"name": "taskId", "type": "bytes32"},
+                                 {"name": "modelHash", "type": "bytes32"},
+                                 {"name": "inputHash", "type": "bytes32"},
+                                 {"name": "outputHash", "type": "bytes32"},
+                                 {"name": "epoch", "type": "uint64"}]},
+        "primaryType": "TaskResult",
+        "domain": {"name": "orbital", "version": "1", "chainId": 31337,
+                   "verifyingContract": "0x5FbDB2315678afecb367f032d93F642f64180aa3"},
+        "message": {"taskId": "0x" + "ab" * 32, "modelHash": "0x" + "01" * 32,
+                    "inputHash": "0x" + "02" * 32, "outputHash": "0x" + output * 32,
+                    "epoch": 7}}
+
+
+def test_sign_typed_refuses_a_second_task_result_for_a_task(env: dict[str, str],
+                                                            home: Path, tmp_path: Path) -> None:
+    """Through the CLI, each call a new process (a restart): a TaskResult is signed, the same
+    one again is signed again, a different output for the same task is refused (rule
+    one_result_per_task) -- before, every process signed whatever it was given."""
+    (home / "policy.toml").write_text(TASK_POLICY)
+    assert orbital(env, "wallet", "policy", "pin", str(home / "policy.toml")).returncode == 0
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    first.write_text(json.dumps(_task_result("03")))
+    second.write_text(json.dumps(_task_result("04")))
+    done = orbital(env, "wallet", "sign-typed", str(first))
+    assert done.returncode == 0, done.stderr
+    assert orbital(env, "wallet", "sign-typed", str(first)).returncode == 0
+    refused = orbital(env, "wallet", "sign-typed", str(second))
+    assert refused.returncode == 3 and "one_result_per_task" in refused.stderr, refused.stderr
+
+
+def test_a_restarted_cosigner_signs_no_second_result(tmp_path: Path) -> None:
+    """The co-signer's one-result-per-task survives a restart: a new Cosigner over the same
+    wallet (its memory empty) is refused a different result by the audit log."""
+    from contracts import eip712
+    from node.attest.cosigner import Cosigner
+    from wallet.audit import AuditLog
+    from wallet.onboard import OnboardSigner
+    from wallet.policy import PolicyLedger, parse_policy
+
+    from signers import SoftwareSigner
+
+    policy = parse_policy(TASK_POLICY.replace('"orbital"', '"OrbitalTaskAttestations"').encode())
+    key = SoftwareSigner("cosigner restart")
+    contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    result = eip712.TaskResult(b"\xab" * 32, b"\x01" * 32, b"\x02" * 32, b"\x03" * 32, 7)
+    other = eip712.TaskResult(b"\xab" * 32, b"\x01" * 32, b"\x02" * 32, b"\x04" * 32, 7)
+    for attempt in (result, other):
+        with PolicyLedger(tmp_path / "ledger.sqlite") as ledger, \
+                AuditLog(tmp_path / "audit.sqlite", key) as audit:
+            cosigner = Cosigner(OnboardSigner(key, policy, ledger, audit), model=None,  # type: ignore[arg-type]
+                                chain_id=31337, contract=contract)
+            if attempt is result:
+                cosigner._sign(attempt)
+            else:
+                with pytest.raises(Exception, match="one_result_per_task"):
+                    cosigner._sign(attempt)

@@ -78,8 +78,29 @@ class OnboardSigner:
                                                              message=message))
 
     def sign_typed_data(self, document: Mapping[str, Any]) -> Signature:
-        """Sign an EIP-712 document if the policy allows its domain."""
-        return self._guarded(SigningRequest.typed_data(sender=self.address, document=document))
+        """Sign an EIP-712 document if the policy allows its domain. A ``TaskResult`` is
+        signed at most once per task: the task and the result's digest are audited
+        (``task_result``) before it is signed, and a different result for a task the audit
+        log already holds is refused (rule ``one_result_per_task``) -- across restarts and
+        processes, since the record is the signed audit log, not memory. The same result
+        again is signed again (harmless: certificates count each signer once)."""
+        request = SigningRequest.typed_data(sender=self.address, document=document)
+        task = _task_id(document)
+        if task is None:
+            return self._guarded(request)
+        assert request.digest is not None
+        with self.ledger.signing_lock, self.lock.held():
+            digest = "0x" + request.digest.hex()
+            for earlier in self.audit.payloads_of_kind("task_result"):
+                if earlier.get("task_id") == task and earlier.get("digest") != digest:
+                    raise PolicyDeniedError(
+                        f"task {task}: this key already signed another result (digest "
+                        f"{earlier.get('digest')}); a second one would be equivocation",
+                        "one_result_per_task")
+            self.audit.check_clock(self.clock())
+            self.audit.append("task_result", {"task_id": task, "digest": digest},
+                              now=self.clock())
+            return self._guarded(request)
 
     def _sign_authorization(self, auth: Authorization) -> Authorization:
         request = SigningRequest.authorization(
@@ -108,6 +129,21 @@ class OnboardSigner:
                                          "signature": signature.to_bytes()}, now=now)
             self.ledger.record_signed(request, now)
         return signature
+
+
+def _task_id(document: Mapping[str, Any]) -> str | None:
+    """The ``taskId`` (lower-case 0x hex) of a ``TaskResult`` document, else None."""
+    if not isinstance(document, Mapping) or document.get("primaryType") != "TaskResult":
+        return None
+    message = document.get("message")
+    raw = message.get("taskId") if isinstance(message, Mapping) else None
+    if isinstance(raw, bytes | bytearray):
+        return "0x" + bytes(raw).hex()
+    if isinstance(raw, str):
+        return raw.lower() if raw.startswith("0x") else "0x" + raw.lower()
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return "0x" + raw.to_bytes(32, "big").hex() if 0 <= raw < 2**256 else None
+    return None
 
 
 def _explain(decision: Decision) -> str:

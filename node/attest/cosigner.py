@@ -6,9 +6,12 @@ integer inference) and signs the peer's exact ``TaskResult`` only when its own `
 is the same. When it differs, the node signs *its own* result instead (same task, same epoch),
 so a certificate can only form on an output a quorum computed independently; the disagreement
 is reported, never hidden. A node signs at most one result per task (signing two outputs for
-one task is what :mod:`node.attest.equivocation` reports as misbehaviour); the set of tasks
-already signed is kept in memory, so after a restart a node may sign the same result again,
-which is harmless (certificates count each signer once).
+one task is what :mod:`node.attest.equivocation` reports as misbehaviour). The set kept in
+memory only saves work: what makes it durable is the signer. An
+:class:`~wallet.onboard.OnboardSigner` audits each ``TaskResult`` (task id, digest) before
+signing it and refuses another result for a task its audit log holds, so after a restart the
+node may sign the same result again (harmless: certificates count each signer once), never a
+different one; :meth:`Cosigner.consider` reports that refusal instead of raising.
 
 :meth:`Cosigner.run` is the originating side: run a task and sign its result.
 """
@@ -23,6 +26,7 @@ from contracts import eip712
 from node.attest.attestation import SignedAttestation, as_address, attest
 from node.tasks import model as qmodel
 from node.tasks.task import Task, run
+from wallet.errors import PolicyDeniedError
 
 
 @dataclass(frozen=True)
@@ -80,13 +84,19 @@ class Cosigner:
             return Consideration(None, None, f"task 0x{r.task_id.hex()} needs model "
                                              f"0x{r.model_hash.hex()}, not loaded")
         ours = run(task, self.model)
-        if ours.output_hash == r.output_hash:
-            return Consideration(self._sign(r), True, "same output: co-signed")
-        mine = eip712.TaskResult(r.task_id, r.model_hash, r.input_hash, ours.output_hash,
-                                 r.epoch)
-        return Consideration(self._sign(mine), False,
-                             f"output differs: peer 0x{r.output_hash.hex()}, ours "
-                             f"0x{ours.output_hash.hex()}; signed ours")
+        try:
+            if ours.output_hash == r.output_hash:
+                return Consideration(self._sign(r), True, "same output: co-signed")
+            mine = eip712.TaskResult(r.task_id, r.model_hash, r.input_hash, ours.output_hash,
+                                     r.epoch)
+            return Consideration(self._sign(mine), False,
+                                 f"output differs: peer 0x{r.output_hash.hex()}, ours "
+                                 f"0x{ours.output_hash.hex()}; signed ours")
+        except PolicyDeniedError as exc:
+            if exc.rule != "one_result_per_task":
+                raise
+            return Consideration(None, None, f"already signed another result for task "
+                                             f"0x{r.task_id.hex()} (audit log)")
 
     def _sign(self, result: eip712.TaskResult) -> SignedAttestation:
         prior = self.signed.get(result.task_id)
