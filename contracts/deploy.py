@@ -4,8 +4,9 @@ The artifacts (``contracts/artifacts/<Name>.json``: ``abi``, ``bytecode``,
 ``deployedBytecode``, ``compiler``, ``sourceHash``) are committed and shipped with the
 package; ``orbital contracts build`` re-creates them from the Solidity sources.
 
-A deployment is two contracts: ``SatelliteRegistry`` (who may sign) and
-``TaskAttestations(registry)`` (tasks, certificates, equivocation evidence). :func:`deploy`
+A deployment is two contracts: ``SatelliteRegistry`` (who may sign, under which operator) and
+``TaskAttestations(registry)`` (tasks, certificates, equivocation evidence), bound together by
+``registry.setAttestations(attestations)``. :func:`deploy`
 sends raw transactions signed locally with eth-account, so it works on any node that accepts
 ``eth_sendRawTransaction`` -- anvil, eth-tester, a public RPC -- without unlocked accounts,
 and writes a small JSON file the node configuration points at::
@@ -228,8 +229,10 @@ def deploy(
     timeout: float = RECEIPT_TIMEOUT,
     directory: Path | None = None,
 ) -> Deployment:
-    """Deploy ``SatelliteRegistry``, then ``TaskAttestations(registry)``, then add each of
-    ``operators`` to the registry; write the deployment to ``out`` if given.
+    """Deploy ``SatelliteRegistry``, then ``TaskAttestations(registry)``, name the latter in
+    the registry (``setAttestations``: the one contract whose equivocation reports drop a
+    satellite), then add each of ``operators`` to the registry; write the deployment to
+    ``out`` if given.
 
     Every transaction is signed locally by ``sender_key_or_account`` and its receipt awaited
     (``timeout`` seconds each)."""
@@ -251,6 +254,9 @@ def deploy(
         contract_factory(w3, ATTESTATIONS, directory=directory).constructor(registry),
         timeout=timeout)
     registry_contract = contract(w3, REGISTRY, registry, directory=directory)
+    transact(w3, sender,
+             registry_contract.functions.setAttestations(attestations_receipt["contractAddress"]),
+             timeout=timeout)
     for operator in operators:
         transact(w3, sender,
                  registry_contract.functions.addOperator(to_checksum_address(operator)),

@@ -114,6 +114,7 @@ def dep(anvil: Anvil) -> Deployment:
     attest = deploy(w3, "TaskAttestations", registry.address)
     d = Deployment(w3, registry, attest, w3.eth.accounts[0], w3.eth.chain_id,
                    make_satellites(N_SATELLITES, "orbital sat"), itertools.count())
+    d.send(registry.functions.setAttestations(attest.address))
     for i, sat in enumerate(d.satellites):
         d.send(registry.functions.register(sat.checksum, f"SAT-{i}", 40000 + i))
     return d
@@ -428,9 +429,11 @@ def test_batch_certified_then_member_proven(dep: Deployment, reverts: Reverts) -
     assert dep.attest.functions.certifiedOutput(results[3].task_id).call() == (
         results[3].output_hash)
     reverts(prove(results[3].as_tuple(), root, proof, 3), "AlreadyCertified", results[3].task_id)
-    # the same batch cannot be certified twice
-    reverts(dep.attest.functions.submitBatchCertificate(root, 9, 8, []),
-            "BatchAlreadyCertified", root)
+    # the same batch certificate again is not stronger: refused
+    digest = eip712.task_batch_digest(TaskBatch(root, 9, 8), dep.chain_id, dep.address)
+    again = [s.sign(digest) for s in dep.satellites[:3]]
+    reverts(dep.attest.functions.submitBatchCertificate(root, 9, 8, again),
+            "BatchNotStronger", root, 3, 1, 3, 1)
 
 
 def test_batch_rejections(dep: Deployment, reverts: Reverts) -> None:
@@ -467,9 +470,17 @@ def test_every_member_of_an_odd_batch_provable(dep: Deployment) -> None:
 
 # -- equivocation -------------------------------------------------------------------------
 
+def fresh_satellite(dep: Deployment, label: str) -> Satellite:
+    """A satellite registered for one test (equivocation removes it from the active set for
+    good, so the module's shared satellites are not used)."""
+    (sat,) = make_satellites(1, label)
+    dep.send(dep.registry.functions.register(sat.checksum, label, 1))
+    return sat
+
+
 def test_equivocation_reported_once(dep: Deployment, reverts: Reverts) -> None:
     result = dep.new_task(quorum=1)
-    sat = dep.satellites[5]
+    sat = fresh_satellite(dep, "reported once")
     other = TaskResult(result.task_id, result.model_hash, result.input_hash,
                        keccak(text="a different output"), result.epoch)
     (sig_a,) = dep.sigs(result, [sat])
@@ -522,17 +533,18 @@ def test_equivocation_rejections(dep: Deployment, reverts: Reverts) -> None:
 
 def test_equivocation_by_deactivated_signer_still_reportable(dep: Deployment) -> None:
     result = dep.new_task(quorum=1)
-    sat = dep.satellites[8]
+    sat = fresh_satellite(dep, "deactivated liar")
     other = TaskResult(*result.as_tuple()[:3], keccak(text="liar"), result.epoch)
     (sig_a,) = dep.sigs(result, [sat])
     (sig_b,) = dep.sigs(other, [sat])
     dep.send(dep.registry.functions.deactivate(sat.checksum))
-    try:
-        dep.send(dep.attest.functions.reportEquivocation(result.as_tuple(), sig_a,
-                                                         other.as_tuple(), sig_b))
-    finally:
-        dep.send(dep.registry.functions.reactivate(sat.checksum))
+    dep.send(dep.attest.functions.reportEquivocation(result.as_tuple(), sig_a,
+                                                     other.as_tuple(), sig_b))
     assert dep.attest.functions.equivocated(sat.checksum).call()
+    assert dep.registry.functions.isEquivocated(sat.checksum).call()
+    # an equivocated satellite is never re-activated
+    expect_error(dep.registry, dep.registry.functions.reactivate(sat.checksum), "Equivocated",
+                 sat.checksum)
 
 
 # -- gas ----------------------------------------------------------------------------------

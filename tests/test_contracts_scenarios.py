@@ -164,7 +164,7 @@ def test_batch_certificate_then_member_proofs(sc: Scenario) -> None:
     receipt = sc.send(call)
     assert receipt["status"] == 1
     assert tuple(sc.attestations.functions.batch(root).call()) == (7, 5, 3)
-    assert sc.reverts(call) == "BatchAlreadyCertified"
+    assert sc.reverts(call) == "BatchNotStronger"
     for index, result in enumerate(results):
         sc.send(sc.prove_member(results, index))
         assert sc.certified_output(result.task_id) == result.output_hash
