@@ -71,6 +71,9 @@ APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
 TRANSFER_FROM = bytes.fromhex("23b872dd")  # transferFrom(address,address,uint256)
 INCREASE_ALLOWANCE = bytes.fromhex("39509351")  # increaseAllowance(address,uint256)
 U = 10**6  # one USDC (6 decimals) in base units
+FEE = 21000 * 50 * GWEI  # the most tx() can pay in fees: gas x max_fee_per_gas (0.00105 ether)
+TOKEN_FEE = 60_000 * 50 * GWEI  # the same for token_tx() (gas 60000): 0.003 ether
+FREE = {"max_fee_per_gas": 0, "max_priority_fee_per_gas": 0}  # a transaction without fees
 
 TOKEN_LINE = (  # TOML: an inline table is one line
               'token = { symbol = "USDC", decimals = 6, per_transaction = "1000 USDC", '
@@ -287,19 +290,31 @@ CASES = [
          "gas_price 101 gwei exceeds the cap 100 gwei"),
     Case("fees-deny-total", lambda: tx(gas=200_000, max_fee_per_gas=60 * GWEI), "deny", "fees",
          "total fee (gas 200000 x 60 gwei) 0.012 ether exceeds the cap 0.01 ether"),
-    # 7. per_transaction
-    Case("per_transaction-allow-at-limit", lambda: tx(value=ETHER), "allow", "all",
+    # 7. per_transaction (value + fee, the fee being gas x max_fee_per_gas)
+    Case("per_transaction-allow-at-limit", lambda: tx(value=ETHER - FEE), "allow", "all",
          queued_ago=2 * HOUR, approvals=TWO_OPS),
-    Case("per_transaction-deny", lambda: tx(value=ETHER + 1), "deny", "per_transaction",
+    Case("per_transaction-allow-at-limit-free", lambda: tx(value=ETHER, **FREE), "allow",
+         "all", queued_ago=2 * HOUR, approvals=TWO_OPS),
+    Case("per_transaction-deny", lambda: tx(value=ETHER + 1, **FREE), "deny",
+         "per_transaction",
          "value 1.000000000000000001 ether exceeds the per-transaction limit 1 ether"),
-    # 8. per_24h
-    Case("per_24h-allow-at-limit", lambda: tx(value=ETHER), "allow", "all",
-         spent=((ETHER, HOUR), (ETHER, 23 * HOUR)), queued_ago=2 * HOUR, approvals=TWO_OPS),
+    Case("per_transaction-deny-value-plus-fee", lambda: tx(value=ETHER), "deny",
+         "per_transaction", "value 1 ether + fee 0.00105 ether (gas 21000 x 50 gwei) = "
+         "1.00105 ether exceeds the per-transaction limit 1 ether"),
+    # 8. per_24h (values and fees; spent entries are recorded with tx()'s fee)
+    Case("per_24h-allow-at-limit", lambda: tx(value=ETHER - FEE), "allow", "all",
+         spent=((ETHER - FEE, HOUR), (ETHER - FEE, 23 * HOUR)), queued_ago=2 * HOUR,
+         approvals=TWO_OPS),
     Case("per_24h-allow-outside-window", lambda: tx(value=ETHER // 10), "allow", "all",
          spent=((3 * ETHER, 24 * HOUR), (3 * ETHER, 30 * HOUR))),
     Case("per_24h-deny", lambda: tx(value=ETHER // 10), "deny", "per_24h",
-         "value 0.1 ether + 2.95 ether signed in the last 24 h = 3.05 ether exceeds the 24 h "
-         "limit 3 ether", spent=((2 * ETHER, HOUR), (ETHER * 95 // 100, 23.9 * HOUR))),
+         "value 0.1 ether + fee 0.00105 ether (gas 21000 x 50 gwei) + 2.9521 ether signed in "
+         "the last 24 h = 3.05315 ether exceeds the 24 h limit 3 ether",
+         spent=((2 * ETHER, HOUR), (ETHER * 95 // 100, 23.9 * HOUR))),
+    Case("per_24h-deny-fee-only", lambda: tx(value=0), "deny", "per_24h",
+         "value 0 wei + fee 0.00105 ether (gas 21000 x 50 gwei) + 3 ether signed in the last "
+         "24 h = 3.00105 ether exceeds the 24 h limit 3 ether",
+         spent=((3 * ETHER - FEE, HOUR),)),
     # 9. timelock
     Case("timelock-allow-below", lambda: tx(value=ETHER // 2 - 1), "allow", "all"),
     Case("timelock-delay", lambda: tx(value=ETHER // 2), "delay", "timelock",
@@ -393,7 +408,8 @@ TOKEN_CASES = [
          lambda: token_tx(erc20(APPROVE, PAYEE, 0)), "allow", "all", "allowance of 0 USDC"),
     Case("per_transaction-deny-ether-beside-token", lambda: token_tx(
         erc20(TRANSFER, PAYEE, U), value=2 * ETHER), "deny", "per_transaction",
-         "value 2 ether exceeds the per-transaction limit 1 ether"),
+         "value 2 ether + fee 0.003 ether (gas 60000 x 50 gwei) = 2.003 ether exceeds the "
+         "per-transaction limit 1 ether"),
     Case("per_transaction-deny-token-beside-ether", lambda: token_tx(
         erc20(TRANSFER, PAYEE, 1001 * U), value=ETHER // 10), "deny", "per_transaction",
          "transfer of 1001 USDC exceeds"),
@@ -412,7 +428,10 @@ TOKEN_CASES = [
          "deny", "per_24h", "allowance of 100 USDC + 4950 USDC signed in the last 24 h",
          token_spent=((4950 * U, HOUR),)),
     Case("per_24h-allow-token-after-ether-spent", lambda: transfer(100 * U), "allow", "all",
-         spent=((3 * ETHER, HOUR),)),
+         spent=((3 * ETHER - FEE - TOKEN_FEE, HOUR),)),  # room left for its fee only
+    Case("per_24h-deny-token-fee-after-ether-spent", lambda: transfer(100 * U), "deny",
+         "per_24h", "value 0 wei + fee 0.003 ether (gas 60000 x 50 gwei) + 3 ether signed",
+         spent=((3 * ETHER - FEE, HOUR),)),
     Case("per_24h-allow-ether-after-token-spent", lambda: tx(value=ETHER // 10), "allow",
          "all", token_spent=((5000 * U, HOUR),)),
     Case("per_24h-allow-other-token-after-token-spent",
@@ -797,22 +816,22 @@ def test_rolling_24h_window_survives_a_restart(tmp_path: Path) -> None:
         assert policy.evaluate(first, now=NOW, ledger=ledger).allowed
         ledger.record_signed(first, NOW)
     with PolicyLedger(path) as ledger:  # the wallet restarted
-        assert ledger.spent_since(SENDER, NOW - 1) == 2 * ETHER
-        second = tx(value=ETHER + 1, nonce=8)
+        assert ledger.spent_since(SENDER, NOW - 1) == 2 * ETHER + FEE
+        second = tx(value=ETHER - 2 * FEE + 1, nonce=8)
         decision = policy.evaluate(second, now=NOW + 23 * HOUR, ledger=ledger)
         assert (decision.outcome, decision.rule) == ("deny", "per_24h")
-        assert policy.evaluate(tx(value=ETHER, nonce=8), now=NOW + 23 * HOUR,
+        assert policy.evaluate(tx(value=ETHER - 2 * FEE, nonce=8), now=NOW + 23 * HOUR,
                                ledger=ledger).allowed
         # the first spend leaves the window exactly 24 h after it was signed
         assert policy.evaluate(second, now=NOW + 24 * HOUR, ledger=ledger).allowed
         # another sender has its own window
-        other = tx(value=3 * ETHER, sender=bytes(20))
+        other = tx(value=3 * ETHER - FEE, sender=bytes(20))
         assert policy.evaluate(other, now=NOW, ledger=ledger).allowed
 
 
 def test_spends_are_summed_beyond_64_bits(ledger: PolicyLedger) -> None:
     for nonce in range(3):
-        ledger.record_signed(tx(value=10 * ETHER, nonce=nonce), NOW)  # 10^19 > 2^63
+        ledger.record_signed(tx(value=10 * ETHER, nonce=nonce, **FREE), NOW)  # 10^19 > 2^63
     assert ledger.spent_since(SENDER, NOW - 1) == 30 * ETHER
 
 
@@ -900,7 +919,7 @@ def test_token_24h_window_across_signed_transfers_and_a_restart(tmp_path: Path) 
         assert ledger.spent_since(SENDER, NOW - 1, token=USDC) == 1750 * U
     with PolicyLedger(path) as ledger:  # the wallet restarted
         assert ledger.spent_since(SENDER, NOW - 1, token=USDC) == 1750 * U
-        assert ledger.spent_since(SENDER, NOW - 1) == 0  # no ether moved
+        assert ledger.spent_since(SENDER, NOW - 1) == 3 * TOKEN_FEE  # their fees only
         for i in range(3):
             request = transfer(450 * U, nonce=10 + i)
             assert policy.evaluate(request, now=NOW + 10, ledger=ledger).allowed
@@ -986,7 +1005,7 @@ def test_a_ledger_file_of_the_old_schema_opens_and_keeps_its_history(tmp_path: P
         ledger.record_signed(transfer(300 * U), NOW)
     with PolicyLedger(path) as ledger:  # upgraded in place, once
         assert ledger.spent_since(SENDER, NOW - 2 * HOUR, token=USDC) == 300 * U
-        assert ledger.spent_since(SENDER, NOW - 2 * HOUR) == 2 * ETHER
+        assert ledger.spent_since(SENDER, NOW - 2 * HOUR) == 2 * ETHER + TOKEN_FEE
     with sqlite3.connect(path) as conn:
         tables = {name for (name,) in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -1247,7 +1266,7 @@ def test_an_allowed_request_is_audited_before_its_signature_is_released(
         entries = _kinds(path)
         assert [kind for kind, _ in entries] == ["policy_decision", "signed"]
         assert signature.to_bytes().hex().encode() in entries[1][1]
-    assert ledger.spent_since(SENDER, NOW - 1) == request.value
+    assert ledger.spent_since(SENDER, NOW - 1) == request.value + FEE
 
 
 def test_a_delayed_request_is_audited_queued_and_not_signed(tmp_path: Path,

@@ -154,10 +154,13 @@ def attestation_only_policy(chain_id: int, contract: bytes | str, *,
     which a satellite signs ``TaskResult`` attestations for TaskAttestations at ``contract``
     on ``chain_id`` and nothing else: no value may leave, no other typed data is signed.
     With ``submit`` it may also sign transactions calling ``submitCertificate`` on that
-    contract (value 0, fees capped) -- what a node that submits certificates needs."""
+    contract (value 0, fees capped) -- what a node that submits certificates needs. Fees
+    count toward the ether limits, so those then allow one transaction's fee cap and a day
+    of 100 such fees."""
     from node.attest.certificate import SUBMIT_CERTIFICATE
 
     address = "0x" + as_address(contract).hex()
+    per_transaction, per_24h = ('"0.01 ether"', '"1 ether"') if submit else ("0", "0")
     destinations = "" if not submit else f"""
 [destinations]
 allow_create = false
@@ -169,8 +172,8 @@ selectors = ["{SUBMIT_CERTIFICATE}"]
     return f"""version = 1
 chain_id = {chain_id}
 [limits]
-per_transaction = 0
-per_24h = 0
+per_transaction = {per_transaction}
+per_24h = {per_24h}
 [fees]
 max_total_fee = "0.01 ether"
 [[messages.typed_data]]

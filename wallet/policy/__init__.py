@@ -42,13 +42,14 @@ Transactions (``kind = "transaction"``):
                          ``max_priority_fee_per_gas`` (and priority <= max fee), legacy
                          ``gas_price``, and ``gas * (max_fee_per_gas or gas_price)`` under
                          their caps
- 7  ``per_transaction``  value <= ``[limits] per_transaction``; a token amount <= the
-                         token's ``per_transaction``
- 8  ``per_24h``          value + the values this sender signed in the last 24 h (the
-                         window ``(now - 86400, now]``, read from the :class:`PolicyHistory`)
-                         <= ``[limits] per_24h``; a token amount + this sender's amounts of
-                         that token in the window <= the token's ``per_24h``; checked for a
-                         non-zero amount only
+ 7  ``per_transaction``  value + fee <= ``[limits] per_transaction``, the fee being the
+                         most the transaction can pay, ``gas * (max_fee_per_gas or
+                         gas_price)``; a token amount <= the token's ``per_transaction``
+ 8  ``per_24h``          value + fee + the values and fees this sender signed in the last
+                         24 h (the window ``(now - 86400, now]``, read from the
+                         :class:`PolicyHistory`) <= ``[limits] per_24h``; a token amount +
+                         this sender's amounts of that token in the window <= the token's
+                         ``per_24h``; checked for a non-zero amount only
  9  ``timelock``         value >= ``[timelock] threshold`` or a token amount >= the
                          token's ``timelock_threshold``: ``delay`` until ``not_before``,
                          cancellable until ``cancel_until`` (see :class:`PendingRequest`)
@@ -62,6 +63,15 @@ EIP-7702 authorizations signed on their own (``kind = "authorization"``, the tup
 account): ``chain_id`` then ``delegation``. Messages: ``personal_message`` (EIP-191
 version 0x45) is allowed only with ``[messages] allow_personal = true``; ``typed_data``
 (EIP-712) only when its domain matches a ``[[messages.typed_data]]`` entry.
+
+Fees are ether spent
+--------------------
+A transaction's fee leaves the account as surely as its value: the ether limits
+(``per_transaction``, ``per_24h``) count value + gas limit x ``max_fee_per_gas`` (or
+``gas_price`` for types 0 and 1), the most the transaction can pay, and
+:class:`PolicyLedger` records that sum. A zero-value transaction is no way around the
+24 h limit. The gates (``timelock``, ``cosign``) compare the value alone with their
+thresholds.
 
 Amounts and durations
 ---------------------

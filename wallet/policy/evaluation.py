@@ -172,7 +172,12 @@ class _Amount:
     """One amount a transaction moves, with what limits it: the ether ``value`` (``[limits]``,
     ``[timelock]`` and ``[cosign]`` thresholds) or the tokens of an ERC-20 call (the
     destination's ``token`` section). The rules ``per_transaction``, ``per_24h``,
-    ``timelock`` and ``cosign`` judge every amount the same way."""
+    ``timelock`` and ``cosign`` judge every amount the same way.
+
+    The ether amount also carries the transaction's fee (gas limit x ``max_fee_per_gas``,
+    or x ``gas_price``): ether that leaves the account as surely as the value. It counts
+    toward the limits (``per_transaction``, ``per_24h``: :attr:`counted`), not toward the
+    thresholds of the gates, which judge what is sent to someone."""
 
     label: str  # names the amount in reasons: "value", "transfer of"
     amount: int  # wei or token base units
@@ -182,6 +187,21 @@ class _Amount:
     timelock_threshold: int | None
     cosign_threshold: int | None
     token: bytes | None = None  # the token contract (per_24h is per sender and token)
+    fee: int = 0  # wei, the most the transaction can pay in fees (ether amount only)
+    fee_note: str = ""  # how the fee was computed: "gas 21000 x 50 gwei"
+
+    @property
+    def counted(self) -> int:
+        """What counts toward the limits: the amount and the fee."""
+        return self.amount + self.fee
+
+    def describe(self) -> str:
+        """"value 1 ether", or with a fee "value 1 ether + fee 0.00105 ether (gas 21000 x
+        50 gwei)"."""
+        text = f"{self.label} {self.show(self.amount)}"
+        if self.fee:
+            text += f" + fee {self.show(self.fee)} ({self.fee_note})"
+        return text
 
 
 class _Evaluation:
@@ -210,7 +230,8 @@ class _Evaluation:
         lock, cosign = policy.timelock, policy.cosign
         amounts = [_Amount("value", request.value, format_wei, policy.limits.per_transaction,
                            policy.limits.per_24h, lock.threshold if lock else None,
-                           cosign.threshold if cosign else None)]
+                           cosign.threshold if cosign else None, fee=request.max_fee,
+                           fee_note=f"gas {request.gas} x {format_wei(request.max_price)}")]
         found = policy.token_call(request)
         if found is not None:
             token, call = found
@@ -398,23 +419,24 @@ class _Evaluation:
 
     def per_transaction(self) -> Decision | None:
         for each in self.amounts:
-            if each.amount > each.per_transaction:
-                return self.deny("per_transaction", f"{each.label} {each.show(each.amount)} "
+            if each.counted > each.per_transaction:
+                total = f" = {each.show(each.counted)}" if each.fee else ""
+                return self.deny("per_transaction", f"{each.describe()}{total} "
                                  f"exceeds the per-transaction limit "
                                  f"{each.show(each.per_transaction)}")
         return None
 
     def per_24h(self) -> Decision | None:
         for each in self.amounts:
-            if each.amount == 0:
+            if each.counted == 0:
                 continue
             since = self.now - WINDOW_SECONDS
             # ether asks without ``token``: a history that predates token amounts still works
             spent = (self.ledger.spent_since(self.request.sender, since) if each.token is None
                      else self.ledger.spent_since(self.request.sender, since, token=each.token))
-            total = spent + each.amount
+            total = spent + each.counted
             if total > each.per_24h:
-                return self.deny("per_24h", f"{each.label} {each.show(each.amount)} + "
+                return self.deny("per_24h", f"{each.describe()} + "
                                  f"{each.show(spent)} signed in the last 24 h = "
                                  f"{each.show(total)} exceeds the 24 h limit "
                                  f"{each.show(each.per_24h)}")

@@ -22,7 +22,7 @@ CREATE TABLE IF NOT EXISTS spends (
     id INTEGER PRIMARY KEY,
     request_id BLOB NOT NULL,
     sender BLOB NOT NULL,
-    value TEXT NOT NULL,          -- wei, decimal: amounts exceed SQLite's 64-bit integers
+    value TEXT NOT NULL,          -- wei (value + max fee), decimal: beyond 64-bit integers
     signed_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS spends_by_sender ON spends (sender, signed_at);
@@ -49,8 +49,8 @@ CREATE TABLE IF NOT EXISTS pending (
 
 
 class PolicyLedger:
-    """The durable memory of the policy (SQLite, WAL, ``synchronous=FULL``): values signed
-    per sender and token amounts signed per sender and token (for ``per_24h``), and
+    """The durable memory of the policy (SQLite, WAL, ``synchronous=FULL``): values and fees
+    signed per sender and token amounts signed per sender and token (for ``per_24h``), and
     time-locked requests. Implements :class:`PolicyHistory`. Thread-safe; several
     processes may share the file.
 
@@ -160,7 +160,8 @@ class PolicyLedger:
         return cancelled
 
     def record_signed(self, request: SigningRequest, now: float) -> None:
-        """Record that ``request`` was signed at ``now``: its value counts towards the
+        """Record that ``request`` was signed at ``now``: its value and its fee (gas limit x
+        max fee or gas price, :attr:`SigningRequest.ether_spent`) count towards the
         sender's rolling 24 h total, so does the amount of an ERC-20 call it makes (one
         of :data:`TOKEN_FUNCTIONS`, to any contract: the ledger needs no policy to know
         it) towards the sender's total of that token, and its time-lock entry (if any) is
@@ -176,7 +177,7 @@ class PolicyLedger:
                 self._conn.execute(
                     "INSERT INTO spends (request_id, sender, value, signed_at) "
                     "VALUES (?, ?, ?, ?)",
-                    (request.request_id, request.sender, str(request.value), now))
+                    (request.request_id, request.sender, str(request.ether_spent), now))
                 if call is not None:
                     self._conn.execute(
                         "INSERT INTO token_spends (request_id, sender, token, amount, "

@@ -203,6 +203,29 @@ class SigningRequest:
         return cls("authorization", sender, chain_id=authorization.chain_id,
                    authorization_list=(authorization,), digest=digest)
 
+    # -- fees
+
+    @property
+    def max_price(self) -> int:
+        """The most one unit of gas may cost: ``max_fee_per_gas`` (EIP-1559 types), else
+        ``gas_price`` (types 0 and 1); 0 for a request that is not a transaction."""
+        if self.kind != "transaction":
+            return 0
+        price = self.gas_price if self.max_fee_per_gas is None else self.max_fee_per_gas
+        return price or 0
+
+    @property
+    def max_fee(self) -> int:
+        """The most this transaction can pay in fees, in wei: gas limit x
+        :attr:`max_price`. It leaves the account like the value, so it counts toward the
+        ether limits (rules ``per_transaction`` and ``per_24h``)."""
+        return self.gas * self.max_price if self.kind == "transaction" else 0
+
+    @property
+    def ether_spent(self) -> int:
+        """What the ether limits count for this request: value + :attr:`max_fee`."""
+        return self.value + self.max_fee if self.kind == "transaction" else 0
+
     # -- identity
 
     def to_payload(self, policy: Policy | None = None) -> dict[str, Any]:
