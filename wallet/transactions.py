@@ -295,6 +295,33 @@ def signing_digest(request: TransactionRequest) -> bytes:
     return bytes(_unsigned(request).hash())
 
 
+JUDGEMENT_TAG = b"orbital-7702-judgement/1\x00"
+"""Domain tag of :func:`judgement_digest` for a transaction with unsigned authorizations:
+the result is never a digest any transaction, message or authorization is signed over."""
+
+
+def judgement_digest(request: TransactionRequest) -> bytes:
+    """The digest that names ``request`` to the policy *before anything is signed*.
+
+    EIP-7702: the digest a type-4 transaction is signed over covers its authorizations'
+    signatures, so it exists only after they were made. The whole transaction must be
+    judged before any of them is (an authorization signed for a transaction the policy then
+    refuses is a delegation anyone can submit). For such a request this is keccak256(
+    :data:`JUDGEMENT_TAG` || keccak256(``0x04`` || rlp(payload)) with every authorization
+    still to be signed carried with yParity, r and s zero): it binds every field -- the
+    access list and each authorization tuple included -- and is the same every time the
+    same request is asked for (a time-lock or operator approvals bind to it, though an
+    HSM's ECDSA signatures differ each time). Otherwise it is :func:`signing_digest`."""
+    if all(a.signature is not None for a in request.authorizations):
+        return signing_digest(request)
+    placeholder = Signature(0, 0, 0)
+    authorizations = tuple(a if a.signature is not None else replace(a, signature=placeholder)
+                           for a in request.authorizations)
+    unsigned = serializable_unsigned_transaction_from_dict(
+        _eth_account_dict(request, authorizations))
+    return keccak(JUDGEMENT_TAG + bytes(unsigned.hash()))
+
+
 def _unsigned(request: TransactionRequest) -> Any:
     if any(a.signature is None for a in request.authorizations):
         raise SigningError("sign the EIP-7702 authorizations before the transaction")

@@ -84,7 +84,10 @@ class SigningRequest:
     primary_type: str | None = None  # EIP-712 (typed_data)
     digest: bytes | None = None
     """The 32 bytes that will be signed, when known (tx signing hash, EIP-191 or EIP-712
-    digest): part of :attr:`request_id`, so approvals and a time-lock bind to them."""
+    digest): part of :attr:`request_id`, so approvals and a time-lock bind to them. An
+    EIP-7702 transaction whose authorizations are still to be signed is judged whole
+    before any of them is, so its signing hash does not exist yet: it carries
+    ``wallet.transactions.judgement_digest`` instead."""
 
     def __post_init__(self) -> None:
         kinds = ("transaction", "personal_message", "typed_data", "authorization")
