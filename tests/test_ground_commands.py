@@ -82,7 +82,7 @@ operators = [{", ".join(f'"0x{a.hex()}"' for _, a in operators)}]
     too_few = orbital(ground, *check)
     assert too_few.returncode == 9 and "threshold" in too_few.stderr
     done = orbital(ground, "ground", "cosign", str(envelope), "--keystore",
-                   str(operators[1][0]))
+                   str(operators[1][0]), "--yes")  # no terminal here: --yes, or nothing
     assert done.returncode == 0, done.stderr
     assert orbital(ground, *check).returncode == 0
 

@@ -42,10 +42,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="ENVELOPE.json")
     p.set_defaults(run=lazy("node.cli.ground_run", "_command"))
 
-    p = verbs.add_parser("cosign", help="add an operator's signature to an envelope")
+    p = verbs.add_parser("cosign", help="add an operator's signature to an envelope",
+                         description="Show the envelope decoded (the command, its window, "
+                         "who signed it, and for sign_transaction the transaction: "
+                         "destination, value, fees at most, calldata), ask before signing, "
+                         "then add your signature. --yes signs without asking; without a "
+                         "terminal and without --yes nothing is signed (exit 2). Declining "
+                         "exits 1.")
     p.add_argument("file", metavar="ENVELOPE.json")
     p.add_argument("--keystore", required=True)
     p.add_argument("--password-file")
+    p.add_argument("--satellite", metavar="NAME",
+                   help="refuse unless the command is for this satellite")
+    p.add_argument("--yes", action="store_true", help="sign without asking")
     p.set_defaults(run=lazy("node.cli.ground_run", "_cosign"))
 
     p = verbs.add_parser("verify-command", help="check an envelope as the satellite will")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from node.cli.ground_show import confirm, describe_envelope
 from wallet.commands import (
     CommandVerifier,
     Envelope,
@@ -58,6 +60,10 @@ def _command(args: argparse.Namespace) -> int:
 
 def _cosign(args: argparse.Namespace) -> int:
     envelope = envelope_from_json(_read(args.file))
+    lines = describe_envelope(envelope, satellite=args.satellite)
+    if not confirm(lines, args.yes):
+        print("orbital: not signed (declined)", file=sys.stderr)
+        return 1
     signer = operator_signer(args)
     envelope = add_signature(envelope, signer)
     Path(args.file).write_text(envelope_to_json(envelope))

@@ -4,7 +4,10 @@ Keys live in an HSM (``backend = "pkcs11"``: SoftHSM2 or any PKCS#11 module, loa
 through p11-kit-proxy) or in encrypted keystores (``backend = "keystore"``, the embedded
 default). Secrets never come from the command line: the HSM PIN from ``--pin-file``,
 ``$ORBITAL_HSM_PIN`` or a prompt; a keystore password from ``--password-file``,
-``$ORBITAL_KEYSTORE_PASSWORD`` or a prompt.
+``$ORBITAL_KEYSTORE_PASSWORD`` or a prompt. Options are never abbreviated. Wrong HSM PINs
+are counted per token serial number in ``$ORBITAL_STATE_DIR`` (default
+``/var/lib/orbital``: create it, writable by the signer's user only), outside the wallet
+home, so neither ``--home`` nor deleting a file resets the lockout.
 
 Every signature goes through the policy (``policy.toml``, pinned by sha256 in
 ``wallet.toml``) and is written to the audit log before it is printed.

@@ -236,16 +236,24 @@ def _sign_tx(args: argparse.Namespace) -> int:
                  f"{report['raw']}\nsent {report['sent']}")
 
 
+class _Unreachable(SigningError):
+    """The RPC could not be reached or did not answer JSON-RPC (not a refusal)."""
+
+
 def _send_raw(url: str, raw: bytes) -> str:
+    if not url.startswith(("http://", "https://")):
+        raise MalformedRequestError(f"RPC URL {url!r}: expected http:// or https://")
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction",
                        "params": ["0x" + raw.hex()]}).encode()
     request = urllib.request.Request(url, body, {"content-type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             answer = json.loads(response.read())
-    except OSError as exc:
-        raise SigningError(f"signed, but could not reach {url}: {exc}; the transaction is "
+    except (OSError, ValueError) as exc:  # ValueError: the answer is not JSON
+        raise _Unreachable(f"signed, but could not reach {url}: {exc}; the transaction is "
                            "in the audit log, resend the raw hex") from None
+    if not isinstance(answer, dict):
+        raise _Unreachable(f"{url} did not answer a JSON-RPC object")
     if answer.get("error"):
         raise SigningError(f"{url} refused the transaction: {answer['error']}")
     return str(answer.get("result"))
@@ -484,18 +492,29 @@ def _queue_list(args: argparse.Namespace) -> int:
 def _queue_send(args: argparse.Namespace) -> int:
     """Broadcast every queued (never acknowledged) entry to ``--rpc``, each sender's in nonce
     order; an acknowledgement (or "already known") marks it sent -- not mined. A refusal is
-    recorded on the entry and stops the command (exit 7)."""
+    recorded on the entry (it stays queued, tried again next time) and the rest are still
+    sent: one stuck entry does not hold back the others; exit 7 at the end if any was
+    refused. An RPC that cannot be reached stops the command (exit 7)."""
+    refused: list[str] = []
     with _wallet_outbox(_config(args)) as outbox:
-        for entry in sorted(outbox.entries("queued"), key=lambda e: (e.sender, e.nonce)):
+        entries = sorted(outbox.entries("queued"), key=lambda e: (e.sender, e.nonce))
+        for entry in entries:
             try:
                 sent = _send_raw(args.rpc, entry.raw)
+            except _Unreachable:
+                raise
             except SigningError as exc:
                 if "already known" not in str(exc).lower():
                     outbox.mark_sent(entry.hash, error=str(exc))
-                    raise
+                    refused.append(f"0x{entry.hash.hex()}: {exc}")
+                    print(f"refused 0x{entry.hash.hex()}: {exc}")
+                    continue
                 sent = "0x" + entry.hash.hex()
             outbox.mark_sent(entry.hash)
             print(f"sent {sent}")
+    if refused:
+        raise SigningError(f"{len(refused)} of {len(entries)} queued transactions refused (each "
+                           f"recorded, still queued; the others were sent): {refused[0]}")
     return 0
 
 
