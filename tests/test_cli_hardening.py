@@ -405,3 +405,13 @@ def test_cosign_refuses_a_command_for_another_satellite(
                        "--yes", "--satellite", "sat-2")
     assert code == 2 and "not for satellite 'sat-2'" in err
     assert len(json.loads(path.read_text())["signatures"]) == 1
+
+
+@pytest.mark.parametrize("verb", ["verify-command", "verify-head"])
+def test_ground_operator_lists_do_not_repeat_key_material(
+        capsys: pytest.CaptureFixture[str], home_env: dict[str, str], verb: str) -> None:
+    extra = ["--satellite", "s"] if verb == "verify-command" else []
+    code, _, err = run(capsys, "ground", verb, "x.json", "--operators", SECRET_KEY,
+                       "--threshold", "1", "--chain-id", "1", *extra)
+    assert code == 2 and "is not an address" in err
+    assert SECRET_KEY.removeprefix("0x") not in err

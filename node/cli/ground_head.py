@@ -19,6 +19,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from node.chain.header import Header
+from node.cli.argtypes import shown
 from node.cli.errors import UsageError
 from node.cli.ground_run import operator_signer
 from node.rpc.ground_heads import BLOCK_TAGS, anchor_from_verified_head, confirm_head, read_head
@@ -110,7 +111,7 @@ def _operators(text: str) -> set[bytes]:
         except ValueError:
             address = b""
         if len(address) != 20:
-            raise MalformedRequestError(f"--operators: {item!r} is not an address")
+            raise MalformedRequestError(f"--operators: {shown(item)} is not an address")
         operators.add(address)
     return operators
 

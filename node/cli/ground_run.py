@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from node.cli.argtypes import shown
 from node.cli.ground_show import confirm, describe_envelope
 from wallet.commands import (
     CommandVerifier,
@@ -79,7 +80,7 @@ def _verify(args: argparse.Namespace) -> int:
         except ValueError:
             address = b""
         if len(address) != 20:
-            raise MalformedRequestError(f"--operators: {text!r} is not an address")
+            raise MalformedRequestError(f"--operators: {shown(text)} is not an address")
         operators.add(address)
     envelope = envelope_from_json(_read(args.file))
     with NonceStore(":memory:") as nonces:
