@@ -185,8 +185,24 @@ class Scenario:
         self.satellites = sorted([*self.satellites, *made], key=lambda a: int(a.address, 16))
         return sorted(made, key=lambda a: int(a.address, 16))
 
-    def send(self, call: Any, **kwargs: Any) -> TxReceipt:
-        return transact(self.w3, self.sender, call, **kwargs)
+    def add_operator(self, account: LocalAccount) -> LocalAccount:
+        """Make ``account`` (a funded account of the chain) an operator of the registry."""
+        self.send(self.registry.functions.addOperator(account.address))
+        return account
+
+    def register_under(self, operator: LocalAccount, count: int, label: str = "OP"
+                       ) -> list[LocalAccount]:
+        """``count`` new signer keys registered by ``operator`` (so under it), ascending; not
+        added to :attr:`satellites`."""
+        made = sorted((Account.create() for _ in range(count)), key=lambda a: int(a.address, 16))
+        for i, account in enumerate(made):
+            self.send(self.registry.functions.register(account.address, f"{label}-{i}", 61000 + i),
+                      sender=operator)
+        return made
+
+    def send(self, call: Any, *, sender: LocalAccount | None = None, **kwargs: Any
+             ) -> TxReceipt:
+        return transact(self.w3, sender or self.sender, call, **kwargs)
 
     def reverts(self, call: Any) -> str:
         """The custom error a transaction for ``call`` (a bound function) reverts with,
@@ -196,10 +212,13 @@ class Scenario:
 
     # -- tasks and results ----------------------------------------------------------------
 
-    def post_task(self, quorum: int = 3) -> tuple[bytes, bytes, bytes]:
-        """Post a new task; return (taskId, modelHash, inputHash)."""
+    def post_task(self, quorum: int = 3, operators: int | None = None
+                  ) -> tuple[bytes, bytes, bytes]:
+        """Post a new task (with an operator quorum when ``operators`` is given, else the
+        4-argument form: operator quorum 1); return (taskId, modelHash, inputHash)."""
         task = (rand32(), rand32(), rand32())
-        self.send(self.attestations.functions.postTask(*task, quorum))
+        args = (quorum,) if operators is None else (quorum, operators)
+        self.send(self.attestations.functions.postTask(*task, *args))
         return task
 
     def result(self, task: tuple[bytes, bytes, bytes], output: bytes | None = None,
@@ -242,6 +261,25 @@ class Scenario:
         signatures = [bytes(a.unsafe_sign_hash(digest).signature) for a in signers]
         return root, self.attestations.functions.submitBatchCertificate(
             root, epoch, len(results), signatures)
+
+    def batch_signatures(self, results: Sequence[eip712.TaskResult],
+                         signers: Sequence[LocalAccount], epoch: int = 1) -> list[bytes]:
+        """``signers``' signatures of the TaskBatch over ``results`` (in the given order)."""
+        digest = batch_digest(batch_root(results), epoch, len(results), self.chain_id,
+                              self.deployment.attestations)
+        return [bytes(a.unsafe_sign_hash(digest).signature) for a in signers]
+
+    def claim(self, account: LocalAccount, result: eip712.TaskResult) -> tuple[Any, ...]:
+        """A ``Claim`` tuple: ``account``'s signature of ``result`` itself."""
+        return (result_tuple(result), self.sign(account, result), 0, 0, [])
+
+    def batch_claim(self, account: LocalAccount, results: Sequence[eip712.TaskResult],
+                    index: int) -> tuple[Any, ...]:
+        """A ``Claim`` tuple: ``account``'s signature of the batch of ``results`` (their
+        epoch) with the proof of member ``index``."""
+        (signature,) = self.batch_signatures(results, [account], results[index].epoch)
+        _, proof = batch_proof(results, index)
+        return (result_tuple(results[index]), signature, len(results), index, proof)
 
     def prove_member(self, results: Sequence[eip712.TaskResult], index: int) -> Any:
         """The bound ``proveBatchMember`` call for ``results[index]``."""

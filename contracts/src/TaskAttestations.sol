@@ -545,25 +545,42 @@ contract TaskAttestations {
         }
     }
 
-    /// @dev Add operator id `op` to the list of `ops` distinct ids at `seen` (32 bytes each)
-    ///      unless it is there; returns the new count.
-    function _countOperator(uint256 seen, uint256 ops, uint256 op)
-        private
-        pure
-        returns (uint256)
-    {
+    /// @dev Count operator id `op` once, in the tally at `seen`: word 0 a bitmap of the ids
+    ///      below 256, word 1 how many larger ids follow, then those ids. Whether it is new.
+    function _newOperator(uint256 seen, uint256 op) private pure returns (bool isNew) {
         assembly {
-            let end := add(seen, shl(5, ops))
-            let p := seen
-            for {} lt(p, end) { p := add(p, 32) } {
-                if eq(mload(p), op) { break }
+            switch lt(op, 256)
+            case 1 {
+                let bits := mload(seen)
+                let bit := shl(op, 1)
+                if iszero(and(bits, bit)) {
+                    mstore(seen, or(bits, bit))
+                    isNew := 1
+                }
             }
-            if eq(p, end) {
-                mstore(end, op)
-                ops := add(ops, 1)
+            default {
+                let high := mload(add(seen, 32))
+                let q := add(seen, 64)
+                let end := add(q, shl(5, high))
+                for {} lt(q, end) { q := add(q, 32) } {
+                    if eq(mload(q), op) { break }
+                }
+                if eq(q, end) {
+                    mstore(end, op)
+                    mstore(add(seen, 32), add(high, 1))
+                    isNew := 1
+                }
             }
         }
-        return ops;
+    }
+
+    /// @dev A zeroed operator tally (see `_newOperator`) for at most `k` operators.
+    function _tally(uint256 k) private pure returns (uint256 seen) {
+        seen = _alloc(k + 2);
+        assembly {
+            mstore(seen, 0)
+            mstore(add(seen, 32), 0)
+        }
     }
 
     /// @dev Fresh memory for `words` 32-byte words.
@@ -586,7 +603,7 @@ contract TaskAttestations {
     {
         n = signatures.length;
         (uint256 base, uint256 entries) = _loadActiveSet();
-        uint256 seen = _alloc(n);
+        uint256 seen = _tally(n);
         uint256 last;
         uint256 lo;
         for (uint256 i; i < n; ) {
@@ -597,10 +614,25 @@ contract TaskAttestations {
             address signer = _recover(digest, p, i);
             if (uint160(signer) <= last) revert SignersNotAscending(i);
             last = uint160(signer);
-            (bool found, uint256 op, uint256 next) = _find(base, lo, entries, signer);
-            if (!found) _refuse(signer);
-            lo = next;
-            operators = _countOperator(seen, operators, op);
+            uint256 op = type(uint256).max; // not found
+            assembly {
+                let hi := entries
+                for {} lt(lo, hi) {} {
+                    let mid := shr(1, add(lo, hi))
+                    let w := mload(add(base, mul(mid, ENTRY)))
+                    let a := shr(96, w)
+                    if eq(a, signer) {
+                        op := and(shr(64, w), 0xffffffff)
+                        lo := add(mid, 1)
+                        break
+                    }
+                    switch lt(a, signer)
+                    case 1 { lo := add(mid, 1) }
+                    default { hi := mid }
+                }
+            }
+            if (op == type(uint256).max) _refuse(signer);
+            if (_newOperator(seen, op)) ++operators;
             if (out != 0) {
                 assembly {
                     mstore(out, shl(96, signer))
@@ -645,7 +677,7 @@ contract TaskAttestations {
             extcodecopy(set, list, 1, mul(k, 20))
         }
         (uint256 base, uint256 entries) = _loadActiveSet();
-        uint256 seen = _alloc(k);
+        uint256 seen = _tally(k);
         uint256 lo;
         for (uint256 i; i < k; ) {
             address signer;
@@ -656,7 +688,7 @@ contract TaskAttestations {
             lo = next;
             if (found) {
                 ++n;
-                operators = _countOperator(seen, operators, op);
+                if (_newOperator(seen, op)) ++operators;
             }
             unchecked {
                 ++i;
