@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +54,6 @@ class Hooks:
     after: Callable[[bool], None]  # after each refresh attempt (True: it succeeded)
     contact: Callable[[bool], None]  # AOS (True) or LOS (False)
     prefetch: Callable[[], Awaitable[object]]  # prove the watch list at the new head
-    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set: a submission waits
 
 
 @dataclass(frozen=True)
@@ -89,6 +88,11 @@ class ContactSchedule:
             epoch = now() if link.epoch is None else link.epoch
             clock = PlanClock.from_epoch(link.start, link.time_scale, epoch)
         return cls(link.node, merge_windows(contacts), clock)
+
+    def in_contact(self) -> bool:
+        """Whether a window is in progress now."""
+        window = self.current_or_next()
+        return window is not None and window.start <= self.clock.now()
 
     def current_or_next(self) -> Window | None:
         """The window in progress, else the next one; None when the plan has no more."""
@@ -125,11 +129,13 @@ class PlannedUpstream:
     schedule: ContactSchedule
 
     def _check(self) -> None:
-        now = self.schedule.clock.now()
-        window = self.schedule.current_or_next()
-        if window is None or window.start > now:
+        if not self.schedule.in_contact():
+            window = self.schedule.current_or_next()
             when = "none left in the plan" if window is None else f"next AOS {_iso(window.start)}"
             raise UpstreamError(f"out of contact by the contact plan ({when})")
+
+    def reachable(self) -> bool:
+        return self.schedule.in_contact()
 
     async def call(self, method: str, params: Sequence[Any]) -> Answer:
         self._check()
@@ -208,13 +214,12 @@ async def prefetch(node: VerifiedNode, watch: WatchConfig | None,
 
 
 async def work_pass(node: VerifiedNode, every: float, hooks: Hooks) -> None:
-    """Refresh (and prefetch) every ``every`` wall seconds until cancelled (at LOS); a
-    submission in between is flushed at once (:func:`_wait`)."""
+    """Refresh (and prefetch) every ``every`` wall seconds until cancelled (at LOS)."""
     delay = RETRY_FIRST
     while True:
         ok = await refresh_once(node, hooks, "refresh in contact failed")
         delay = every if ok else min(every, delay * 2)  # the link may come a little late
-        await _wait(node, hooks, delay)
+        await asyncio.sleep(delay)
 
 
 async def follow_plan(schedule: ContactSchedule, node: VerifiedNode, every: float,
@@ -227,9 +232,8 @@ async def follow_plan(schedule: ContactSchedule, node: VerifiedNode, every: floa
         if aos > loop.time():
             log.info("out of contact: next AOS %s, in %.1f s", window.describe(),
                      aos - loop.time())
-            await asyncio.sleep(aos - loop.time())  # submissions wait: the AOS sends them
+            await asyncio.sleep(aos - loop.time())
         log.info("AOS %s", window.describe())
-        hooks.wake.clear()
         set_contact(node, hooks, True)
         try:
             async with asyncio.timeout_at(schedule.wall_at(window.end)):
@@ -250,7 +254,7 @@ async def probe(node: VerifiedNode, every: float, hooks: Hooks, up: bool | None 
     """No plan: try every ``every`` seconds; the first success after a failure is an AOS,
     the first failure after a success an LOS (``up``: what the last try found)."""
     while True:
-        await _wait(node, hooks, every)
+        await asyncio.sleep(every)
         ok = await refresh_once(node, hooks, "refresh failed")
         if ok != up:
             log.info("AOS (probed)" if ok else "LOS (probed): serving from the verified cache")
@@ -271,21 +275,6 @@ async def refresh_once(node: VerifiedNode, hooks: Hooks, failed: str) -> bool:
         ok = False
     hooks.after(ok)
     return ok
-
-
-async def _wait(node: VerifiedNode, hooks: Hooks, seconds: float) -> None:
-    """Sleep ``seconds``; flush the outbox each time a submission wakes us meanwhile (one
-    flusher: concurrent submissions never broadcast over each other)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while (left := deadline - loop.time()) > 0:
-        try:
-            async with asyncio.timeout(left):
-                await hooks.wake.wait()
-        except TimeoutError:
-            return
-        hooks.wake.clear()
-        await node.flush_outbox()  # logs its own failure; entries wait for the next try
 
 
 def set_contact(node: VerifiedNode, hooks: Hooks, up: bool) -> None:

@@ -175,7 +175,7 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
         gauges = NodeMetrics()
         recorder = Recorder(node, gauges, [upstream, *(pool for _, pool in members)])
         server = RpcServer(node.methods(), _head_of(store), observe=recorder.observe)
-        runner = web.AppRunner(server.app(), access_log=None)
+        runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         resources.push_async_callback(runner.cleanup)
         site = web.TCPSite(runner, options.rpc_host, options.rpc_port)
@@ -199,7 +199,6 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
                 await mission.after_refresh()
 
         hooks = Hooks(recorder.after, recorder.contact, prefetch_watch)
-        node.flush_soon = hooks.wake.set  # the link task is the one flusher
         node.extra_status["link"] = lambda: {
             "inContact": recorder.in_contact, "contacts": recorder.contacts,
             "plan": None if schedule is None else schedule.status()}

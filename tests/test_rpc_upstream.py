@@ -653,10 +653,11 @@ async def test_state_is_json_and_leaks_no_credentials(serve: Serve, clock: Clock
     assert set(infura) == {"name", "url", "chain_id", "capabilities", "score", "lies",
                            "failures", "excluded", "excluded_for_good", "excluded_seconds_left",
                            "exclusion_reason", "requests", "answers", "bytes_received",
-                           "latency"}
+                           "bytes_sent", "latency"}
     assert infura["chain_id"] == 1 and infura["requests"] == 4 and infura["answers"] == 7
     assert infura["capabilities"] == dict.fromkeys(PROBED_METHODS, True)
     assert infura["bytes_received"] > 0 and infura["latency"] == 0.0  # the injected clock
+    assert infura["bytes_sent"] > 0
     assert gone["failures"] == {"connection": 2} and gone["capabilities"] is None
     assert "dead: ClientConnectorError" in str(caught.value)
 

@@ -140,9 +140,12 @@ async def _check_receipts(outbox: Outbox, entries: Sequence[Entry], receipts: Re
         async with limit:
             await _check_one(outbox, entry, receipts, report)
 
-    async with asyncio.TaskGroup() as group:
-        for entry in entries:
-            group.create_task(one(entry))
+    try:
+        async with asyncio.TaskGroup() as group:
+            for entry in entries:
+                group.create_task(one(entry))
+    except* UpstreamError as failed:  # the link failed: the pass stops here, as for a send
+        raise failed.exceptions[0] from None
 
 
 async def _check_one(outbox: Outbox, entry: Entry, receipts: Receipts,

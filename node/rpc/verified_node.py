@@ -14,6 +14,7 @@ anchored header (``requireCanonical``: on the canonical chain).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -114,14 +115,13 @@ class VerifiedNode:
     pending: PendingReads = field(default_factory=PendingReads)
     outbox: Outbox | None = None  # None: eth_sendRawTransaction relays at once
     flush_budget: float = FLUSH_BUDGET
-    flush_soon: Callable[[], None] | None = None
-    """Set by a link task that flushes itself: submissions call it instead of flushing."""
     contact_since: float | None = None
     """When the current contact began (set by the link task): an entry acknowledged since
     is not broadcast again in this contact. None: every flush rebroadcasts."""
     max_age: float = OUTBOX_MAX_AGE  # outbox: queued longer than this, never sent: expired
     blocks: VerifiedBlocks = field(init=False)
     _methods: dict[str, Method] | None = field(default=None, init=False, repr=False)
+    _flushing: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
     _states: OrderedDict[bytes, ProvenState] = field(default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
@@ -551,9 +551,8 @@ class VerifiedNode:
             raise RpcError(EXECUTION_FAILED, str(exc)) from None
         log.info("queued %s 0x%s from 0x%s nonce %d", kind, entry.hash.hex(), sender.hex(),
                  entry.nonce)
-        if self.flush_soon is not None:
-            self.flush_soon()  # the link task flushes (now in contact, else at AOS)
-        else:
+        reachable = getattr(self.upstream, "reachable", None)
+        if reachable is None or reachable():  # known out of contact: the next pass sends it
             await self.flush_outbox()
         return entry.hash
 
@@ -572,22 +571,27 @@ class VerifiedNode:
         sender against its nonce proven at the anchored head (found included, or dropped:
         nonce taken); send what is left (nonce order, within :attr:`flush_budget`) and mark
         what anchored blocks include (verified receipts); mark final what the finalized
-        anchor covers. A failed pass is logged -- the entries stay for the next contact."""
+        anchor covers. A failed pass is logged -- the entries stay for the next contact.
+        One pass at a time (concurrent submissions never broadcast over each other)."""
         if self.outbox is None:
             return
-        expired = expire_old(self.outbox, self.clock(), self.max_age)
+        async with self._flushing:
+            await self._flush_outbox(self.outbox)
+
+    async def _flush_outbox(self, outbox: Outbox) -> None:
+        expired = expire_old(outbox, self.clock(), self.max_age)
         for entry in expired:
             log.info("outbox: 0x%s expired (%s)", entry.hash.hex(), entry.reason)
         if self.store.head is None:
             return
         try:
-            back = reorged(self.outbox, self.store.canonical_hash)
-            found, dropped = await settle_nonces(self.outbox, self._proven_nonce,
+            back = reorged(outbox, self.store.canonical_hash)
+            found, dropped = await settle_nonces(outbox, self._proven_nonce,
                                                  self._outbox_receipt)
-            report = await flush(self.outbox, self.upstream, budget_seconds=self.flush_budget,
+            report = await flush(outbox, self.upstream, budget_seconds=self.flush_budget,
                                  receipts=self._outbox_receipt,
                                  resend_before=self.contact_since)
-            final = finalize(self.outbox, self.store.finalized, self.store.canonical_hash)
+            final = finalize(outbox, self.store.finalized, self.store.canonical_hash)
         except Exception as exc:  # the queue is durable: the next contact tries again
             log.warning("outbox flush failed: %s", exc)
             return
