@@ -17,6 +17,22 @@ from contracts_chain import DevChain, Scenario, anvil_web3, ethtester_web3
 from softhsm import SoftHsm, SoftHsmMissingError, start_softhsm
 
 
+@pytest.fixture(scope="session", autouse=True)
+def orbital_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Wrong-PIN counts (``$ORBITAL_STATE_DIR``, default /var/lib/orbital) go to a directory
+    of this test session, never to the machine's; a test that needs its own sets its own."""
+    previous = os.environ.get("ORBITAL_STATE_DIR")
+    state = tmp_path_factory.mktemp("orbital-state")
+    os.environ["ORBITAL_STATE_DIR"] = str(state)
+    try:
+        yield state
+    finally:
+        if previous is None:
+            os.environ.pop("ORBITAL_STATE_DIR", None)
+        else:
+            os.environ["ORBITAL_STATE_DIR"] = previous
+
+
 @pytest.fixture(scope="module")
 def anvil() -> Iterator[Anvil]:
     """anvil on 127.0.0.1 (Prague, chain id 31337), shared by a module's tests, then stopped.

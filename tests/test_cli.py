@@ -342,7 +342,9 @@ def test_demo_verifies_the_bundled_devnet_data_and_refuses_every_tampering(
     assert "SAT-1, SAT-2 re-executed: same bytes, co-signed" in out
     assert "certificate 3-of-3 on every satellite" in out and ": identical," in out
     assert "forged attestation (unregistered key): refused" in out
-    assert "audit logs: 6 entries verified across 3 satellites" in out
+    # per satellite: the task result recorded before it is signed (#16 item 11), the
+    # policy's decision, the signature
+    assert "audit logs: 9 entries verified across 3 satellites" in out
     assert out.rstrip().endswith("certified a re-executed AI task over gossip")
 
 

@@ -40,14 +40,6 @@ TREASURY = bytes.fromhex("70997970C51812dc3A010C7d01b50e0d17dc79C8")
 DELEGATE = bytes.fromhex("9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0")  # allow_delegates
 STRANGER = bytes.fromhex("99" * 20)
 
-# OnboardSigner lives in wallet/onboard.py (the signer core's file); the hunk that makes it
-# judge first is handed over as a patch (see the report of issue #16 item 9). Until it is
-# applied these fail, as they do on the old code; strict: remove the marker with the hunk.
-NEEDS_ONBOARD_HUNK = pytest.mark.xfail(
-    strict=True, reason="wallet/onboard.py must judge a type-4 transaction whole before "
-    "signing its authorizations (issue #16 item 9 patch)")
-
-
 def set_code(to: bytes = TREASURY, value: int = ETHER // 100, nonce: int = 0,
              delegate: bytes = DELEGATE) -> TransactionRequest:
     """A type-4 transaction whose one authorization (unsigned) the wallet's key signs."""
@@ -71,7 +63,6 @@ def wallet(example: Policy, tmp_path: Path) -> Iterator[tuple[OnboardSigner, Sof
         yield OnboardSigner(signer, example, ledger, audit, clock=lambda: NOW), signer, audit
 
 
-@NEEDS_ONBOARD_HUNK
 @pytest.mark.parametrize(("request_", "rule"), [
     (set_code(to=STRANGER), "destination"),  # unlisted destination
     (set_code(value=2 * ETHER), "per_transaction"),  # over the limit
@@ -97,7 +88,6 @@ def test_a_refused_type4_transaction_yields_no_authorization_signature(
     assert judged["digest"] == "0x" + judgement_digest(request_).hex()
 
 
-@NEEDS_ONBOARD_HUNK
 def test_an_allowed_type4_transaction_is_judged_once_then_signed_whole(
         wallet: tuple[OnboardSigner, SoftwareSigner, AuditLog]) -> None:
     onboard, signer, audit = wallet
@@ -115,7 +105,6 @@ def test_an_allowed_type4_transaction_is_judged_once_then_signed_whole(
     assert entry["authorizations"][0]["r"] == hex(auth.signature.r)
 
 
-@NEEDS_ONBOARD_HUNK
 def test_a_time_locked_type4_transaction_matures_under_the_same_request_id(
         example: Policy, tmp_path: Path) -> None:
     """The judged request is named before any signature exists, so asking again after the

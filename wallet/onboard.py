@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +32,12 @@ from wallet.keys.signer import Signature, Signer
 from wallet.policy import Authorization as PolicyAuthorization
 from wallet.policy import Decision, Policy, PolicyLedger, SigningRequest, format_time
 from wallet.transactions import (
-    Authorization,
     SignedTransaction,
     TransactionRequest,
-    assemble,
+    judgement_digest,
     signing_digest,
 )
+from wallet.transactions import sign_transaction as sign_with_authorizations
 from wallet.walletlock import WalletLock
 
 
@@ -62,15 +61,22 @@ class OnboardSigner:
 
     def sign_transaction(self, request: TransactionRequest,
                          approvals: frozenset[bytes] = frozenset()) -> SignedTransaction:
-        """Sign ``request`` if the policy allows it; its EIP-7702 authorizations by this
-        key go through the policy first, as requests of their own."""
-        auths = tuple(a if a.signature is not None else self._sign_authorization(a)
-                      for a in request.authorizations)
-        request = replace(request, authorizations=auths)
-        policy_request = transaction_signing_request(request, self.address,
-                                                     signing_digest(request))
-        signature = self._guarded(policy_request, approvals)
-        return assemble(request, signature, self.signer.address)
+        """Sign ``request`` if the policy allows it. An EIP-7702 transaction is judged
+        whole (every authorization tuple in it, named by its
+        :func:`~wallet.transactions.judgement_digest`) before any of its authorizations is
+        signed: only an allowed one has them signed by this key, then itself."""
+        signed: list[SignedTransaction] = []
+
+        def sign() -> tuple[bytes, Signature, dict[str, Any]]:
+            signed.append(sign_with_authorizations(request, self.signer))
+            done = signed[0].request
+            extra = ({"authorizations": done.to_json()["authorizationList"]}
+                     if done.authorizations else {})
+            return signing_digest(done), signed[0].signature, extra
+
+        self._guarded(transaction_signing_request(request, self.address,
+                                                  judgement_digest(request)), approvals, sign)
+        return signed[0]
 
     def sign_personal_message(self, message: bytes) -> Signature:
         """Sign an EIP-191 personal message if the policy allows it."""
@@ -102,15 +108,12 @@ class OnboardSigner:
                               now=self.clock())
             return self._guarded(request)
 
-    def _sign_authorization(self, auth: Authorization) -> Authorization:
-        request = SigningRequest.authorization(
-            sender=self.address, digest=auth.digest(),
-            authorization=PolicyAuthorization(auth.chain_id, auth.address, auth.nonce))
-        return replace(auth, signature=self._guarded(request))
-
-    def _guarded(self, request: SigningRequest,
-                 approvals: frozenset[bytes] = frozenset()) -> Signature:
-        """Decide, audit, sign, audit, record -- then release (see the module docstring)."""
+    def _guarded(self, request: SigningRequest, approvals: frozenset[bytes] = frozenset(),
+                 sign: Callable[[], tuple[bytes, Signature, dict[str, Any]]] | None = None,
+                 ) -> Signature:
+        """Decide, audit, sign, audit, record -- then release (see the module docstring).
+        ``sign`` (default: sign ``request.digest``) makes the signatures of an allowed
+        request and returns (digest signed, signature, more for the audit entry)."""
         assert request.digest is not None
         with self.ledger.signing_lock, self.lock.held():
             now = self.clock()
@@ -123,10 +126,13 @@ class OnboardSigner:
                 self.ledger.queue(decision, request.describe(self.policy))
             if not decision.allowed:
                 raise PolicyDeniedError(_explain(decision), decision.rule)
-            signature = self.signer.sign_digest(request.digest)
-            self.audit.append("signed", {"request_id": request.request_id,
-                                         "digest": request.digest,
-                                         "signature": signature.to_bytes()}, now=now)
+            if sign is None:
+                digest, signature, extra = (request.digest,
+                                            self.signer.sign_digest(request.digest), {})
+            else:
+                digest, signature, extra = sign()
+            self.audit.append("signed", {"request_id": request.request_id, "digest": digest,
+                                         "signature": signature.to_bytes(), **extra}, now=now)
             self.ledger.record_signed(request, now)
         return signature
 
