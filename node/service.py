@@ -145,48 +145,16 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as resources:
         resources.enter_context(_lock_data_dir(options.data_dir))  # released on exit
-        endpoints = [Endpoint.parse(url) for url in options.upstreams]
-        upstream = await resources.enter_async_context(
-            UpstreamPool(endpoints, chain_id=options.chain_id))
-        members: list[tuple[str, Upstream]] = []
-        for endpoint in endpoints:  # independent sources for a quorum: one pool each
-            single = await resources.enter_async_context(
-                UpstreamPool([endpoint], chain_id=options.chain_id))
-            members.append((endpoint.name, single))
-        trust = build_trust(options, members, resources)
-        for name, found in (await upstream.probe()).items():
-            log.info("upstream %s: chain %s, serves %s%s", name, found.chain_id,
-                     ", ".join(m for m, ok in found.capabilities.items() if ok) or "nothing probed",
-                     f" ({found.error})" if found.error else "")
-        store = resources.enter_context(
-            HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
-        rules = store.config
-        evm = None if rules is None else await resources.enter_async_context(LocalEvm(rules))
-        config = options.config
-        outbox = resources.enter_context(Outbox(
-            config.outbox.path if config is not None else options.data_dir / "outbox.sqlite"))
-        schedule = (ContactSchedule.from_config(config.link)
-                    if config is not None and config.link is not None else None)
-        node = VerifiedNode(upstream if schedule is None else PlannedUpstream(upstream, schedule),
-                            trust, store, options.chain_id, history=options.history, evm=evm,
-                            outbox=outbox)
-        if config is not None:
-            node.max_age = config.outbox.max_age
+        node, pools, schedule = await _open_node(options, resources)
         gauges = NodeMetrics()
-        recorder = Recorder(node, gauges, [upstream, *(pool for _, pool in members)])
-        server = RpcServer(node.methods(), _head_of(store), observe=recorder.observe)
-        runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        resources.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, options.rpc_host, options.rpc_port)
-        await site.start()
-        port = runner.addresses[0][1]
+        recorder = Recorder(node, gauges, pools)
+        port = await _serve_rpc(node, recorder, options, resources)
         if metrics is not None:
             metrics_runner, metrics_url = await serve_metrics(gauges, *metrics)
             resources.push_async_callback(metrics_runner.cleanup)
             log.info("metrics at %s", metrics_url)
+        config = options.config
         watch = config.watch if config is not None else None
-
         mission = None
         if config is not None and config.tasks is not None:  # [tasks], [gossip], [wallet]
             from node.mission import open_mission
@@ -215,6 +183,54 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
             link.cancel()
             if work is not None:
                 work.cancel()
+
+
+async def _open_node(options: NodeOptions, resources: contextlib.AsyncExitStack
+                     ) -> tuple[VerifiedNode, list[UpstreamPool], ContactSchedule | None]:
+    """The verified node of ``options`` (its upstream gated by the contact plan when there
+    is one), every upstream pool it uses (for /metrics) and the plan's schedule."""
+    endpoints = [Endpoint.parse(url) for url in options.upstreams]
+    upstream = await resources.enter_async_context(
+        UpstreamPool(endpoints, chain_id=options.chain_id))
+    pools = [upstream]
+    members: list[tuple[str, Upstream]] = []
+    for endpoint in endpoints:  # independent sources for a quorum: one pool each
+        single = await resources.enter_async_context(
+            UpstreamPool([endpoint], chain_id=options.chain_id))
+        members.append((endpoint.name, single))
+        pools.append(single)
+    trust = build_trust(options, members, resources)
+    for name, found in (await upstream.probe()).items():
+        log.info("upstream %s: chain %s, serves %s%s", name, found.chain_id,
+                 ", ".join(m for m, ok in found.capabilities.items() if ok) or "nothing probed",
+                 f" ({found.error})" if found.error else "")
+    store = resources.enter_context(
+        HeaderStore(options.data_dir / "headers.sqlite", chain_config(options)))
+    rules = store.config
+    evm = None if rules is None else await resources.enter_async_context(LocalEvm(rules))
+    config = options.config
+    outbox = resources.enter_context(Outbox(
+        config.outbox.path if config is not None else options.data_dir / "outbox.sqlite"))
+    schedule = (ContactSchedule.from_config(config.link)
+                if config is not None and config.link is not None else None)
+    node = VerifiedNode(upstream if schedule is None else PlannedUpstream(upstream, schedule),
+                        trust, store, options.chain_id, history=options.history, evm=evm,
+                        outbox=outbox)
+    if config is not None:
+        node.max_age = config.outbox.max_age
+    return node, pools, schedule
+
+
+async def _serve_rpc(node: VerifiedNode, recorder: Recorder, options: NodeOptions,
+                     resources: contextlib.AsyncExitStack) -> int:
+    """Serve the node's JSON-RPC at ``options.rpc_host:rpc_port``; the port bound."""
+    server = RpcServer(node.methods(), _head_of(node.store), observe=recorder.observe)
+    runner = web.AppRunner(server.app(), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    resources.push_async_callback(runner.cleanup)
+    site = web.TCPSite(runner, options.rpc_host, options.rpc_port)
+    await site.start()
+    return int(runner.addresses[0][1])
 
 
 def _lock_data_dir(data_dir: Path) -> IO[str]:
