@@ -347,7 +347,7 @@ def test_a_thousand_transactions_queued_out_of_contact_flush_over_several_passes
 
 def _thousand_through_passes(node: NodeProcess, setup: BehindLink, anvil: Anvil,
                              keys: list[coincurve.PrivateKey], senders: list[str]) -> None:
-    passes = _next_los(node)
+    _next_los(node)
     starts = [int(anvil.rpc("eth_getTransactionCount", s, "latest"), 16) for s in senders]
     calls = [{"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
               "params": ["0x" + sign_tx(k, nonce=start + i, maxFeePerGas=50 * GWEI,
@@ -355,7 +355,8 @@ def _thousand_through_passes(node: NodeProcess, setup: BehindLink, anvil: Anvil,
                                         to=bytes.fromhex(STRANGER[2:]), value=1).hex()]}
              for i in range(250) for k, start in zip(keys, starts, strict=True)]
     replies, _ = node.request(calls)  # one batch of 1,000, each fsync'd before its answer
-    _still_between(node, passes)
+    passes = _link(node)["contacts"]  # on a slow machine a pass may have begun meanwhile:
+    # it and the next carry at most ~900 of them, so some still wait after the next one
     hashes = [r["result"] for r in sorted(replies, key=lambda r: r["id"])]
     assert len(set(hashes)) == 1000
 
