@@ -322,6 +322,7 @@ def test_killed_during_los_with_queued_transactions_the_restarted_node_lands_eac
 
 @pytest.mark.devnet
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # five passes; the pytest-wide 300 s is for one-pass tests
 def test_a_thousand_transactions_queued_out_of_contact_flush_over_several_passes(
         tmp_path: Path, anvil: Anvil) -> None:
     """1,000 transfers from four senders accepted during LOS; the uplink (24 kbit/s at
