@@ -242,8 +242,8 @@ def test_a_clock_behind_the_last_audited_entry_stops_signing(tmp_path: Path) -> 
 TIMELOCK_POLICY = POLICY + """
 [timelock]
 threshold = "0.5 ether"
-delay = "15s"
-cancel_window = "15s"
+delay = "30s"
+cancel_window = "30s"
 """
 
 
@@ -282,7 +282,7 @@ def test_operators_cancel_a_time_lock_and_it_never_signs(tmp_path: Path) -> None
     replay = orbital(env, "wallet", "pending", "cancel", "--envelope", str(envelope))
     assert replay.returncode == 9, replay.stderr
 
-    time.sleep(max(0.0, started + 16 - time.time()))
+    time.sleep(max(0.0, started + 31 - time.time()))
     again = orbital(env, *transfer)
     assert again.returncode == 3 and "cancelled" in again.stderr, again.stderr
     assert orbital(env, "wallet", "pending", "list").stdout.strip() == \
@@ -313,14 +313,14 @@ def test_a_cut_audit_tail_is_detected_and_stops_signing(env: dict[str, str],
         assert done.returncode == 0, done.stderr
         heads.append(json.loads(done.stdout)["auditHead"])
     text_mode = orbital(env, "wallet", "sign-message", "four")
-    assert text_mode.returncode == 0 and "audit head 8:0x" in text_mode.stderr
+    assert text_mode.returncode == 0 and "audit head 9:0x" in text_mode.stderr  # 1: sealed
     verified = json.loads(orbital(env, "wallet", "audit", "verify", "--json").stdout)
     assert verified["head"] == verified["anchoredHead"] == text_mode.stderr.split()[-1]
 
     saved = home / "audit.sqlite.bak"
     db = sqlite3.connect(home / "audit.sqlite")
     db.execute(f"VACUUM INTO '{saved}'")
-    db.execute("DELETE FROM entries WHERE seq > 4")  # entries 5..8: messages three and four
+    db.execute("DELETE FROM entries WHERE seq > 5")  # entries 6..9: messages three and four
     db.commit()
     db.close()
     cut = orbital(env, "wallet", "audit", "verify")

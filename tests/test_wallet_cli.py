@@ -92,7 +92,7 @@ def test_hsm_wallet_signs_within_policy_denies_over_limit_and_audit_catches_an_e
     with sqlite3.connect(audit_db) as db:
         kinds = [row[0] for row in db.execute("SELECT kind FROM entries ORDER BY seq")]
         denial = db.execute("SELECT payload FROM entries ORDER BY seq DESC LIMIT 1").fetchone()
-    assert kinds == ["policy_decision", "signed", "policy_decision"]
+    assert kinds == ["wallet_sealed", "policy_decision", "signed", "policy_decision"]
     assert b'"outcome":"deny"' in bytes(denial[0])
 
     ok = orbital(wallet_env, "wallet", "audit", "verify", "--signer", address)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import rlp
 from eth_utils import keccak
@@ -39,9 +40,35 @@ _TAG = b"orbital-audit-head/1"
 HEAD_FILE = "audit.head"
 
 
+def tagged_digest(signer: bytes, tag: bytes, *items: Any) -> bytes:
+    """``keccak256(0x19 || 0x00 || signer || rlp([tag, *items]))``: EIP-191 version 0x00
+    with validator ``signer`` and a ``tag`` naming what is signed, so a signature over it is
+    never a transaction, a message, typed data, a log entry or another tag's document."""
+    return keccak(b"\x19\x00" + signer + rlp.encode([tag, *items]))
+
+
+def sign_tagged(signer: Signer, tag: bytes, *items: Any) -> bytes:
+    """``signer``'s 65-byte signature of :func:`tagged_digest`, checked to recover to it."""
+    digest = tagged_digest(bytes(signer.address), tag, *items)
+    signature = signer.sign_digest(digest)
+    if recover_address(digest, signature) != bytes(signer.address):
+        raise SigningError(f"{tag.decode()} signature does not recover to the signer")
+    return signature.to_bytes()
+
+
+def check_tagged(address: bytes, signature: bytes, tag: bytes, *items: Any, subject: str,
+                 where: str) -> None:
+    """Raise :class:`AuditError` unless ``signature`` is ``address``'s over
+    :func:`tagged_digest` of ``tag`` and ``items``."""
+    if len(signature) != 65:
+        raise AuditError(f"{where}: not signed")
+    recover_claimed_signer(tagged_digest(address, tag, *items), address, signature,
+                           subject=subject, error=AuditError, where=where)
+
+
 def head_digest(signer: bytes, log_id: bytes, seq: int, entry_hash: bytes) -> bytes:
     """The digest a head file's signature covers (module docstring)."""
-    return keccak(b"\x19\x00" + signer + rlp.encode([_TAG, log_id, seq, entry_hash]))
+    return tagged_digest(signer, _TAG, log_id, seq, entry_hash)
 
 
 class SignedHeadFile:
@@ -73,11 +100,10 @@ class SignedHeadFile:
         if its_log != log_id:
             raise AuditError(f"audit head {self.path} belongs to log 0x{its_log.hex()}, not "
                              f"to this log 0x{log_id.hex()}: the log file was replaced")
-        digest = head_digest(self._address, log_id, seq, entry_hash)
         if len(signature) != 65 or len(entry_hash) != 32 or seq < 0:
             raise AuditError(f"audit head {self.path} is not a signed head")
-        recover_claimed_signer(digest, self._address, signature, subject="audit head",
-                               error=AuditError, where=f"audit head {self.path}")
+        check_tagged(self._address, signature, _TAG, log_id, seq, entry_hash,
+                     subject="audit head", where=f"audit head {self.path}")
         return seq, entry_hash
 
     def write(self, log_id: bytes, seq: int, entry_hash: bytes) -> None:
@@ -89,10 +115,7 @@ class SignedHeadFile:
         stored = self.read(log_id) if self.path.exists() else None
         if stored is not None and stored[0] >= seq:
             return
-        digest = head_digest(self._address, log_id, seq, entry_hash)
-        signature = self._signer.sign_digest(digest)  # type: ignore[union-attr]
-        if recover_address(digest, signature) != self._address:
-            raise SigningError("audit head signature does not recover to the log's signer")
+        signature = sign_tagged(self._signer, _TAG, log_id, seq, entry_hash)
         doc = {"log_id": "0x" + log_id.hex(), "seq": seq, "hash": "0x" + entry_hash.hex(),
-               "signature": "0x" + signature.to_bytes().hex()}
+               "signature": "0x" + signature.hex()}
         write_atomic(self.path, (json.dumps(doc) + "\n").encode(), mode=0o600)

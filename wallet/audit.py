@@ -405,6 +405,49 @@ class AuditLog:
                                       (kind,)).fetchall()
         return [json.loads(bytes(payload)) for (payload,) in rows]
 
+    def authenticated_entries(self) -> list[AuditEntry]:
+        """Every stored entry, authenticated: each entry's hash recomputed and linked to the
+        one before it from entry 1 (no gap, no insertion, no edit), the last entry's
+        signature checked (it covers the whole chain) and, with an anchor, the anchored head
+        still in the chain. What the spending state is derived from
+        (:mod:`wallet.policy.audited`): an edited, deleted or inserted entry raises
+        :class:`AuditChainError` instead of being believed. Costs one keccak per entry and
+        one signature recovery."""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_ENTRY_COLUMNS} FROM entries ORDER BY seq, rowid").fetchall()
+            anchored = self._anchor.read(self._log_id) if self._anchor is not None else None
+        head = AuditHead(0, GENESIS_HASH)
+        entries = []
+        for row in rows:
+            entry = _entry_from_row(row, self.path)
+            if entry.seq != head.seq + 1 or entry.prev_hash != head.hash:
+                raise AuditChainError(self.path, head.seq + 1, "is missing, repeated or not "
+                                      "linked to the entry before it: entries were deleted, "
+                                      "inserted or replaced")
+            digest = entry_digest(self._address, self._log_id, entry.seq, entry.time_ms,
+                                  entry.kind.encode("utf-8", "surrogateescape"),
+                                  entry.payload, entry.prev_hash)
+            if digest != entry.entry_hash or (entries and entry.time_ms < entries[-1].time_ms):
+                raise AuditChainError(self.path, entry.seq, "its timestamp, kind, payload or "
+                                      "seq do not match its hash: the entry was edited")
+            entries.append(entry)
+            head = entry.head
+        if entries:
+            problem = _entry_problem(entries[-1], self._address, self._log_id)
+            if problem is not None:
+                raise AuditChainError(self.path, head.seq, problem)
+        if anchored is not None:
+            seq, entry_hash = anchored
+            if seq > head.seq or (seq > 0 and entries[seq - 1].entry_hash != entry_hash):
+                raise AuditChainError(self.path, seq, "does not hold the anchored head "
+                                      f"{AuditHead(seq, entry_hash)}: the log was cut or "
+                                      "rewritten")
+        elif self._anchor is not None and entries:
+            raise AuditChainError(self.path, head.seq, "the log has entries but its anchored "
+                                  "head is missing")
+        return entries
+
     def entries(self, from_seq: int = 1) -> list[AuditEntry]:
         """Stored entries from ``from_seq`` on (not verified)."""
         with self._lock:

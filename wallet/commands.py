@@ -116,6 +116,18 @@ class CommandKind(StrEnum):
     """Payload: ``{"requestId": "0x" + 32 bytes hex, "reason": "..."}`` (reason optional, one
     line): cancel the time-locked request with that id (as ``orbital wallet pending list``
     shows it) while its cancel window is open. A cancelled request is never signed."""
+    SET_POLICY = "set_policy"
+    """Payload: ``{"sha256": 64 hex digits}``: pin the policy file with these bytes' sha256
+    (proposed on board by ``orbital wallet policy pin FILE --out``, which keeps the bytes
+    in ``HOME/proposals/``). Re-seals the wallet (:mod:`wallet.seal`)."""
+    SET_OPERATORS = "set_operators"
+    """Payload: ``{"operators": ["0x...", ...], "threshold": m}`` (1 <= m <= n, no address
+    twice): the operators whose commands the satellite obeys from now on. Re-seals."""
+    SET_CHAIN = "set_chain"
+    """Payload: ``{"chainId": n}``: the chain later commands are bound to. Re-seals."""
+    SET_SATELLITE = "set_satellite"
+    """Payload: ``{"satellite": "name"}``: the name whose keccak256 later commands must
+    carry as ``satelliteId``. Re-seals."""
 
 
 def _check_sign_transaction(payload: Mapping[str, Any], chain_id: int) -> None:
@@ -156,6 +168,58 @@ def _check_cancel_request(payload: Mapping[str, Any], chain_id: int) -> None:
                                     "characters")
 
 
+def _only(payload: Mapping[str, Any], kind: str, keys: set[str]) -> None:
+    unknown, missing = set(payload) - keys, keys - set(payload)
+    if unknown or missing:
+        raise MalformedRequestError(f"payload for {kind}: want exactly {', '.join(sorted(keys))}"
+                                    f" (unknown: {', '.join(sorted(unknown)) or 'none'}; "
+                                    f"missing: {', '.join(sorted(missing)) or 'none'})")
+
+
+def _check_set_policy(payload: Mapping[str, Any], chain_id: int) -> None:
+    _only(payload, "set_policy", {"sha256"})
+    digest = payload["sha256"]
+    if not (isinstance(digest, str) and len(digest) == 64
+            and set(digest) <= set("0123456789abcdef")):
+        raise MalformedRequestError("payload.sha256: expected 64 lower-case hex digits")
+
+
+def set_operators_of(payload: Mapping[str, Any]) -> tuple[tuple[bytes, ...], int]:
+    """The (checked) operator addresses and threshold of a ``set_operators`` payload."""
+    _only(payload, "set_operators", {"operators", "threshold"})
+    raw, threshold = payload["operators"], payload["threshold"]
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_SIGNATURES:
+        raise MalformedRequestError(f"payload.operators: expected 1..{MAX_SIGNATURES} "
+                                    "addresses")
+    operators = tuple(expect_address(a, f"payload.operators[{i}]") for i, a in enumerate(raw))
+    if len(set(operators)) != len(operators):
+        raise MalformedRequestError("payload.operators: an address appears twice")
+    _uint(threshold, "payload.threshold", len(operators))
+    if threshold < 1:
+        raise MalformedRequestError("payload.threshold: must be at least 1")
+    return operators, threshold
+
+
+def _check_set_operators(payload: Mapping[str, Any], chain_id: int) -> None:
+    set_operators_of(payload)
+
+
+def _check_set_chain(payload: Mapping[str, Any], chain_id: int) -> None:
+    _only(payload, "set_chain", {"chainId"})
+    _uint(payload["chainId"], "payload.chainId", UINT64_MAX)
+    if payload["chainId"] == 0:
+        raise MalformedRequestError("payload.chainId: must not be 0")
+
+
+def _check_set_satellite(payload: Mapping[str, Any], chain_id: int) -> None:
+    _only(payload, "set_satellite", {"satellite"})
+    name = payload["satellite"]
+    if not (isinstance(name, str) and name.strip() and len(name) <= 200
+            and name.isprintable() and '"' not in name and "\\" not in name):
+        raise MalformedRequestError("payload.satellite: expected a printable name without "
+                                    "quotes or backslashes")
+
+
 def cancel_request_id(payload: Mapping[str, Any]) -> bytes:
     """The request id a (checked) ``cancel_request`` payload names."""
     return bytes.fromhex(str(payload["requestId"])[2:])
@@ -164,6 +228,10 @@ def cancel_request_id(payload: Mapping[str, Any]) -> bytes:
 _PAYLOAD_CHECKS: dict[CommandKind, Callable[[Mapping[str, Any], int], None]] = {
     CommandKind.SIGN_TRANSACTION: _check_sign_transaction,
     CommandKind.CANCEL_REQUEST: _check_cancel_request,
+    CommandKind.SET_POLICY: _check_set_policy,
+    CommandKind.SET_OPERATORS: _check_set_operators,
+    CommandKind.SET_CHAIN: _check_set_chain,
+    CommandKind.SET_SATELLITE: _check_set_satellite,
 }
 """Per-kind check of the payload's meaning (``payload``, domain ``chainId``)."""
 

@@ -3,6 +3,8 @@
 The home is ``--home DIR``, else ``$ORBITAL_HOME``, else ``~/.orbital``. It holds::
 
     wallet.toml          this configuration
+    wallet.seal          its security-relevant fields, sealed by a key in the signer
+                         (wallet.seal); proposals/: changes waiting for operators
     keystores/           encrypted keystores (Web3 Secret Storage v3), one per address
     policy.toml          the policy rules (whose sha256 is pinned below)
     audit.sqlite         the hash-chained audit log
@@ -27,7 +29,8 @@ The home is ``--home DIR``, else ``$ORBITAL_HOME``, else ``~/.orbital``. It hold
 
     [policy]
     file = "policy.toml"
-    sha256 = "..."                  # set by `orbital wallet policy pin`
+    sha256 = "..."                  # set by `orbital wallet policy pin` (then a
+                                    # set_policy command, once the wallet is sealed)
 
     [operators]
     addresses = ["0x...", "0x..."]

@@ -47,6 +47,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_new"))
 
+    p = verbs.add_parser(
+        "init", help="seal the wallet's settings (once; then only operator commands change "
+        "them)", description="Seal what the signer obeys -- operators and threshold, chain "
+        "id, satellite name, the policy's sha256 (wallet.toml) -- with a key inside the "
+        "signer (PKCS#11: an HMAC key generated in the token; keystore: the signing key) into "
+        "HOME/wallet.seal, and audit it. A wallet whose audit log is empty is sealed at its "
+        "first open anyway; one with entries but no seal (made before seals) must be sealed "
+        "with this command. Once sealed, `policy pin` and `config set` only propose: the "
+        "operators sign the proposal (`orbital ground command --kind set_policy|"
+        "set_operators|set_chain|set_satellite`) and `run-command` applies it.")
+    _secret_args(p)
+    p.set_defaults(run=lazy("node.cli.wallet_run", "_init"))
+
     p = verbs.add_parser("list", help="list the wallet's key addresses")
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_list"))
@@ -102,7 +115,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                     "wallet obeys and how many must sign (m-of-n), the chain and satellite "
                     "name commands are bound to, the key to sign with. Addresses in mixed "
                     "case must pass their EIP-55 checksum. The policy is pinned with "
-                    "`orbital wallet policy pin`, the backend set by init-token/new.")
+                    "`orbital wallet policy pin`, the backend set by init-token/new. Once "
+                    "the wallet is sealed (`orbital wallet init`, or its first open) nothing "
+                    "changes locally: the change is written as a command proposal "
+                    "(set_operators, set_chain, set_satellite) for the operators to sign.")
     p.add_argument("--operators", metavar="ADDR,ADDR,...",
                    help="the operator addresses, comma-separated (replaces the list)")
     p.add_argument("--threshold", type=uint(16), metavar="M", help="operator signatures required")
@@ -111,6 +127,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="this satellite's name (keccak256 = the commands' satelliteId; "
                    "unset, it is the signing address as lower-case 0x hex)")
     p.add_argument("--key", metavar="ADDR", help="the key address to sign with")
+    p.add_argument("--out", metavar="PAYLOAD.json", help="sealed wallet: where to write the "
+                   "command proposal (default HOME/proposals/)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_config_set"))
 
@@ -120,8 +138,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("file", metavar="TX.json")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_policy_check"))
-    p = pverbs.add_parser("pin", help="pin a policy file's sha256 in wallet.toml")
+    p = pverbs.add_parser("pin", help="pin a policy file's sha256 in wallet.toml (sealed "
+                          "wallet: propose a set_policy command)")
     p.add_argument("file", metavar="POLICY.toml")
+    p.add_argument("--out", metavar="PAYLOAD.json", help="sealed wallet: where to write the "
+                   "set_policy proposal (default HOME/proposals/)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=lazy("node.cli.wallet_run", "_policy_pin"))
 
     audit = verbs.add_parser("audit", help="verify or export the audit log")
@@ -194,7 +216,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                          description="Satellite side: check the envelope's operator "
                          "signatures (m-of-n from wallet.toml), time window and nonce, then "
                          "act: sign_transaction signs the payload within policy and queues it; "
-                         "cancel_request cancels a time-locked request.")
+                         "cancel_request cancels a time-locked request; set_policy, "
+                         "set_operators, set_chain and set_satellite change the sealed "
+                         "settings.")
     p.add_argument("file", metavar="ENVELOPE.json")
     _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_run_command"))

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from wallet.commands import (
     check_payload,
     envelope_from_json,
     satellite_id,
+    set_operators_of,
 )
 from wallet.config import (
     WalletConfig,
@@ -34,25 +36,32 @@ from wallet.config import (
     wallet_home,
 )
 from wallet.errors import (
+    CommandRejectedError,
     KeyNotFoundError,
     MalformedRequestError,
     PolicyDeniedError,
     SigningError,
 )
+from wallet.files import write_atomic
 from wallet.keys import keystore, pkcs11
 from wallet.keys.pin import PinAttempts, read_pin, wallet_pin_attempts
 from wallet.keys.signer import Signer
 from wallet.onboard import OnboardSigner, transaction_signing_request
 from wallet.policy import (
     PolicyLedger,
+    PolicyPinError,
     format_address,
     format_time,
     format_wei,
     load_policy,
     parse_address,
+    parse_policy,
     pin_policy,
+    policy_sha256,
 )
+from wallet.seal import SealError, check_seal, is_sealed, reseal, seal_explicitly
 from wallet.transactions import request_from_json
+from wallet.walletlock import WalletLock
 
 # --- opening keys ------------------------------------------------------------------------
 
@@ -115,12 +124,24 @@ def _choose(config: WalletConfig, keys: list[bytes], where: str) -> bytes:
 
 
 def _onboard(config: WalletConfig, args: argparse.Namespace, stack: ExitStack) -> OnboardSigner:
+    """The on-board signer of ``config``, opened only if what it would obey is what was
+    sealed (wallet.seal: operators, threshold, chain, satellite, policy sha256 -- checked
+    against wallet.toml and the policy file; a first open of an empty wallet seals it)."""
     signer = _open_signer(config, args, stack)
-    policy = _load_policy(config)
+    _require_pinned(config)
     ledger = stack.enter_context(PolicyLedger(config.path("ledger.sqlite")))
-    audit = stack.enter_context(AuditLog(config.path("audit.sqlite"), signer,
-                                         anchor=SignedHeadFile(config.path(HEAD_FILE), signer)))
-    return OnboardSigner(signer, policy, ledger, audit)
+    lock = WalletLock(config.home)
+    with lock.held():  # no append (another process's first-open seal) while it opens
+        audit = stack.enter_context(AuditLog(config.path("audit.sqlite"), signer,
+                                             anchor=SignedHeadFile(config.path(HEAD_FILE),
+                                                                   signer)))
+        check_seal(config, signer, audit)
+    try:
+        policy = _load_policy(config)
+    except PolicyPinError as exc:
+        raise SealError(f"{exc}".split(": review it")[0] + ": edited outside a set_policy "
+                        "command; refusing to sign") from None
+    return OnboardSigner(signer, policy, ledger, audit, lock=lock)
 
 
 def _with_head(args: argparse.Namespace, onboard: OnboardSigner,
@@ -133,11 +154,16 @@ def _with_head(args: argparse.Namespace, onboard: OnboardSigner,
     return {**report, "auditHead": head}
 
 
-def _load_policy(config: WalletConfig) -> Any:
+def _require_pinned(config: WalletConfig) -> None:
     if config.policy_sha256 is None:
         raise MalformedRequestError(
             f"no policy pinned in {config.home / 'wallet.toml'}: write {config.policy_file} and "
             "run `orbital wallet policy pin FILE`")
+
+
+def _load_policy(config: WalletConfig) -> Any:
+    _require_pinned(config)
+    assert config.policy_sha256 is not None
     return load_policy(config.path(config.policy_file), config.policy_sha256)
 
 
@@ -310,9 +336,33 @@ def _policy_check(args: argparse.Namespace) -> int:
     return 0 if decision.allowed else PolicyDeniedError.exit_code
 
 
+def _propose(args: argparse.Namespace, config: WalletConfig, kind: CommandKind,
+             payload: dict[str, Any], name: str) -> int:
+    """Write the ``kind`` payload for the operators to sign (``orbital ground command``):
+    a sealed wallet's settings change only by an m-of-n command (wallet.seal)."""
+    check_payload(kind, payload, config.chain_id or 1)
+    out = Path(args.out) if getattr(args, "out", None) else config.path("proposals") / name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(payload, indent=1) + "\n")
+    satellite = config.satellite or "NAME"
+    return _emit(args, {"proposal": str(out), "kind": kind.value, "payload": payload,
+                        "applied": False},
+                 f"{config.home} is sealed: nothing changed. Proposal written to {out}; "
+                 f"operators sign it with `orbital ground command --kind {kind.value} "
+                 f"--payload {out} --satellite {satellite} ...` and the satellite applies it "
+                 "with `orbital wallet run-command ENVELOPE.json`")
+
+
 def _policy_pin(args: argparse.Namespace) -> int:
     config = _config(args)
     digest = pin_policy(args.file)
+    if is_sealed(config):
+        data = Path(args.file).read_bytes()
+        keep = config.path("proposals") / f"policy-{digest}.toml"
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        keep.write_bytes(data)  # the bytes set_policy will look for (by their sha256)
+        return _propose(args, config, CommandKind.SET_POLICY, {"sha256": digest},
+                        f"set_policy-{digest[:16]}.json")
     target = config.path(config.policy_file)
     if Path(args.file).resolve() != target.resolve():
         config.home.mkdir(parents=True, exist_ok=True)
@@ -405,9 +455,54 @@ def _config_set(args: argparse.Namespace) -> int:
                                     f"(the number of operators)")
     if not operators and "threshold" in changes:
         raise MalformedRequestError("set --operators before (or with) --threshold")
+    if is_sealed(config):
+        return _propose_settings(args, config, changes)
     new = updated(config, **changes)
     return _emit(args, _config_report(new),
                  f"updated {new.home / 'wallet.toml'}: " + ", ".join(sorted(changes)))
+
+
+def _propose_settings(args: argparse.Namespace, config: WalletConfig,
+                      changes: dict[str, Any]) -> int:
+    """``config set`` on a sealed wallet: one command proposal (module docstring of
+    wallet.seal); the key is chosen once, at initialisation."""
+    if "key" in changes:
+        raise MalformedRequestError(f"{config.home} is sealed: its key was chosen at "
+                                    "initialisation and is not changed by `config set`")
+    groups = [g for g in (("operators", "threshold"), ("chain_id",), ("satellite",))
+              if any(k in changes for k in g)]
+    if len(groups) != 1:
+        raise MalformedRequestError(f"{config.home} is sealed: propose one change at a time "
+                                    "(--operators/--threshold, --chain-id or --satellite)")
+    if "chain_id" in changes:
+        return _propose(args, config, CommandKind.SET_CHAIN,
+                        {"chainId": changes["chain_id"]}, "set_chain.json")
+    if "satellite" in changes:
+        return _propose(args, config, CommandKind.SET_SATELLITE,
+                        {"satellite": changes["satellite"]}, "set_satellite.json")
+    operators = changes.get("operators", config.operators)
+    payload = {"operators": [format_address(a) for a in operators],
+               "threshold": changes.get("threshold", config.threshold)}
+    return _propose(args, config, CommandKind.SET_OPERATORS, payload, "set_operators.json")
+
+
+def _init(args: argparse.Namespace) -> int:
+    """Seal the wallet's settings as they are (once: afterwards only operator commands
+    change them). Also how a wallet from before seals is migrated."""
+    config = _config(args)
+    with ExitStack() as stack:
+        signer = _open_signer(config, args, stack)
+        _load_policy(config)  # a policy that does not load is never sealed
+        with WalletLock(config.home).held():
+            audit = stack.enter_context(AuditLog(config.path("audit.sqlite"), signer,
+                                                 anchor=SignedHeadFile(config.path(HEAD_FILE),
+                                                                       signer)))
+            fields = seal_explicitly(config, signer, audit)
+    return _emit(args, {"sealed": fields},
+                 f"sealed {config.home}: operators {len(config.operators)} (threshold "
+                 f"{config.threshold}), chain {config.chain_id}, satellite "
+                 f"{config.satellite or '(signing address)'}, policy sha256 "
+                 f"{config.policy_sha256}; from now on only operator commands change them")
 
 
 def _audit_rotate(args: argparse.Namespace) -> int:
@@ -528,12 +623,12 @@ def _run_command(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise MalformedRequestError(f"{args.file}: cannot read: {exc.strerror}") from None
     with ExitStack() as stack:
+        onboard = _onboard(config, args, stack)  # operators, chain, satellite: as sealed
         nonces = stack.enter_context(NonceStore(config.path("nonces.sqlite")))
-        satellite = satellite_name(config, _default_address(config))
+        satellite = satellite_name(config, onboard.address)
         verifier = CommandVerifier(set(config.operators), config.threshold,
                                    satellite_id(satellite), config.chain_id, nonces)
         verified = verifier.verify(envelope, time.time())
-        onboard = _onboard(config, args, stack)
         onboard.audit.check_clock(time.time())  # a clock set back revives no expired command
         onboard.audit.append("command", {"nonce": verified.command.nonce,
                                          "kind": verified.kind.value,
@@ -542,6 +637,8 @@ def _run_command(args: argparse.Namespace) -> int:
         verifier.accept(verified, time.time())
         if verified.kind is CommandKind.CANCEL_REQUEST:
             return _apply_cancel(args, onboard, verified)
+        if verified.kind in _SETTINGS:
+            return _apply_setting(args, config, onboard, verified)
         # The operators' signatures cover the payload, which fixes every field of the
         # transaction: they are the co-signatures the policy may ask for.
         signed = onboard.sign_transaction(request_from_json(dict(verified.payload)),
@@ -573,6 +670,53 @@ def _apply_cancel(args: argparse.Namespace, onboard: OnboardSigner,
     return _emit(args, {"cancelled": "0x" + request_id.hex(), "summary": pending.summary},
                  f"command {verified.command.nonce} accepted; time-locked request "
                  f"0x{request_id.hex()} cancelled ({pending.summary})")
+
+
+_SETTINGS = (CommandKind.SET_POLICY, CommandKind.SET_OPERATORS, CommandKind.SET_CHAIN,
+             CommandKind.SET_SATELLITE)
+
+
+def _apply_setting(args: argparse.Namespace, config: WalletConfig, onboard: OnboardSigner,
+                   verified: VerifiedCommand) -> int:
+    """Act on a verified (nonce consumed) settings command: the new settings are sealed
+    (audited as wallet_sealed, naming the command), then written to wallet.toml (and the
+    policy file), under the wallet lock."""
+    payload = verified.payload
+    changes: dict[str, Any] = {}
+    policy_bytes = None
+    if verified.kind is CommandKind.SET_POLICY:
+        digest = str(payload["sha256"])
+        source = config.path("proposals") / f"policy-{digest}.toml"
+        try:
+            policy_bytes = source.read_bytes()
+        except OSError:
+            raise CommandRejectedError(f"command rejected (payload): no policy with sha256 "
+                                       f"{digest} on board (propose it with `orbital wallet "
+                                       f"policy pin FILE`, which keeps it in {source.parent})"
+                                       ) from None
+        if policy_sha256(policy_bytes) != digest:
+            raise CommandRejectedError(f"command rejected (payload): {source} does not hash "
+                                       f"to {digest}")
+        parse_policy(policy_bytes, str(source))
+        changes["policy_sha256"] = digest
+    elif verified.kind is CommandKind.SET_OPERATORS:
+        changes["operators"], changes["threshold"] = set_operators_of(payload)
+    elif verified.kind is CommandKind.SET_CHAIN:
+        changes["chain_id"] = int(payload["chainId"])
+    else:
+        changes["satellite"] = str(payload["satellite"])
+    new = replace(config, **changes)
+    with onboard.ledger.signing_lock, onboard.lock.held():
+        onboard.audit.check_clock(time.time())
+        reseal(new, onboard.signer, onboard.audit, f"command {verified.kind.value}",
+               {"nonce": verified.command.nonce, "digest": "0x" + verified.digest.hex(),
+                "signers": ["0x" + s.hex() for s in verified.signers]})
+        if policy_bytes is not None:
+            write_atomic(new.path(new.policy_file), policy_bytes)
+        save_config(new)
+    return _emit(args, {"applied": verified.kind.value, "config": _config_report(new)},
+                 f"command {verified.command.nonce} accepted; {verified.kind.value} applied "
+                 f"and sealed: " + ", ".join(sorted(changes)))
 
 
 def _pending_report(pending: Any) -> dict[str, Any]:

@@ -69,6 +69,7 @@ from eth_utils import to_checksum_address
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 
 from wallet.errors import (
+    AuditError,
     BadPinError,
     KeyNotFoundError,
     MalformedRequestError,
@@ -725,6 +726,44 @@ class Pkcs11Signer:
         return finalize_signature(digest, int.from_bytes(raw[:32], "big"),
                                   int.from_bytes(raw[32:], "big"), self._address)
 
+    def has_seal_key(self) -> bool:
+        """Whether the token holds this key's seal key (:meth:`seal_mac`)."""
+        session = self._login.token.open()
+        try:
+            return _seal_key(session, self._address, self._label) is not None
+        finally:
+            session.close()
+
+    def seal_mac(self, data: bytes, *, create: bool = False) -> bytes:
+        """HMAC-SHA256 (``CKM_SHA256_HMAC``) of ``data`` by this key's seal key: a
+        256-bit generic secret generated in the token (CKA_LOCAL, sensitive,
+        non-extractable, non-modifiable, non-copyable, labelled ``orbital:seal:0x<address>``),
+        made on first use when ``create``. What authenticates the wallet's sealed
+        configuration (:mod:`wallet.seal`); the secret never leaves the token."""
+        try:
+            session = self._login.token.open(rw=create)
+            try:
+                key = _seal_key(session, self._address, self._label)
+                if key is None:
+                    if not create:
+                        raise AuditError(f"token {self._label!r} holds no seal key for "
+                                         f"0x{self._address.hex()}")
+                    key = session.generate_key(
+                        KeyType.GENERIC_SECRET, 256, label=_seal_label(self._address),
+                        store=True, mechanism=Mechanism.GENERIC_SECRET_KEY_GEN,
+                        template={Attribute.TOKEN: True, Attribute.PRIVATE: True,
+                                  Attribute.SENSITIVE: True, Attribute.EXTRACTABLE: False,
+                                  Attribute.SIGN: True, Attribute.VERIFY: True,
+                                  Attribute.ENCRYPT: False, Attribute.DECRYPT: False,
+                                  Attribute.MODIFIABLE: False, Attribute.COPYABLE: False})
+                    _check_seal_key(key, self._label)
+                return bytes(key.sign(data, mechanism=Mechanism.SHA256_HMAC))
+            finally:
+                session.close()
+        except p11e.PKCS11Error as exc:
+            raise SigningError(f"token {self._label!r} could not compute the seal MAC: "
+                               f"{type(exc).__name__} {exc}") from None
+
     def close(self) -> None:
         """Close every session of this signer and release the login (the last user of the
         token in this process logs out). Idempotent."""
@@ -743,6 +782,31 @@ class Pkcs11Signer:
     def __repr__(self) -> str:
         return (f"Pkcs11Signer(token={self._label!r}, "
                 f"address={to_checksum_address(self._address)})")
+
+
+def _seal_label(address: bytes) -> str:
+    return f"{KEY_LABEL_PREFIX}seal:0x{address.hex()}"
+
+
+def _seal_key(session: Any, address: bytes, label: str) -> Any:
+    """The seal key of ``address`` in the token (checked like a signing key), or None."""
+    found = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
+                                      Attribute.LABEL: _seal_label(address)}))
+    if not found:
+        return None
+    if len(found) > 1:
+        raise AuditError(f"token {label!r} holds {len(found)} seal keys for 0x{address.hex()}")
+    _check_seal_key(found[0], label)
+    return found[0]
+
+
+def _check_seal_key(key: Any, label: str) -> None:
+    attrs = key.get_attributes([Attribute.LOCAL, Attribute.NEVER_EXTRACTABLE,
+                                Attribute.ALWAYS_SENSITIVE, Attribute.EXTRACTABLE])
+    if not (attrs[Attribute.LOCAL] and attrs[Attribute.NEVER_EXTRACTABLE]
+            and attrs[Attribute.ALWAYS_SENSITIVE]) or attrs[Attribute.EXTRACTABLE]:
+        raise AuditError(f"token {label!r}: the seal key was not generated in the token or "
+                         "has been extractable: refusing it")
 
 
 def _finalize_signer(sessions: dict[int, Any], lock: threading.Lock, login: _Login) -> None:
