@@ -1,5 +1,6 @@
-"""Issue #16 item 1: only m-of-n operators change what the signer obeys (the seal). Each
-attack of the issue is a regression test through the CLI (it failed on the code before).
+"""Issue #16 items 1 and 2: only m-of-n operators change what the signer obeys (the seal),
+and spending state that cannot be edited (derived from the signed audit log). Each attack
+of the issue is a regression test through the CLI (it failed on the code before).
 
 Threat model: the signer and the HSM are trusted; every file is not; operators are
 trusted only as m-of-n."""
@@ -16,6 +17,7 @@ from test_signer_hardening import (
     KEY,
     PAYEE,
     POLICY,
+    TIMELOCK_POLICY,
     _envelope,
     _wallet,
     orbital,
@@ -264,3 +266,66 @@ def test_the_pkcs11_seal_is_an_hmac_by_a_key_generated_in_the_token(
             with pytest.raises(SealError, match="token holds the seal key"):
                 check_seal(config, signer, audit)
         signer.close()
+
+
+# --------------------------------------------------------------------------- item 2
+
+
+def test_deleted_ledger_rows_do_not_reopen_the_24h_window(tmp_path: Path) -> None:
+    """Deleting the spending ledger's rows (before: a second 0.6 ether transfer was signed
+    under a 1 ether 24 h limit) changes nothing: the window comes from the signed audit
+    log. Editing an audited spend in the audit log stops signing (exit 8)."""
+    env = _wallet(tmp_path, "a", KEY, satellite="sat-a")
+    home = tmp_path / "a"
+    assert orbital(env, *_transfer(6 * ETHER // 10)).returncode == 0
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        assert db.execute("DELETE FROM spends").rowcount == 1
+    refused = orbital(env, *_transfer(6 * ETHER // 10, 1))
+    assert refused.returncode == 3 and "per_24h" in refused.stderr, refused.stderr
+    with sqlite3.connect(home / "ledger.sqlite") as db:  # a forged small spend: no help
+        db.execute("INSERT INTO spends (request_id, sender, value, signed_at) "
+                   "VALUES (x'00', x'00', '1', 0)")
+    assert orbital(env, *_transfer(6 * ETHER // 10, 1)).returncode == 3
+
+    with sqlite3.connect(home / "audit.sqlite") as db:  # hide the spend in the audit log
+        row = db.execute("SELECT seq, payload FROM entries WHERE kind = 'policy_decision' "
+                         "ORDER BY seq LIMIT 1").fetchone()
+        payload = json.loads(row[1])
+        payload["request"]["value"] = "1"
+        db.execute("UPDATE entries SET payload = ? WHERE seq = ?",
+                   (json.dumps(payload, sort_keys=True, separators=(",", ":")), row[0]))
+    done = orbital(env, *_transfer(ETHER // 10, 1))
+    assert done.returncode == 8 and "edited" in _one_line(done)
+
+
+def test_forged_or_deleted_time_lock_rows_change_nothing(tmp_path: Path) -> None:
+    """A time-locked 0.6 ether transfer (1 h delay and cancel window): forging its ledger
+    row as matured (before: signed at once) leaves it time-locked; with the row deleted the
+    operators' cancel still applies (before: "no pending request", and it would have been
+    signed after the delay); deleting the row again leaves it cancelled."""
+    env = _wallet(tmp_path, "a", KEY, satellite="sat-a")
+    home = tmp_path / "a"
+    (home / "policy.toml").write_text(TIMELOCK_POLICY.replace('"30s"', '"1h"'))
+    assert orbital(env, "wallet", "policy", "pin", str(home / "policy.toml")).returncode == 0
+    transfer = _transfer(6 * ETHER // 10)
+    locked = orbital(env, *transfer)
+    assert locked.returncode == 3 and "time-locked" in locked.stderr, locked.stderr
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        request_id = bytes(db.execute("SELECT request_id FROM pending").fetchone()[0])
+        db.execute("UPDATE pending SET created = 0, not_before = 1")
+    still = orbital(env, *transfer)
+    assert still.returncode == 3 and "time-locked" in still.stderr, still.stderr
+
+    proposal = tmp_path / "cancel.json"
+    assert orbital(env, "wallet", "pending", "cancel", "0x" + request_id.hex(),
+                   "--out", str(proposal)).returncode == 0
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        db.execute("DELETE FROM pending")
+    envelope = _envelope(tmp_path, env, "sat-a", 1, "cancel_request",
+                         json.loads(proposal.read_text()))
+    done = orbital(env, "wallet", "run-command", str(envelope))
+    assert done.returncode == 0, done.stderr
+    with sqlite3.connect(home / "ledger.sqlite") as db:
+        db.execute("DELETE FROM pending")
+    again = orbital(env, *transfer)
+    assert again.returncode == 3 and "cancelled" in again.stderr, again.stderr

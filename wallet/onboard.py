@@ -5,7 +5,8 @@ to be signed. Under the wallet's lock (:class:`~wallet.walletlock.WalletLock`: `
 the wallet's home, so two requests -- from two threads or two processes -- cannot together
 slip under a rolling limit):
 
-1. the policy decides (allow / deny / delay / needs approvals);
+1. the policy decides (allow / deny / delay / needs approvals), remembering what the
+   authenticated audit log holds (:mod:`wallet.policy.audited`: rolling window, time-locks);
 2. the decision is appended to the audit log, durably;
 3. only an allowed request reaches the key; the signature is checked (low-s, recovers
    to the key), appended to the audit log durably, and the spend recorded in the ledger;
@@ -31,6 +32,7 @@ from wallet.errors import PolicyDeniedError
 from wallet.keys.signer import Signature, Signer
 from wallet.policy import Authorization as PolicyAuthorization
 from wallet.policy import Decision, Policy, PolicyLedger, SigningRequest, format_time
+from wallet.policy.audited import AuditedHistory
 from wallet.transactions import (
     SignedTransaction,
     TransactionRequest,
@@ -58,6 +60,12 @@ class OnboardSigner:
     @property
     def address(self) -> bytes:
         return self.signer.address
+
+    def history(self) -> AuditedHistory:
+        """What the policy remembers, derived from the authenticated audit log (and the
+        ledger's sums, whichever is larger): edited ledger rows change nothing. Call it
+        under the wallet lock."""
+        return AuditedHistory(self.audit, self.ledger)
 
     def sign_transaction(self, request: TransactionRequest,
                          approvals: frozenset[bytes] = frozenset()) -> SignedTransaction:
@@ -118,7 +126,9 @@ class OnboardSigner:
         with self.ledger.signing_lock, self.lock.held():
             now = self.clock()
             self.audit.check_clock(now)  # a clock set back never re-opens a window
-            decision = self.policy.evaluate(request, now=now, ledger=self.ledger,
+            # The spending window and time-locks come from the authenticated audit log,
+            # not from ledger.sqlite's rows alone (wallet.policy.audited).
+            decision = self.policy.evaluate(request, now=now, ledger=self.history(),
                                             approvals=approvals)
             self.audit.append("policy_decision", {"request": request.to_payload(self.policy),
                                                   "decision": decision.to_payload()}, now=now)

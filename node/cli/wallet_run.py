@@ -8,7 +8,7 @@ import json
 import sys
 import time
 import urllib.request
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -663,7 +663,21 @@ def _apply_cancel(args: argparse.Namespace, onboard: OnboardSigner,
     with onboard.ledger.signing_lock, onboard.lock.held():
         now = time.time()
         onboard.audit.check_clock(now)
-        pending = onboard.ledger.cancel(request_id, now, reason)
+        # The time-lock as the authenticated audit log holds it (a deleted or edited
+        # ledger row must not make a cancel fail or succeed).
+        pending = onboard.history().pending(request_id)
+        if pending is None:
+            raise MalformedRequestError(f"no time-locked request 0x{request_id.hex()} in "
+                                        "this wallet's audit log")
+        if pending.signed_at is not None:
+            raise PolicyDeniedError(f"request 0x{request_id.hex()} was already signed at "
+                                    f"{format_time(pending.signed_at)}", "timelock")
+        if pending.cancelled_at is None and now >= pending.cancel_until:
+            raise PolicyDeniedError(f"the cancel window of request 0x{request_id.hex()} "
+                                    f"closed at {format_time(pending.cancel_until)}",
+                                    "timelock")
+        with suppress(MalformedRequestError, PolicyDeniedError):  # the ledger's view, kept
+            onboard.ledger.cancel(request_id, now, reason)  # in step where it has the row
         onboard.audit.append("timelock_cancelled", {
             "request_id": request_id, "reason": reason, "nonce": verified.command.nonce,
             "signers": ["0x" + s.hex() for s in verified.signers]}, now=now)
