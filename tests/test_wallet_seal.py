@@ -193,6 +193,12 @@ def test_edited_settings_or_policy_are_refused_at_open(tmp_path: Path) -> None:
     done = orbital(env, "wallet", "sign-message", "x")
     assert done.returncode == 8 and "older seal" in _one_line(done)
 
+    # the audit log and its head deleted (the spending history with them): refused
+    for name in ("audit.sqlite", "audit.sqlite-wal", "audit.sqlite-shm", "audit.head"):
+        (home / name).unlink(missing_ok=True)
+    done = orbital(env, "wallet", "sign-message", "x")
+    assert done.returncode == 8 and "audit log (and its head) was deleted" in _one_line(done)
+
 
 def test_a_wallet_from_before_seals_is_sealed_only_explicitly(tmp_path: Path) -> None:
     """Migration: a wallet with audit entries and no seal is refused (saying to run `wallet

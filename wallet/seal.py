@@ -31,6 +31,9 @@ wallet whose audit log is empty. Afterwards only operator commands change the fi
 (written before seals existed) is refused until someone with the PIN or password seals it
 explicitly with ``orbital wallet init``.
 
+A sealed wallet whose audit log is empty (deleted with its head file: the spending history
+with it) is refused too, until ``orbital wallet audit rotate`` starts a new log.
+
 Not covered: replaying ``wallet.seal`` together with a copy of the audit log and its head
 file cut back to the time of that seal (the audit head is a file: see :mod:`wallet.anchor`).
 """
@@ -177,6 +180,11 @@ def check_seal(config: WalletConfig, signer: Signer, audit: AuditLog) -> None:
         raise SealError(f"{path} is not the last seal the audit log records "
                         f"({entries[-1].get('seal')}): an older seal was put back")
     if not entries:  # a new log (rotated): record the seal it starts under
+        if audit.head().seq == 0:  # sealing writes its entry first: never legitimately
+            raise SealError(f"{config.path('audit.sqlite')} is empty but the wallet is "
+                            "sealed: the audit log (and its head) was deleted or replaced; "
+                            "restore it, or start a new one with `orbital wallet audit "
+                            "rotate`")
         audit.append(KIND_SEALED, {"fields": stored, "seal": seal_digest(stored),
                                    "reason": "audit log started under this seal"})
 
