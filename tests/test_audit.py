@@ -188,8 +188,8 @@ def test_the_log_belongs_to_its_key(path: Path, signer: SoftwareSigner) -> None:
     ("UPDATE entries SET time_ms = time_ms + 1 WHERE seq = 4", 4, "do not match its hash"),
     ("UPDATE entries SET entry_hash = zeroblob(32) WHERE seq = 6", 6, "do not match its hash"),
     ("UPDATE entries SET prev_hash = zeroblob(32) WHERE seq = 2", 2, "prev_hash"),
-    ("UPDATE entries SET signature = X'00' || substr(signature, 2) WHERE seq = 7", 7,
-     "signature"),
+    ("UPDATE entries SET signature = CASE WHEN substr(signature, 1, 1) = X'00' THEN X'01' "
+     "ELSE X'00' END || substr(signature, 2) WHERE seq = 7", 7, "signature"),  # always a change
     ("UPDATE entries SET signature = substr(signature, 1, 64) WHERE seq = 2", 2,
      "signature is 64 bytes"),
     ("UPDATE entries SET payload = 5 WHERE seq = 3", 3, "wrong type"),
