@@ -29,7 +29,7 @@ from wallet.keys import pkcs11 as hsm
 
 SO_PIN = "so-pin-4321"
 USER_PIN = "user-pin-1234"
-POOL_SIZE = 24
+POOL_SIZE = 40
 """Tokens created at session start; raise it if :meth:`SoftHsm.take` runs out."""
 SOFTHSM_MODULE_CONF = Path("/usr/share/p11-kit/modules/softhsm2.module")
 SETUP_HINT = "run `scripts/setup.sh --test` (installs softhsm2, p11-kit, p11-kit-modules)"
