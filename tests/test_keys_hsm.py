@@ -622,3 +622,33 @@ def test_the_wallet_s_counter_lives_outside_its_home(tmp_path: Path) -> None:
     assert pin.effective_limit(1000) == pin.DEFAULT_LIMIT
     env = {pin.STATE_DIR_ENV: str(tmp_path / "s")}
     assert pin.wallet_pin_attempts(home, 1000, environ=env).limit == pin.DEFAULT_LIMIT
+
+
+def test_a_module_others_could_write_is_never_loaded(tmp_path: Path) -> None:
+    """The module path comes from wallet.toml (a file any on-board process may edit) and
+    loading a library runs its code in the signer: a copy of the real library that group
+    or others can write, or in a directory they can write, or a relative path (searched
+    in LD_LIBRARY_PATH) is refused before it is loaded; the system's library is loaded."""
+    real = hsm.default_module()
+    hsm.check_module_path(real)  # root-owned, 644/755: accepted
+    lib_dir = tmp_path / "lib"
+    lib_dir.mkdir(mode=0o755)
+    tmp_path.chmod(0o755)
+    copy = lib_dir / "p11.so"
+    copy.write_bytes(Path(real).read_bytes())
+    copy.chmod(0o755)
+    hsm.check_module_path(str(copy))  # this user's, nobody else can write it
+    copy.chmod(0o775)
+    with pytest.raises(KeyNotFoundError, match="writable by other users"):
+        hsm.load_module(str(copy))
+    copy.chmod(0o755)
+    lib_dir.chmod(0o777)
+    with pytest.raises(KeyNotFoundError, match=f"{lib_dir} is writable"):
+        hsm.load_module(str(copy))
+    link = tmp_path / "link.so"
+    link.symlink_to(copy)  # judged by what it points to
+    with pytest.raises(KeyNotFoundError, match="writable"):
+        hsm.check_module_path(str(link))
+    with pytest.raises(KeyNotFoundError, match="not an absolute path"):
+        hsm.load_module("p11-kit-proxy.so")
+    assert str(copy) not in hsm._loaded

@@ -174,6 +174,18 @@ def test_edited_settings_or_policy_are_refused_at_open(tmp_path: Path) -> None:
     refused("differs from its seal (policy_sha256)")
     (home / "policy.toml").write_text(LOOSE)
     refused("edited outside a set_policy command")
+    # the dry run judges with what signing obeys, not with the edited file (before, `policy
+    # check` loaded policy.toml unauthenticated and answered "allow" for the loose policy)
+    (home / "policy.toml").write_text(LOOSE)
+    tx = tmp_path / "tx.json"
+    tx.write_text(json.dumps({"chainId": 31337, "nonce": 0, "gas": 21000, "to": PAYEE,
+                              "value": str(50 * ETHER), "maxFeePerGas": 10**9,
+                              "maxPriorityFeePerGas": 1}))
+    done = orbital(env, "wallet", "policy", "check", str(tx))
+    assert done.returncode == 8 and "edited outside" in _one_line(done)
+    (home / "policy.toml").write_bytes(policy)
+    done = orbital(env, "wallet", "policy", "check", str(tx))
+    assert done.returncode == 3 and done.stdout.startswith("deny: per_transaction"), done
     doc = json.loads(seal)
     doc["fields"]["operators"] = [attacker]
     (home / "wallet.seal").write_text(json.dumps(doc))
@@ -321,6 +333,9 @@ def test_forged_or_deleted_time_lock_rows_change_nothing(tmp_path: Path) -> None
         db.execute("UPDATE pending SET created = 0, not_before = 1")
     still = orbital(env, *transfer)
     assert still.returncode == 3 and "time-locked" in still.stderr, still.stderr
+    listed = json.loads(orbital(env, "wallet", "pending", "list", "--json").stdout)["pending"]
+    assert [(p["requestId"], p["notBefore"] > 1) for p in listed] == [
+        ("0x" + request_id.hex(), True)]  # the audited time-lock, not the forged row
 
     proposal = tmp_path / "cancel.json"
     assert orbital(env, "wallet", "pending", "cancel", "0x" + request_id.hex(),
@@ -335,3 +350,5 @@ def test_forged_or_deleted_time_lock_rows_change_nothing(tmp_path: Path) -> None
         db.execute("DELETE FROM pending")
     again = orbital(env, *transfer)
     assert again.returncode == 3 and "cancelled" in again.stderr, again.stderr
+    closed = json.loads(orbital(env, "wallet", "pending", "list", "--all", "--json").stdout)
+    assert [p["state"] for p in closed["pending"]] == ["cancelled"]

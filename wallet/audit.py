@@ -204,9 +204,10 @@ class AuditLog:
 
     def __init__(self, path: str | PathLike[str], signer: Signer, *,
                  clock: Callable[[], float] = time.time, anchor: Any = None) -> None:
-        """``anchor`` (a :class:`wallet.anchor.SignedHeadFile`, or None): where the head is
-        also kept, outside the file; the log must still hold that head on opening and
-        before every append, and every append moves it."""
+        """``anchor`` (:func:`wallet.anchor.head_anchor`: the token's record or the signed
+        head file, or None): where the head is also kept, outside the file; the log must
+        still hold that head on opening and before every append, and every append moves
+        it."""
         self.path = str(path)
         self._signer = signer
         self._anchor = anchor
@@ -851,10 +852,8 @@ def rotate(path: str | PathLike[str], signer: Signer, reason: str, *,
             raise AuditError(f"{target} exists already: rotate again in a second")
         source.rename(target)
         archived.append(target)
-    previous_anchor = None
-    if anchor is not None and anchor.path.exists():  # the old log's head, kept as evidence
-        previous_anchor = anchor.path.read_text(errors="replace")[:1000]
-        anchor.path.rename(anchor.path.with_name(f"{anchor.path.name}-retired-{stamp}"))
+    # the old log's anchored head, set aside and kept as evidence in the new log
+    previous_anchor = anchor.retire() if anchor is not None else None
     with AuditLog(path, signer, clock=clock, anchor=anchor) as log:
         first = log.append("log_rotated", {
             "reason": reason.strip(),

@@ -33,6 +33,7 @@ from wallet.keys.signer import Signature, Signer
 from wallet.policy import Authorization as PolicyAuthorization
 from wallet.policy import Decision, Policy, PolicyLedger, SigningRequest, format_time
 from wallet.policy.audited import AuditedHistory
+from wallet.policy.evaluation import PendingRequest
 from wallet.transactions import (
     SignedTransaction,
     TransactionRequest,
@@ -66,6 +67,19 @@ class OnboardSigner:
         ledger's sums, whichever is larger): edited ledger rows change nothing. Call it
         under the wallet lock."""
         return AuditedHistory(self.audit, self.ledger)
+
+    def judge(self, request: TransactionRequest) -> Decision:
+        """What the policy would decide for ``request`` now, from the same authenticated
+        history signing uses (a dry run: nothing is audited, signed or time-locked)."""
+        with self.ledger.signing_lock, self.lock.held():
+            return self.policy.evaluate(
+                transaction_signing_request(request, self.address, judgement_digest(request)),
+                now=self.clock(), ledger=self.history())
+
+    def pending_requests(self, include_closed: bool = False) -> list[PendingRequest]:
+        """The time-locks, from the authenticated audit log (never from ledger rows)."""
+        with self.lock.held():
+            return self.history().pending_requests(include_closed)
 
     def sign_transaction(self, request: TransactionRequest,
                          approvals: frozenset[bytes] = frozenset()) -> SignedTransaction:

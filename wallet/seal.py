@@ -34,8 +34,10 @@ explicitly with ``orbital wallet init``.
 A sealed wallet whose audit log is empty (deleted with its head file: the spending history
 with it) is refused too, until ``orbital wallet audit rotate`` starts a new log.
 
-Not covered: replaying ``wallet.seal`` together with a copy of the audit log and its head
-file cut back to the time of that seal (the audit head is a file: see :mod:`wallet.anchor`).
+Replaying ``wallet.seal`` together with a copy of the audit log and its head file taken at
+the time of that seal is refused for a PKCS#11 wallet (the token keeps the newer audit head:
+:class:`wallet.anchor.TokenHead`); a keystore wallet catches it only with the ground's
+known head (:mod:`wallet.anchor`).
 """
 
 from __future__ import annotations

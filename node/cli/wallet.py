@@ -134,9 +134,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     policy = verbs.add_parser("policy", help="check requests against the policy, pin it")
     pverbs = policy.add_subparsers(dest="policy_verb", metavar="VERB", required=True)
-    p = pverbs.add_parser("check", help="what the policy decides for TX.json (signs nothing)")
+    p = pverbs.add_parser("check", help="what the policy decides for TX.json (signs nothing)",
+                          description="Open the wallet as signing does (PIN or password; the "
+                          "seal, the policy and the audit log authenticated) and print what "
+                          "the policy would decide for TX.json now. Nothing is signed or "
+                          "audited.")
     p.add_argument("file", metavar="TX.json")
-    p.add_argument("--json", action="store_true")
+    _secret_args(p)
     p.set_defaults(run=lazy("node.cli.wallet_run", "_policy_check"))
     p = pverbs.add_parser("pin", help="pin a policy file's sha256 in wallet.toml (sealed "
                           "wallet: propose a set_policy command)")
@@ -200,7 +204,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     pverbs = pending.add_subparsers(dest="pending_verb", metavar="VERB", required=True)
     p = pverbs.add_parser("list", help="open time-locked requests (--all: also closed ones)")
     p.add_argument("--all", action="store_true", help="include cancelled and signed ones")
-    p.add_argument("--json", action="store_true")
+    _secret_args(p)  # read from the authenticated audit log: the wallet is opened
     p.set_defaults(run=lazy("node.cli.wallet_run", "_pending_list"))
     p = pverbs.add_parser("cancel", help="propose (REQUEST_ID --out) or apply (--envelope) a "
                           "cancel_request command")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from wallet import audit as audit_log
-from wallet.anchor import HEAD_FILE, SignedHeadFile
+from wallet.anchor import HEAD_FILE, SignedHeadFile, head_anchor
 from wallet.audit import AuditHead, AuditLog
 from wallet.commands import (
     CommandKind,
@@ -46,7 +46,7 @@ from wallet.files import write_atomic
 from wallet.keys import keystore, pkcs11
 from wallet.keys.pin import PinAttempts, read_pin, wallet_pin_attempts
 from wallet.keys.signer import Signer
-from wallet.onboard import OnboardSigner, transaction_signing_request
+from wallet.onboard import OnboardSigner
 from wallet.policy import (
     PolicyLedger,
     PolicyPinError,
@@ -132,9 +132,9 @@ def _onboard(config: WalletConfig, args: argparse.Namespace, stack: ExitStack) -
     ledger = stack.enter_context(PolicyLedger(config.path("ledger.sqlite")))
     lock = WalletLock(config.home)
     with lock.held():  # no append (another process's first-open seal) while it opens
+        anchor = head_anchor(signer, config.path(HEAD_FILE))
         audit = stack.enter_context(AuditLog(config.path("audit.sqlite"), signer,
-                                             anchor=SignedHeadFile(config.path(HEAD_FILE),
-                                                                   signer)))
+                                             anchor=anchor))
         check_seal(config, signer, audit)
     try:
         policy = _load_policy(config)
@@ -322,13 +322,12 @@ def _read_json(path: str) -> Any:
 
 
 def _policy_check(args: argparse.Namespace) -> int:
+    """The decision signing would take now (the wallet opened as for signing: seal, policy
+    and audit log authenticated, the history derived from the log), nothing signed."""
     config = _config(args)
     request = request_from_json(_read_json(args.file))
-    sender = _default_address(config)
-    policy = _load_policy(config)
-    with PolicyLedger(config.path("ledger.sqlite")) as ledger:
-        decision = policy.evaluate(transaction_signing_request(request, sender, None),
-                                   now=time.time(), ledger=ledger)
+    with ExitStack() as stack:
+        decision = _onboard(config, args, stack).judge(request)
     if args.json:
         print(json.dumps(decision.to_payload(), default=str))
     else:
@@ -373,21 +372,34 @@ def _policy_pin(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    """Verify the log, then that it still holds the head kept outside it: in the token for
+    a PKCS#11 wallet (so the PIN is needed), else the signed head file."""
     config = _config(args)
     known = AuditHead.parse(args.known_head) if args.known_head else None
-    signer = args.signer if args.signer is not None else _default_address(config)
     path = config.path("audit.sqlite")
-    head = audit_log.verify(path, expected_signer=signer, known_head=known)
-    # the head kept outside the file (HOME/audit.head, signed by the key) must be in it too
-    anchored = SignedHeadFile(config.path(HEAD_FILE), signer).read(audit_log.log_identity(path)[1])
+    with ExitStack() as stack:
+        if config.backend == "pkcs11":
+            key = _open_signer(config, args, stack)
+            signer = bytes(key.address)
+            if args.signer is not None and args.signer != signer:
+                raise MalformedRequestError(f"--signer 0x{args.signer.hex()} is not this "
+                                            f"wallet's key 0x{signer.hex()}")
+            anchor: Any = head_anchor(key, config.path(HEAD_FILE))
+        else:
+            signer = args.signer if args.signer is not None else _default_address(config)
+            anchor = SignedHeadFile(config.path(HEAD_FILE), signer)
+        head = audit_log.verify(path, expected_signer=signer, known_head=known)
+        anchored = anchor.read(audit_log.log_identity(path)[1])
     if anchored is None and head.seq > 0:
         raise audit_log.AuditChainError(str(path), head.seq, f"the log has entries but its "
-                                        f"anchored head {config.path(HEAD_FILE)} is missing")
+                                        f"anchored head ({anchor.path}) is missing")
     if anchored is not None:
         audit_log.verify(path, expected_signer=signer, known_head=AuditHead(*anchored))
-    return _emit(args, {"verified": True, "head": str(head),
+    where = "token" if config.backend == "pkcs11" else "file"
+    return _emit(args, {"verified": True, "head": str(head), "anchor": where,
                         "anchoredHead": None if anchored is None else str(AuditHead(*anchored))},
-                 f"audit log verified: {head.seq} entries, head {head}")
+                 f"audit log verified: {head.seq} entries, head {head} (anchored in the "
+                 f"{where})")
 
 
 def _audit_export(args: argparse.Namespace) -> int:
@@ -494,9 +506,9 @@ def _init(args: argparse.Namespace) -> int:
         signer = _open_signer(config, args, stack)
         _load_policy(config)  # a policy that does not load is never sealed
         with WalletLock(config.home).held():
+            anchor = head_anchor(signer, config.path(HEAD_FILE))
             audit = stack.enter_context(AuditLog(config.path("audit.sqlite"), signer,
-                                                 anchor=SignedHeadFile(config.path(HEAD_FILE),
-                                                                       signer)))
+                                                 anchor=anchor))
             fields = seal_explicitly(config, signer, audit)
     return _emit(args, {"sealed": fields},
                  f"sealed {config.home}: operators {len(config.operators)} (threshold "
@@ -510,7 +522,7 @@ def _audit_rotate(args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         signer = _open_signer(config, args, stack)
         done = audit_log.rotate(config.path("audit.sqlite"), signer, args.reason,
-                                anchor=SignedHeadFile(config.path(HEAD_FILE), signer))
+                                anchor=head_anchor(signer, config.path(HEAD_FILE)))
     old = (f"verified head {done.previous_head}" if done.previous_head is not None
            else f"did not verify: {done.problem}")
     return _emit(args, {"rotated": True, "archived": [str(p) for p in done.archived],
@@ -744,8 +756,9 @@ def _pending_report(pending: Any) -> dict[str, Any]:
 
 def _pending_list(args: argparse.Namespace) -> int:
     config = _config(args)
-    with PolicyLedger(config.path("ledger.sqlite")) as ledger:
-        rows = [_pending_report(p) for p in ledger.pending_requests(include_closed=args.all)]
+    with ExitStack() as stack:  # from the authenticated audit log, as signing sees them
+        rows = [_pending_report(p) for p in
+                _onboard(config, args, stack).pending_requests(include_closed=args.all)]
     text = "\n".join(f"{r['requestId']}  {r['state']}  signable from "
                      f"{format_time(r['notBefore'])}, cancellable until "
                      f"{format_time(r['cancelUntil'])}: {r['summary']}" for r in rows)

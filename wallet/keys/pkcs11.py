@@ -4,7 +4,9 @@
 **Module.** The PKCS#11 library is, by default, ``p11-kit-proxy.so``, which loads the modules
 configured for p11-kit (``/usr/share/p11-kit/modules/*.module``; Debian's ``softhsm2``
 package registers SoftHSM2 there). ``module=`` (e.g. from configuration) names another
-library; the environment variable ``ORBITAL_PKCS11_MODULE`` overrides both.
+library; the environment variable ``ORBITAL_PKCS11_MODULE`` overrides both. A library that
+someone other than root or this user could have written is refused
+(:func:`check_module_path`): it would run inside the signer.
 
 Why the proxy: python-pkcs11 initialises a module with ``C_Initialize(NULL)``, which by the
 PKCS#11 standard promises the module that no two threads will call it at once, and SoftHSM2
@@ -57,10 +59,12 @@ import hmac
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sysconfig
 import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 import pkcs11
@@ -128,6 +132,35 @@ def resolve_module(module: str | os.PathLike[str] | None = None) -> str:
     return chosen or default_module()
 
 
+def check_module_path(path: str) -> None:
+    """Refuse (:class:`KeyNotFoundError`) a PKCS#11 library that someone other than root
+    or this user could have written: loading it runs its code inside the signer, before
+    anything it says can be checked, and the module path comes from a file (``wallet.toml``)
+    that every on-board process may edit. So, like OpenSSH's StrictModes: an absolute path
+    (no search of ``LD_LIBRARY_PATH``); the library and every directory above it owned by
+    root or by this user, and writable by neither group nor others."""
+    if not os.path.isabs(path):
+        raise KeyNotFoundError(f"PKCS#11 module {path!r} is not an absolute path")
+    real = Path(os.path.realpath(path))
+    for item in (real, *real.parents):
+        try:
+            st = item.stat()
+        except OSError as exc:
+            raise KeyNotFoundError(f"PKCS#11 module {path}: cannot check {item}: "
+                                   f"{exc.strerror}") from None
+        # a sticky directory (/tmp) lets others add names, never replace ours
+        sticky = item != real and st.st_mode & stat.S_ISVTX
+        if st.st_uid not in (0, os.geteuid()):
+            problem = f"{item} is owned by uid {st.st_uid}"
+        elif st.st_mode & 0o022 and not sticky:
+            problem = f"{item} is writable by other users"
+        else:
+            continue
+        raise KeyNotFoundError(f"PKCS#11 module {path}: {problem}: refusing to load it into "
+                               "the signer (install the library root-owned, mode 755 or "
+                               "stricter)")
+
+
 _lock = threading.RLock()  # guards module loading and the login registry
 _loaded: dict[str, Any] = {}  # path -> pkcs11.lib, loaded by this module
 
@@ -138,9 +171,10 @@ def load_module(module: str | os.PathLike[str] | None = None) -> Any:
     with _lock:
         lib = _loaded.get(path)
         if lib is None:
-            if not os.path.exists(path):
+            if os.path.isabs(path) and not os.path.exists(path):
                 raise KeyNotFoundError(f"PKCS#11 module {path} does not exist (set "
                                        f"{MODULE_ENV} or the configured module path)")
+            check_module_path(path)
             try:
                 lib = pkcs11.lib(path)
             except p11e.PKCS11Error as exc:
@@ -764,6 +798,48 @@ class Pkcs11Signer:
             raise SigningError(f"token {self._label!r} could not compute the seal MAC: "
                                f"{type(exc).__name__} {exc}") from None
 
+    def read_record(self, name: str) -> bytes | None:
+        """The value of this key's record ``name`` in the token (:meth:`write_record`), or
+        None when the token holds none."""
+        try:
+            session = self._login.token.open()
+            try:
+                versions = _records(session, self._address, name)
+                return versions[-1][2] if versions else None
+            finally:
+                session.close()
+        except p11e.PKCS11Error as exc:
+            raise AuditError(f"token {self._label!r} could not read its {name} record: "
+                             f"{type(exc).__name__} {exc}") from None
+
+    def write_record(self, name: str, value: bytes) -> None:
+        """Store ``value`` as this key's record ``name``: a token data object (PKCS#11
+        v2.40 section 4.5, ``CKO_DATA``), ``CKA_PRIVATE`` (read and written only after a
+        login with the user PIN), ``CKA_APPLICATION`` ``orbital``, labelled
+        ``orbital:<name>:0x<address>``, its ``CKA_VALUE`` an 8-byte version then ``value``.
+        SoftHSM2 does not let a data object's value change (``CKR_ATTRIBUTE_READ_ONLY``),
+        so a write creates the next version and only then destroys the older ones: a crash
+        in between leaves both, and the newest is read; the token never holds none. What
+        keeps the audit log's head where an edit of the wallet's files cannot reach it
+        (:class:`wallet.anchor.TokenHead`)."""
+        try:
+            session = self._login.token.open(rw=True)
+            try:
+                versions = _records(session, self._address, name)
+                version = versions[-1][0] + 1 if versions else 1
+                session.create_object({
+                    Attribute.CLASS: ObjectClass.DATA, Attribute.TOKEN: True,
+                    Attribute.PRIVATE: True, Attribute.APPLICATION: "orbital",
+                    Attribute.LABEL: _record_label(self._address, name),
+                    Attribute.VALUE: version.to_bytes(8, "big") + bytes(value)})
+                for _, old, _ in versions:
+                    old.destroy()
+            finally:
+                session.close()
+        except p11e.PKCS11Error as exc:
+            raise AuditError(f"token {self._label!r} could not write its {name} record: "
+                             f"{type(exc).__name__} {exc}") from None
+
     def close(self) -> None:
         """Close every session of this signer and release the login (the last user of the
         token in this process logs out). Idempotent."""
@@ -798,6 +874,23 @@ def _seal_key(session: Any, address: bytes, label: str) -> Any:
         raise AuditError(f"token {label!r} holds {len(found)} seal keys for 0x{address.hex()}")
     _check_seal_key(found[0], label)
     return found[0]
+
+
+def _record_label(address: bytes, name: str) -> str:
+    return f"{KEY_LABEL_PREFIX}{name}:0x{address.hex()}"
+
+
+def _records(session: Any, address: bytes, name: str) -> list[tuple[int, Any, bytes]]:
+    """The versions of :meth:`Pkcs11Signer.write_record`'s record, oldest first:
+    ``(version, object, value)``."""
+    found = session.get_objects({Attribute.CLASS: ObjectClass.DATA,
+                                 Attribute.LABEL: _record_label(address, name)})
+    versions = []
+    for record in found:
+        raw = bytes(record[Attribute.VALUE])
+        if len(raw) >= 8:  # anything else was not written by write_record: ignored
+            versions.append((int.from_bytes(raw[:8], "big"), record, raw[8:]))
+    return sorted(versions, key=lambda v: v[0])
 
 
 def _check_seal_key(key: Any, label: str) -> None:
