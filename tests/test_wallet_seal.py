@@ -304,6 +304,11 @@ def test_deleted_ledger_rows_do_not_reopen_the_24h_window(tmp_path: Path) -> Non
         db.execute("INSERT INTO spends (request_id, sender, value, signed_at) "
                    "VALUES (x'00', x'00', '1', 0)")
     assert orbital(env, *_transfer(6 * ETHER // 10, 1)).returncode == 3
+    # ...and the deletion is told to the ground, in the audit log it downlinks
+    entries = json.loads(orbital(env, "wallet", "audit", "export").stdout)["entries"]
+    told = [json.loads(bytes.fromhex(e["payload"][2:]))["problems"] for e in entries
+            if e["kind"] == "ledger_mismatch"]
+    assert told and all("spends rows were deleted" in p[0] for p in told), told
 
     with sqlite3.connect(home / "audit.sqlite") as db:  # hide the spend in the audit log
         row = db.execute("SELECT seq, payload FROM entries WHERE kind = 'policy_decision' "
@@ -333,6 +338,9 @@ def test_forged_or_deleted_time_lock_rows_change_nothing(tmp_path: Path) -> None
         db.execute("UPDATE pending SET created = 0, not_before = 1")
     still = orbital(env, *transfer)
     assert still.returncode == 3 and "time-locked" in still.stderr, still.stderr
+    last = json.loads(orbital(env, "wallet", "audit", "export").stdout)["entries"][-2]
+    assert last["kind"] == "ledger_mismatch" and b"not the audited one" in bytes.fromhex(
+        last["payload"][2:])
     listed = json.loads(orbital(env, "wallet", "pending", "list", "--json").stdout)["pending"]
     assert [(p["requestId"], p["notBefore"] > 1) for p in listed] == [
         ("0x" + request_id.hex(), True)]  # the audited time-lock, not the forged row

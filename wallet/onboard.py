@@ -142,8 +142,12 @@ class OnboardSigner:
             self.audit.check_clock(now)  # a clock set back never re-opens a window
             # The spending window and time-locks come from the authenticated audit log,
             # not from ledger.sqlite's rows alone (wallet.policy.audited).
-            decision = self.policy.evaluate(request, now=now, ledger=self.history(),
+            history = self.history()
+            decision = self.policy.evaluate(request, now=now, ledger=history,
                                             approvals=approvals)
+            if history.ledger_mismatches:  # ignored for the decision; told to the ground
+                self.audit.append("ledger_mismatch", {"problems": history.ledger_mismatches},
+                                  now=now)
             self.audit.append("policy_decision", {"request": request.to_payload(self.policy),
                                                   "decision": decision.to_payload()}, now=now)
             if decision.outcome == "delay":

@@ -15,11 +15,14 @@ checked), under the wallet lock:
 * a time-lock is the first ``delay`` decision of a request (created, not before, cancel
   until), cancelled by a ``timelock_cancelled`` entry, used up by a later ``signed`` entry.
 
-The ledger is still written (``orbital wallet pending list`` reads it) and still counted: a
-spend counts as the larger of the two sums, so the window survives an audit-log rotation
-(the new log begins empty) and an edited ledger can only make the limit stricter. Time-locks
-are the audit log's only: a forged or deleted ``pending`` row changes nothing, and a
-time-lock queued before a rotation is queued again (fail closed).
+The ledger is still written and still counted: a spend counts as the larger of the two
+sums, so the window survives an audit-log rotation (the new log begins empty) and an edited
+ledger can only make the limit stricter. Time-locks are the audit log's only: a forged or
+deleted ``pending`` row changes nothing, and a time-lock queued before a rotation is queued
+again (fail closed). What the ledger says differently -- less spent than the log proves,
+a time-lock row missing or with other times -- is collected in
+:attr:`AuditedHistory.ledger_mismatches`, which the signer records in the audit log
+(``ledger_mismatch``) so the ground sees that someone edited the file.
 """
 
 from __future__ import annotations
@@ -83,6 +86,8 @@ class AuditedHistory:
 
     def __init__(self, audit: AuditLog, ledger: PolicyHistory | None = None) -> None:
         self._ledger = ledger
+        self.ledger_mismatches: list[str] = []
+        """Where ledger.sqlite disagrees with the audit log (module docstring)."""
         self._spends: list[_Spend] = []
         self._pending: dict[bytes, PendingRequest] = {}
         requests: dict[bytes, dict[str, Any]] = {}
@@ -128,10 +133,28 @@ class AuditedHistory:
                       and (token is None or s.token == token))
         if self._ledger is None:
             return audited
-        return max(audited, self._ledger.spent_since(sender, since, token=token))
+        recorded = self._ledger.spent_since(sender, since, token=token)
+        if recorded < audited:
+            what = "ether" if token is None else f"token 0x{token.hex()}"
+            self._mismatch(f"ledger.sqlite counts {recorded} {what} spent by 0x{sender.hex()} "
+                           f"since {since:.0f}, the audit log proves {audited}: spends rows "
+                           "were deleted or edited")
+        return max(audited, recorded)
 
     def pending(self, request_id: bytes) -> PendingRequest | None:
-        return self._pending.get(request_id)
+        audited = self._pending.get(request_id)
+        if audited is not None and self._ledger is not None:
+            row = self._ledger.pending(request_id)
+            if row is None or (row.not_before, row.cancelled_at is None) != (
+                    audited.not_before, audited.cancelled_at is None):
+                self._mismatch(f"ledger.sqlite's time-lock row of 0x{request_id.hex()} is "
+                               f"{'missing' if row is None else 'not the audited one'}: "
+                               "the pending table was edited")
+        return audited
+
+    def _mismatch(self, problem: str) -> None:
+        if problem not in self.ledger_mismatches:
+            self.ledger_mismatches.append(problem)
 
     def pending_requests(self, include_closed: bool = False) -> list[PendingRequest]:
         """The audited time-locks, oldest first (open ones only unless ``include_closed``)."""
