@@ -149,8 +149,7 @@ class PlannedUpstream:
         self.inner.penalize(answer, what)
 
     def state(self) -> list[dict[str, Any]]:
-        state = getattr(self.inner, "state", None)
-        return state() if callable(state) else []
+        return self.inner.state()
 
 
 def ground_contacts(plan: ContactPlan, node: str, links: Iterable[str] = ()

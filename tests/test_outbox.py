@@ -30,7 +30,7 @@ from node.chain.transactions import (
 )
 from node.outbox import Outbox, OutboxRefused, admit, flush
 from node.outbox.store import InvalidTransition, UnknownEntry, bump_ok
-from node.rpc.upstream_api import Answer
+from node.rpc.upstream_api import AlwaysReachable, Answer
 
 CHAIN = 31337
 KEY = coincurve.PrivateKey(bytes.fromhex(
@@ -410,7 +410,7 @@ async def test_reconcile_settles_reorgs_finalizes_and_expires(outbox: Outbox) ->
 
 # -- flush against a scripted upstream ---------------------------------------------------------
 
-class ScriptedUpstream:
+class ScriptedUpstream(AlwaysReachable):
     """Answers eth_sendRawTransaction from ``errors`` (hash -> message) or with the hash."""
 
     def __init__(self, errors: dict[str, str] | None = None) -> None:

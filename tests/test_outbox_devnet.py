@@ -24,7 +24,7 @@ import pytest
 from test_outbox import sign_tx
 
 from node.outbox import Outbox, admit, flush
-from node.rpc.upstream_api import Answer, DirectUpstream
+from node.rpc.upstream_api import AlwaysReachable, Answer, DirectUpstream
 
 from anvil import Anvil
 
@@ -60,7 +60,7 @@ def anvil_receipts(upstream: DirectUpstream):
     return receipts
 
 
-class Recording:
+class Recording(AlwaysReachable):
     """A :class:`DirectUpstream` that remembers every raw transaction sent, in order."""
 
     def __init__(self, inner: DirectUpstream) -> None:

@@ -53,7 +53,7 @@ from node.rpc.blocks import (
     UpstreamLieError,
     VerifiedBlocks,
 )
-from node.rpc.upstream_api import Answer, DirectUpstream
+from node.rpc.upstream_api import AlwaysReachable, Answer, DirectUpstream
 
 from anvil import CHAIN_ID, DEV_PRIVATE_KEYS, Anvil
 from devnet_scenario import LOG_TOPIC, Scenario, mine_every_envelope
@@ -140,7 +140,7 @@ def store(anvil: Anvil, devnet: Devnet, tmp_path_factory: pytest.TempPathFactory
 Tamper = Callable[[str, list[Any], Any], Any]
 
 
-class Liar:
+class Liar(AlwaysReachable):
     """anvil behind the Upstream interface, answering ``tamper(method, params, result)``
     (given a copy) instead of the truth; ``missing`` methods answer "Method not found".
     Records every batch and every penalty."""
@@ -920,7 +920,7 @@ async def test_web3_parses_the_nodes_answers_as_it_parses_anvils(
 
 # --- go-ethereum's answers on the hive chain (no devnet) -----------------------------------
 
-class Recorded:
+class Recorded(AlwaysReachable):
     """An upstream answering from recorded results keyed by the method and its string
     parameters (a block hash, an index)."""
 

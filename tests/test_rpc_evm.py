@@ -50,7 +50,7 @@ from node.rpc.evm import (
     parse_state_overrides,
     vm_class_for,
 )
-from node.rpc.upstream_api import Answer, DirectUpstream
+from node.rpc.upstream_api import AlwaysReachable, Answer, DirectUpstream
 from node.rpc.witness import ProvenState, StateAnswerError, WitnessStore, reachable
 
 from anvil import Anvil, RpcError, start_anvil
@@ -631,7 +631,7 @@ async def test_access_list_of_a_reverting_call(evm: LocalEvm, upstream: Any,
 Lie = Callable[[str, Sequence[Any], Any], Any]
 
 
-class LyingUpstream:
+class LyingUpstream(AlwaysReachable):
     """Wraps an honest upstream and rewrites the results ``lie`` picks (``times`` answers
     at most), recording every penalty."""
 
@@ -996,7 +996,7 @@ def test_vm_class_for_osaka_uses_node_rpc_osaka_when_it_is_there() -> None:
     assert bpo2.blob_schedule() == MAINNET.era_at(bpo2_time).blobs
 
 
-class RecordedUpstream:
+class RecordedUpstream(AlwaysReachable):
     """Answers ``eth_getProof`` from the execution-apis cases (the hive chain's block 54),
     optionally edited; anything else is a JSON-RPC error."""
 

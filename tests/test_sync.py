@@ -14,12 +14,12 @@ from node.chain.anchor import Anchor, AnchorSource
 from node.chain.header import Header, header_to_rpc
 from node.chain.header_store import HeaderStore
 from node.rpc.sync import sync_anchor
-from node.rpc.upstream_api import Answer
+from node.rpc.upstream_api import AlwaysReachable, Answer
 
 from vectors import hive_chain_config, hive_header
 
 
-class ChainUpstream:
+class ChainUpstream(AlwaysReachable):
     """Serves ``chain`` (headers by number and by hash) and records every request."""
 
     def __init__(self, chain: Sequence[Header]) -> None:

@@ -372,6 +372,10 @@ class UpstreamPool:
 
     # -- status ---------------------------------------------------------------------------------
 
+    def reachable(self) -> bool:
+        """Always tried: a pool learns that an upstream is down by calling it."""
+        return True
+
     def state(self) -> list[dict[str, Any]]:
         """Each upstream as a JSON-able dict, in configured order (for ``orbital_status``)."""
         now = self._clock()

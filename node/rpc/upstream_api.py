@@ -68,8 +68,28 @@ class Upstream(Protocol):
         """The upstream that gave ``answer`` was caught lying about ``what``."""
         ...
 
+    def reachable(self) -> bool:
+        """False only when a call is known to fail now without trying (between the passes
+        of a link plan: :class:`node.contact.PlannedUpstream`); True otherwise."""
+        ...
 
-class DirectUpstream:
+    def state(self) -> list[dict[str, Any]]:
+        """Each upstream's health as JSON-able dicts (``orbital_status``); may be empty."""
+        ...
+
+
+class AlwaysReachable:
+    """:meth:`Upstream.reachable` and :meth:`Upstream.state` for an upstream with no link
+    plan and no health of its own to report (wrappers, test doubles)."""
+
+    def reachable(self) -> bool:
+        return True
+
+    def state(self) -> list[dict[str, Any]]:
+        return []
+
+
+class DirectUpstream(AlwaysReachable):
     """One JSON-RPC URL over aiohttp: no retries, no pool; penalties are only counted."""
 
     def __init__(self, url: str, name: str | None = None, *, timeout: float = 30.0) -> None:

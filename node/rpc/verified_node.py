@@ -551,8 +551,7 @@ class VerifiedNode:
             raise RpcError(EXECUTION_FAILED, str(exc)) from None
         log.info("queued %s 0x%s from 0x%s nonce %d", kind, entry.hash.hex(), sender.hex(),
                  entry.nonce)
-        reachable = getattr(self.upstream, "reachable", None)
-        if reachable is None or reachable():  # known out of contact: the next pass sends it
+        if self.upstream.reachable():  # known out of contact: the next pass sends it
             await self.flush_outbox()
         return entry.hash
 
@@ -655,9 +654,7 @@ class VerifiedNode:
             "refreshError": self.refresh_error,
             "methods": {name: m.kind for name, m in sorted(self.methods().items())},
         }
-        state = getattr(self.upstream, "state", None)
-        if callable(state):
-            status["upstreams"] = state()
+        status["upstreams"] = self.upstream.state()
         for key, value in self.extra_status.items():
             status[key] = value()
         return status
