@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -382,3 +383,76 @@ async def test_an_entry_mined_below_the_kept_history_is_found_not_dropped(
             assert store.canonical_hash(mined_at) == entry.block_hash
             assert entry.block_hash == parse_data(
                 anvil.rpc("eth_getBlockByNumber", hex(mined_at), False)["hash"], "hash", 32)
+
+
+class ClaimsMined(DirectUpstream):
+    """anvil through one lie: transaction ``target`` is said to be transaction 0 of block
+    ``claimed`` (a real block that does not hold it)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, "liar")
+        self.target: str | None = None
+        self.claimed: dict[str, Any] | None = None
+        self.block_reads: list[int] = []
+
+    async def batch(self, calls: Any) -> list[Any]:
+        answers = await super().batch(calls)
+        for i, (method, params) in enumerate(calls):
+            if method == "eth_getBlockByNumber" and params[0] not in (
+                    "latest", "safe", "finalized", "earliest", "pending"):
+                self.block_reads.append(int(params[0], 16))
+            if method in ("eth_getTransactionByHash", "eth_getTransactionReceipt") \
+                    and params[0] == self.target and self.claimed is not None:
+                answers[i] = replace(answers[i], result={
+                    **(answers[i].result or {}), "hash": self.target,
+                    "transactionHash": self.target, "blockHash": self.claimed["hash"],
+                    "blockNumber": self.claimed["number"], "transactionIndex": "0x0"})
+        return answers
+
+
+@pytest.mark.parametrize("how_far", ["within", "beyond"])
+async def test_a_lying_upstream_placing_our_transaction_in_an_old_block(
+        anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture, how_far: str) -> None:
+    """An upstream says a transaction still in the mempool was mined in an old block, below
+    the history the node keeps. Within LINK_BACK_LIMIT (16 here) the node links the anchored
+    chain back to that block, finds the transaction is not in it, penalises the upstream and
+    keeps the entry 'sent'; beyond the limit it does not even link back (an upstream cannot
+    make it download thousands of headers per lie). Either way nothing is 'included', and
+    the lie does not stop the flush of the other entries (it failed the whole pass)."""
+    import node.rpc.verified_node as verified_node
+    from node.chain.forks import load_chain_config
+
+    monkeypatch.setattr(verified_node, "LINK_BACK_LIMIT", 16)
+    sender = Account.from_key(anvil.private_keys[7])
+    anvil.rpc("anvil_setBalance", sender.address, hex(10**18))
+    anvil.rpc("evm_mine")
+    old = anvil.rpc("eth_getBlockByNumber", "latest", False)
+    anvil.rpc("anvil_mine", hex(10 if how_far == "within" else 40))
+    anvil.rpc("evm_setAutomine", False)
+    try:
+        with HeaderStore(tmp_path / "headers.sqlite", load_chain_config("anvil")) as store, \
+                Outbox(tmp_path / "outbox.sqlite") as outbox:
+            async with ClaimsMined(anvil.url) as upstream:
+                node = VerifiedNode(upstream, AnvilHeads(anvil), store, 31337, outbox=outbox,
+                                    history=4)
+                await node.refresh()
+                sent = await node.methods()["eth_sendRawTransaction"].handler(
+                    [transfer(sender, nonce_of(anvil, sender.address), value=5)])
+                upstream.target, upstream.claimed = sent, old
+                upstream.block_reads.clear()
+                await node.refresh()
+                entry = outbox.get(parse_data(sent, "hash", 32))
+                assert entry.state == "sent", entry
+                old_number = int(old["number"], 16)
+                if how_far == "within":
+                    assert store.canonical_hash(old_number) == parse_data(old["hash"], "hash",
+                                                                          32)
+                    assert upstream.lies, "the lie was not penalised"
+                else:
+                    assert store.canonical_hash(old_number) is None
+                    assert not [n for n in upstream.block_reads if n <= old_number + 1]
+                assert "outbox flush failed" not in caplog.text
+    finally:
+        anvil.rpc("evm_setAutomine", True)
+        anvil.rpc("evm_mine")

@@ -37,7 +37,7 @@ from node.outbox.reconcile import expire_old, finalize, reorged, settle_nonces
 from node.outbox.render import queued_transaction_json
 from node.outbox.store import ACTIVE, Outbox
 from node.rpc import fees
-from node.rpc.blocks import LogRangeError, VerifiedBlocks
+from node.rpc.blocks import LogRangeError, UpstreamLieError, VerifiedBlocks
 from node.rpc.evm import (
     CallRequest,
     EstimateGasError,
@@ -592,7 +592,7 @@ class VerifiedNode:
                                  resend_before=self.contact_since)
             final = finalize(outbox, self.store.finalized, self.store.canonical_hash)
         except Exception as exc:  # the queue is durable: the next contact tries again
-            log.warning("outbox flush failed: %s", exc)
+            log.warning("outbox flush failed: %s", _leaves(exc))
             return
         for entry in dropped:
             log.info("outbox: 0x%s dropped (%s)", entry.hash.hex(), entry.reason)
@@ -604,11 +604,20 @@ class VerifiedNode:
                      len(back), len(final), report.remaining, report.awaiting)
 
     async def _outbox_receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
-        """The verified receipt of an outbox entry. When an upstream places it in a block
-        below what this node has linked (it was out of contact longer than its history),
-        the anchored chain is first linked back down to that block (at most
-        :data:`LINK_BACK_LIMIT` below the head) -- else a mined entry would look like one
-        whose nonce another transaction took."""
+        """The verified receipt of an outbox entry, or None (not mined as far as anything
+        verified shows; an upstream caught lying about it is penalised, and the other
+        entries' flush goes on). When an upstream places it in a block below what this node
+        has linked (it was out of contact longer than its history), the anchored chain is
+        first linked back down to that block (at most :data:`LINK_BACK_LIMIT` below the
+        head) -- else a mined entry would look like one whose nonce another transaction
+        took."""
+        try:
+            return await self._linked_receipt(tx_hash)
+        except UpstreamLieError as exc:
+            log.warning("outbox: no receipt for 0x%s: %s", tx_hash.hex(), exc)
+            return None
+
+    async def _linked_receipt(self, tx_hash: bytes) -> dict[str, Any] | None:
         receipt = await self.blocks.receipt(tx_hash)
         claimed = self.blocks.unanchored_claims.get(tx_hash)
         head = self.store.head
@@ -658,6 +667,14 @@ class VerifiedNode:
         for key, value in self.extra_status.items():
             status[key] = value()
         return status
+
+
+def _leaves(exc: BaseException) -> str:
+    """What failed, with an exception group's members named (its own message only says
+    how many there were)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_leaves(e) for e in exc.exceptions)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _params(params: list[Any], required: int, total: int, usage: str) -> list[Any]:
