@@ -97,7 +97,7 @@ import random
 import socket
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -214,10 +214,10 @@ class _Serialiser:
         return max(MIN_CHUNK, min(MAX_CHUNK, int(self.rate_Bps_wall(contact)
                                                  * self.burst_wall_s())))
 
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
+    async def take_turn(self) -> None:
         """Hold the link direction: wait for the pumps ahead in line, then until the link
-        is at most ``READ_AHEAD_WALL_S`` (or one burst) ahead of now; hand on at exit."""
+        is at most ``READ_AHEAD_WALL_S`` (or one burst) ahead of now. The caller must
+        :meth:`end_turn` (in a ``finally``)."""
         loop = asyncio.get_running_loop()
         if self._busy:
             granted: asyncio.Future[None] = loop.create_future()
@@ -235,9 +235,12 @@ class _Serialiser:
             allowed = max(self.burst_wall_s(), READ_AHEAD_WALL_S)
             while (ahead := self.done - loop.time()) > allowed:
                 await asyncio.sleep(ahead - allowed)  # the link is busy: TCP holds the sender
-            yield
-        finally:
+        except BaseException:
             self._hand_on()
+            raise
+
+    def end_turn(self) -> None:
+        self._hand_on()
 
     def _hand_on(self) -> None:
         while self._line:
@@ -286,8 +289,10 @@ class _Direction:
         emu, loop = self.emu, asyncio.get_running_loop()
         retransmit_at: float | None = None
         while True:
-            async with self.link.turn():
-                await emu.wait_up()  # stall mode: bytes read just before LOS wait for AOS
+            await self.link.take_turn()
+            try:
+                if not emu.is_up:
+                    await emu.wait_up()  # stall mode: bytes read just before LOS wait for AOS
                 contact = emu.contact
                 assert contact is not None
                 now = loop.time()
@@ -299,6 +304,8 @@ class _Direction:
                 else:
                     self._push(self._stamp(data, contact, now, start))
                     return
+            finally:
+                self.link.end_turn()
             await asyncio.sleep(retransmit_at - loop.time())
 
     def queue_limit(self, contact: Contact) -> float:

@@ -466,6 +466,28 @@ async def test_reset_at_los_cuts_an_in_flight_transfer() -> None:
     assert bytes(sink.received) == data[:len(sink.received)]  # an intact prefix
 
 
+async def test_connections_cut_while_waiting_for_the_link_leave_it_usable() -> None:
+    # three bulk echoes hold and queue for both directions of a slow link when LOS cuts them
+    p = plan(contact(0, 0.5, forward=200_000), contact(1.0, 100, forward=200_000))
+    async with server(echo) as up, emulator(p, up, on_los="reset") as (emu, events):
+        writers = []
+        for _ in range(3):
+            _, writer = await connect(emu)
+            await next_event(events, "connect")
+            writer.write(os.urandom(100_000))  # 4 s of the link each: still queued at LOS
+            writers.append(writer)
+        await next_event(events, "los")
+        for _ in range(3):
+            await next_event(events, "cut")
+        await next_event(events, "aos")
+        reader, writer = await connect(emu)
+        writer.write(b"again")
+        assert await asyncio.wait_for(reader.readexactly(5), 5) == b"again"
+        for w in (*writers, writer):
+            w.close()
+    assert emu.counts["cut"] == 3
+
+
 async def test_stall_at_los_resumes_at_the_next_aos_without_loss() -> None:
     size = 75_000  # 1.5 s at 400 kbit/s; the first window holds 0.5 s of it
     data = os.urandom(size)
@@ -618,6 +640,13 @@ def test_link_emulator_benchmark_quick_run_reports_overhead_and_accuracy() -> No
     assert "unshaped throughput" in names and "round trip" in names
     assert all(row["ours"] > 0 and row["baseline"] > 0 for row in doc["rows"])
     assert {a["quantity"] for a in doc["accuracy"]} == {"rate", "delay"}
+    shared = doc["shared_rate"]
+    assert [r["connections"] for r in shared] == [2, 4]
+    for r in shared:  # the link's rate is shared: never above it, by construction ...
+        assert r["shared_bps"] <= r["configured_bps"]
+        # ... while one link per connection (the old behaviour) carries more than one link can
+        assert r["one_link_each_bps"] > r["configured_bps"]
+        assert 0 < r["fairness"] <= 1
 
 
 async def test_serve_forever_stops_cleanly_when_cancelled() -> None:
