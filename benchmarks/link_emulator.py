@@ -43,7 +43,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -112,28 +112,49 @@ def _plan(rate_bps: float, delay: float) -> ContactPlan:
                                 ((T0, delay),)),), "benchmark")
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.expect = 0
-        self.count = 0
+class _Counters:
+    """An upstream that counts each connection's bytes: ``done`` once each of ``count``
+    connections delivered ``each`` bytes; ``at_first`` holds every connection's count at the
+    moment the first one did."""
+
+    def __init__(self, count: int, each: int) -> None:
+        self.each, self.remaining = each, count
+        self.counts: list[int] = []
+        self.at_first: list[int] | None = None
         self.done = asyncio.Event()
         self.done_at = 0.0
 
-    def arm(self, expect: int) -> None:
-        self.expect, self.count = expect, 0
-        self.done.clear()
-
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(self.counts)
+        self.counts.append(0)
         try:
             while data := await reader.read(1 << 18):
-                self.count += len(data)
-                if self.count >= self.expect:
-                    self.done_at = time.perf_counter()
-                    self.done.set()
+                self.counts[index] += len(data)
+                if self.counts[index] == self.each:
+                    self.at_first = self.at_first or list(self.counts)
+                    self.remaining -= 1
+                    if not self.remaining:
+                        self.done_at = time.perf_counter()
+                        self.done.set()
         except ConnectionError:
             pass
         finally:
             writer.close()
+
+
+class _Sink:
+    """An upstream whose connections count into the :class:`_Counters` of the transfer
+    under way (:meth:`arm` one before each transfer)."""
+
+    def __init__(self) -> None:
+        self.counters = _Counters(0, 0)
+
+    def arm(self, count: int, each: int) -> _Counters:
+        self.counters = _Counters(count, each)
+        return self.counters
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.counters.handle(reader, writer)
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -149,7 +170,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def _transfer(port: int, sink: _Sink, payload: bytes, total: int) -> float:
     """Seconds from the first write until the sink holds ``total`` bytes."""
-    sink.arm(total)
+    counters = sink.arm(1, total)
     _, writer = await asyncio.open_connection("127.0.0.1", port)
     start = time.perf_counter()
     sent = 0
@@ -158,9 +179,9 @@ async def _transfer(port: int, sink: _Sink, payload: bytes, total: int) -> float
         writer.write(piece)
         sent += len(piece)
         await writer.drain()
-    await asyncio.wait_for(sink.done.wait(), 600)
+    await asyncio.wait_for(counters.done.wait(), 600)
     writer.close()
-    return sink.done_at - start
+    return counters.done_at - start
 
 
 async def _round_trips(port: int, count: int) -> list[float]:
@@ -267,43 +288,11 @@ class SharedRate:
         return abs(self.error) <= self.tolerance
 
 
-class _Counters:
-    """An upstream that counts each connection's bytes: ``done`` once each of ``count``
-    connections delivered ``each`` bytes; ``at_first`` holds every connection's count at the
-    moment the first one did."""
-
-    def __init__(self, count: int, each: int) -> None:
-        self.each, self.remaining = each, count
-        self.counts: list[int] = []
-        self.at_first: list[int] | None = None
-        self.done = asyncio.Event()
-        self.done_at = 0.0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        index = len(self.counts)
-        self.counts.append(0)
-        try:
-            while data := await reader.read(1 << 18):
-                self.counts[index] += len(data)
-                if self.counts[index] == self.each:
-                    self.at_first = self.at_first or list(self.counts)
-                    self.remaining -= 1
-                    if not self.remaining:
-                        self.done_at = time.perf_counter()
-                        self.done.set()
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
-
-
-async def _concurrent_transfer(ports: Sequence[int], each: int,
-                               upstream: Callable[[_Counters], Awaitable[Any]]) -> tuple[
-                                   float, list[int]]:
+async def _concurrent_transfer(ports: Sequence[int], sink: _Sink, each: int) -> tuple[
+        float, list[int]]:
     """One connection to each of ``ports``, ``each`` bytes written on all of them at once:
     seconds until every one of them landed, and the counts when the first one had."""
-    counters = _Counters(len(ports), each)
-    await upstream(counters)
+    counters = sink.arm(len(ports), each)
     writers = [(await asyncio.open_connection("127.0.0.1", port))[1] for port in ports]
     while len(counters.counts) < len(ports):  # every connection reached the upstream
         await asyncio.sleep(0.001)
@@ -324,15 +313,8 @@ async def _shared_rate(connections: int, rate_bps: float, wall_s: float,
     """Best of ``repeats`` runs each (they take turns): ours cannot beat the configured
     rate by construction, so the best run is the least disturbed one."""
     each = int(rate_bps / 8 * wall_s / connections)
-    handler: list[Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]] = []
-
-    async def upstream(counters: _Counters) -> None:
-        handler[:] = [counters.handle]
-
-    async def dispatch(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await handler[0](reader, writer)
-
-    srv = await asyncio.start_server(dispatch, *LOCAL)
+    sink = _Sink()
+    srv = await asyncio.start_server(sink.handle, *LOCAL)
     sink_at = ("127.0.0.1", await _started(srv))
     shared = LinkEmulator(_plan(rate_bps, 0.0), "SAT-GS", LOCAL, sink_at, PlanClock(T0))
     apart = [LinkEmulator(_plan(rate_bps, 0.0), "SAT-GS", LOCAL, sink_at, PlanClock(T0))
@@ -343,10 +325,9 @@ async def _shared_rate(connections: int, rate_bps: float, wall_s: float,
     apart_s = []
     try:
         for _ in range(repeats):
-            runs.append(await _concurrent_transfer([shared.port] * connections, each,
-                                                   upstream))
-            apart_s.append((await _concurrent_transfer([emu.port for emu in apart], each,
-                                                       upstream))[0])
+            runs.append(await _concurrent_transfer([shared.port] * connections, sink, each))
+            apart_s.append((await _concurrent_transfer([emu.port for emu in apart], sink,
+                                                       each))[0])
     finally:
         for emu in (shared, *apart):
             await emu.stop()
