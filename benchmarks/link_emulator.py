@@ -20,8 +20,19 @@ upstream alike, so the baseline pays the same client/server costs), pinned to on
   measured as bytes over the time from the first write to the last byte at the sink,
   in plan time (slow rates run at a time scale so each transfer takes about a second of
   wall time). Delays as half the median round trip of small messages through an echo
-  server on a contact with ample rate. Targets, from the issue: rate within 5 %, delay
-  within 2 ms.
+  server on a contact with ample rate (in plan time; one delay also at time scale 10).
+  Targets, from the issue: rate within 5 %, delay within 2 ms (2 wall ms: 20 plan ms at
+  scale 10). The tests only check what holds by construction (never faster than the rate,
+  never shorter than the delay); these are the precise figures.
+* **Concurrent connections** (baseline: one link per connection, which is what the
+  emulator carried before the rate became the link's, when each connection had its own
+  rate clock). N bulk transfers written at once through one 2 Mbit/s link: all their bits
+  over the time until the last byte landed, against the configured rate (target: within
+  5 %; never above it, by construction), and the same transfers through N links (N times
+  the rate). *Fairness*: the fewest over the most bytes any connection had delivered when
+  the first one finished (1.00: even shares; the first connection's head start, up to
+  ``READ_AHEAD_WALL_S`` of the link before the others are in line, lowers it for short
+  transfers).
 """
 
 from __future__ import annotations
@@ -61,14 +72,19 @@ class Sizes:
     pings: int
     shaped_wall_s: float  # wall duration of each rate measurement
     rates: tuple[tuple[float, float], ...]  # (bit/s, time scale)
-    delays: tuple[float, ...]  # one-way, seconds
+    delays: tuple[tuple[float, float], ...]  # (one-way delay in plan seconds, time scale)
+    shared_rate_bps: float  # the link of the concurrent-connection rows
+    concurrent: tuple[int, ...]  # connections on that link, one row each
 
 
 FULL = Sizes(200_000_000, 5, 500, 2.0,
              ((9_600, 20), (64_000, 4), (256_000, 1), (1e6, 1), (10e6, 1), (50e6, 1),
               (100e6, 1)),
-             (0.001, 0.005, 0.020, 0.100, 0.250))
-QUICK = Sizes(20_000_000, 2, 100, 0.5, ((9_600, 20), (1e6, 1), (100e6, 1)), (0.005, 0.050))
+             ((0.001, 1), (0.005, 1), (0.020, 1), (0.050, 1), (0.100, 1), (0.150, 1),
+              (0.250, 1), (0.5, 10)),
+             2e6, (1, 2, 4, 8))
+QUICK = Sizes(20_000_000, 2, 100, 0.5, ((9_600, 20), (1e6, 1), (100e6, 1)),
+              ((0.005, 1), (0.050, 1), (0.5, 10)), 2e6, (2, 4))
 
 
 @dataclass(frozen=True)
@@ -96,28 +112,49 @@ def _plan(rate_bps: float, delay: float) -> ContactPlan:
                                 ((T0, delay),)),), "benchmark")
 
 
-class _Sink:
-    def __init__(self) -> None:
-        self.expect = 0
-        self.count = 0
+class _Counters:
+    """An upstream that counts each connection's bytes: ``done`` once each of ``count``
+    connections delivered ``each`` bytes; ``at_first`` holds every connection's count at the
+    moment the first one did."""
+
+    def __init__(self, count: int, each: int) -> None:
+        self.each, self.remaining = each, count
+        self.counts: list[int] = []
+        self.at_first: list[int] | None = None
         self.done = asyncio.Event()
         self.done_at = 0.0
 
-    def arm(self, expect: int) -> None:
-        self.expect, self.count = expect, 0
-        self.done.clear()
-
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = len(self.counts)
+        self.counts.append(0)
         try:
             while data := await reader.read(1 << 18):
-                self.count += len(data)
-                if self.count >= self.expect:
-                    self.done_at = time.perf_counter()
-                    self.done.set()
+                self.counts[index] += len(data)
+                if self.counts[index] == self.each:
+                    self.at_first = self.at_first or list(self.counts)
+                    self.remaining -= 1
+                    if not self.remaining:
+                        self.done_at = time.perf_counter()
+                        self.done.set()
         except ConnectionError:
             pass
         finally:
             writer.close()
+
+
+class _Sink:
+    """An upstream whose connections count into the :class:`_Counters` of the transfer
+    under way (:meth:`arm` one before each transfer)."""
+
+    def __init__(self) -> None:
+        self.counters = _Counters(0, 0)
+
+    def arm(self, count: int, each: int) -> _Counters:
+        self.counters = _Counters(count, each)
+        return self.counters
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.counters.handle(reader, writer)
 
 
 async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -133,7 +170,7 @@ async def _echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 async def _transfer(port: int, sink: _Sink, payload: bytes, total: int) -> float:
     """Seconds from the first write until the sink holds ``total`` bytes."""
-    sink.arm(total)
+    counters = sink.arm(1, total)
     _, writer = await asyncio.open_connection("127.0.0.1", port)
     start = time.perf_counter()
     sent = 0
@@ -142,9 +179,9 @@ async def _transfer(port: int, sink: _Sink, payload: bytes, total: int) -> float
         writer.write(piece)
         sent += len(piece)
         await writer.drain()
-    await asyncio.wait_for(sink.done.wait(), 600)
+    await asyncio.wait_for(counters.done.wait(), 600)
     writer.close()
-    return sink.done_at - start
+    return counters.done_at - start
 
 
 async def _round_trips(port: int, count: int) -> list[float]:
@@ -214,17 +251,100 @@ async def _rate(rate_bps: float, scale: float, wall_s: float) -> Accuracy:
     return Accuracy("rate", rate_bps, total * 8 / (seconds * scale), scale, 0.05)
 
 
-async def _delay(delay: float, pings: int) -> Accuracy:
+async def _delay(delay: float, scale: float, pings: int) -> Accuracy:
+    """Half the median round trip in plan seconds; the tolerance is 2 wall ms."""
     echo_srv = await asyncio.start_server(_echo, *LOCAL)
     emu = LinkEmulator(_plan(1e9, delay), "SAT-GS", LOCAL,
-                       ("127.0.0.1", await _started(echo_srv)), PlanClock(T0))
+                       ("127.0.0.1", await _started(echo_srv)), PlanClock(T0, scale))
     await emu.start()
     try:
         rtts = await _round_trips(emu.port, pings)
     finally:
         await emu.stop()
         echo_srv.close()
-    return Accuracy("delay", delay, statistics.median(rtts) / 2, 1.0, 0.002)
+    return Accuracy("delay", delay, statistics.median(rtts) / 2 * scale, scale, 0.002 * scale)
+
+
+@dataclass(frozen=True)
+class SharedRate:
+    """``connections`` bulk transfers at once through one link of ``configured_bps``
+    (ours: they share the link's rate) against the same transfers through one link each,
+    which is what the emulator carried before the rate became the link's, when every
+    connection had a rate of its own (baseline)."""
+
+    connections: int
+    configured_bps: float
+    shared_bps: float  # all the connections' bytes over the time until the last one landed
+    one_link_each_bps: float
+    fairness: float  # fewest / most bytes delivered by a connection when the first finished
+    tolerance: float = 0.05
+
+    @property
+    def error(self) -> float:
+        return self.shared_bps / self.configured_bps - 1
+
+    @property
+    def passed(self) -> bool:
+        return abs(self.error) <= self.tolerance
+
+
+async def _concurrent_transfer(ports: Sequence[int], sink: _Sink, each: int) -> tuple[
+        float, list[int]]:
+    """One connection to each of ``ports``, ``each`` bytes written on all of them at once:
+    seconds until every one of them landed, and the counts when the first one had."""
+    counters = sink.arm(len(ports), each)
+    writers = [(await asyncio.open_connection("127.0.0.1", port))[1] for port in ports]
+    while len(counters.counts) < len(ports):  # every connection reached the upstream
+        await asyncio.sleep(0.001)
+    payload = os.urandom(each)
+    start = time.perf_counter()
+    for writer in writers:
+        writer.write(payload)
+    await asyncio.gather(*(writer.drain() for writer in writers))
+    await asyncio.wait_for(counters.done.wait(), 600)
+    for writer in writers:
+        writer.close()
+    assert counters.at_first is not None
+    return counters.done_at - start, counters.at_first
+
+
+async def _shared_rate(connections: int, rate_bps: float, wall_s: float,
+                       repeats: int) -> SharedRate:
+    """Best of ``repeats`` runs each (they take turns): ours cannot beat the configured
+    rate by construction, so the best run is the least disturbed one."""
+    each = int(rate_bps / 8 * wall_s / connections)
+    sink = _Sink()
+    srv = await asyncio.start_server(sink.handle, *LOCAL)
+    sink_at = ("127.0.0.1", await _started(srv))
+    shared = LinkEmulator(_plan(rate_bps, 0.0), "SAT-GS", LOCAL, sink_at, PlanClock(T0))
+    apart = [LinkEmulator(_plan(rate_bps, 0.0), "SAT-GS", LOCAL, sink_at, PlanClock(T0))
+             for _ in range(connections)]
+    for emu in (shared, *apart):
+        await emu.start()
+    runs: list[tuple[float, list[int]]] = []
+    apart_s = []
+    try:
+        for _ in range(repeats):
+            runs.append(await _concurrent_transfer([shared.port] * connections, sink, each))
+            apart_s.append((await _concurrent_transfer([emu.port for emu in apart], sink,
+                                                       each))[0])
+    finally:
+        for emu in (shared, *apart):
+            await emu.stop()
+        srv.close()
+    shared_s, at_first = min(runs)
+    total_bits = connections * each * 8
+    return SharedRate(connections, rate_bps, total_bits / shared_s, total_bits / min(apart_s),
+                      min(at_first) / max(at_first))
+
+
+def render_shared_rate(rows: Sequence[SharedRate]) -> str:
+    header = ("connections", "link rate", "one link, shared (ours)", "error",
+              "one link each (before)", "fairness", "tolerance", "pass/FAIL")
+    body = [(str(r.connections), _kbit(r.configured_bps), _kbit(r.shared_bps),
+             f"{100 * r.error:+.2f} %", _kbit(r.one_link_each_bps), f"{r.fairness:.2f}",
+             f"{100 * r.tolerance:.0f} %", "pass" if r.passed else "FAIL") for r in rows]
+    return _table(header, body)
 
 
 def _kbit(bps: float) -> str:
@@ -242,8 +362,13 @@ def render_accuracy(rows: Sequence[Accuracy]) -> str:
         else:
             cells = ("one-way delay", f"{1e3 * a.configured:.3f} ms",
                      f"{1e3 * a.measured:.3f} ms", f"{1e3 * a.error:+.3f} ms",
-                     f"{1e3 * a.tolerance:.0f} ms")
+                     f"{1e3 * a.tolerance:g} ms")
         body.append((*cells, f"{a.time_scale:g}", "pass" if a.passed else "FAIL"))
+    return _table(header, body)
+
+
+def _table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    """Plain-text columns: the first left-aligned, the others right-aligned."""
     widths = [max(len(r[i]) for r in (header, *body)) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -254,16 +379,26 @@ def render_accuracy(rows: Sequence[Accuracy]) -> str:
                       *(line(b) for b in body)])
 
 
-async def run(sizes: Sizes, say: Callable[[str], None]) -> tuple[list[Row], list[Accuracy]]:
+async def run(sizes: Sizes, say: Callable[[str], None]) -> tuple[
+        list[Row], list[Accuracy], list[SharedRate]]:
     rows = await _overhead(sizes, say)
     accuracy = []
     for rate_bps, scale in sizes.rates:
         say(f"rate {_kbit(rate_bps)} at time scale {scale:g}")
         accuracy.append(await _rate(rate_bps, scale, sizes.shaped_wall_s))
-    for delay in sizes.delays:
-        say(f"delay {1e3 * delay:g} ms")
-        accuracy.append(await _delay(delay, max(20, sizes.pings // 10)))
-    return rows, accuracy
+    for delay, scale in sizes.delays:
+        say(f"delay {1e3 * delay:g} ms at time scale {scale:g}")
+        accuracy.append(await _delay(delay, scale, max(20, sizes.pings // 10)))
+    return rows, accuracy, await _shared_rates(sizes, say)
+
+
+async def _shared_rates(sizes: Sizes, say: Callable[[str], None]) -> list[SharedRate]:
+    shared = []
+    for connections in sizes.concurrent:
+        say(f"{connections} connection(s) at once on one {_kbit(sizes.shared_rate_bps)} link")
+        shared.append(await _shared_rate(connections, sizes.shared_rate_bps,
+                                         sizes.shaped_wall_s, min(sizes.repeats, 3)))
+    return shared
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = pin_to_one_core()
     say = (lambda text: None) if args.json else (
         lambda text: print(text, file=sys.stderr, flush=True))
-    rows, accuracy = asyncio.run(run(sizes, say))
+    rows, accuracy, shared = asyncio.run(run(sizes, say))
     added_us = rows[1].ours - (rows[1].baseline or 0.0)
     notes = [f"the emulator adds {added_us:.0f} us per round trip (two passes through it, "
              "one per direction)",
@@ -285,12 +420,17 @@ def main(argv: list[str] | None = None) -> int:
                                       notes=notes)
         doc["accuracy"] = [{**asdict(a), "error": a.error, "passed": a.passed}
                            for a in accuracy]
+        doc["shared_rate"] = [{**asdict(r), "error": r.error, "passed": r.passed}
+                              for r in shared]
         print(json.dumps(doc, indent=1))
     else:
         print(render(rows, notes))
         print()
         print(render_accuracy(accuracy))
-    return 1 if args.check and not all(a.passed for a in accuracy) else 0
+        print()
+        print(render_shared_rate(shared))
+    passed = all(a.passed for a in accuracy) and all(r.passed for r in shared)
+    return 1 if args.check and not passed else 0
 
 
 if __name__ == "__main__":

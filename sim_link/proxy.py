@@ -18,40 +18,64 @@ seconds: at ``time_scale=N`` a link moves N times more bytes per wall second and
 lasts 1/N of its wall time. ``state()`` and events report plan times.
 
 **Gate.** Inside a window (``contact.start <= t < contact.end``) connections are accepted
-and forwarded. Outside, the kernel still completes the TCP handshake on the listening
-socket, but the emulator aborts the connection at once with ``SO_LINGER`` 0: the client sees
-its connection *reset* (``ConnectionResetError`` on its first read or write; an immediate
-EOF on some platforms) and nothing reaches upstream. A connection the upstream refuses is
-reset the same way. Back-to-back contacts of the link (one ends when the next starts) are a
-hand-over: the new contact applies, nothing is cut.
+and forwarded. Outside, what a dialler meets depends on ``gate``:
+
+* ``gate="reset"`` (default): the kernel still completes the TCP handshake on the
+  listening socket, but the emulator aborts the connection at once with ``SO_LINGER`` 0:
+  the client sees its connection *reset* (``ConnectionResetError`` on its first read or
+  write; an immediate EOF on some platforms) and nothing reaches upstream. Quick to
+  notice, but not what a radio link does.
+* ``gate="silent"``: nothing answers, as over a real link outside contact, which gives no
+  RST: the listening socket drops every packet it receives (a socket filter,
+  :mod:`sim_link.silence`; Linux only), so the client's SYN gets no answer, its kernel
+  retransmits it and its connect times out. A SYN retransmitted after AOS is answered (a
+  dial that starts shortly before a window connects in it, at the client's next SYN
+  retransmission). The emulator never sees those SYNs: no ``refuse`` event, no count.
+  A client whose handshake ended in the instant the link went down is accepted and held,
+  unread and unanswered, until the next AOS, then forwarded.
+
+A connection the upstream refuses is reset in both modes. Back-to-back contacts of the link
+(one ends when the next starts) are a hand-over: the new contact applies, nothing is cut.
 
 **LOS.** At the end of a window, open connections are either
 
 * ``on_los="reset"``: reset on both sides (RST), bytes still in flight are dropped; or
 * ``on_los="stall"``: frozen -- the emulator stops reading and releasing bytes until the
   link's next AOS, then carries on with the new contact's rate and delay; nothing is lost,
-  duplicated or reordered (a TCP connection over a link that goes silent and comes back).
-  Bytes that were in flight at LOS are delivered right at AOS. With no later contact, the
-  connection stays frozen until a side closes it or the emulator stops.
+  duplicated or reordered (a TCP connection over a link that goes silent and comes back;
+  the natural partner of ``gate="silent"``). Bytes that were in flight at LOS are delivered
+  right at AOS. With no later contact, the connection stays frozen until a side closes it
+  or the emulator stops.
 
-**Shaping**, per direction, by a pump from the sending socket into a queue and a writer that
-releases the queue into the receiving socket:
+**Shaping.** The rate belongs to the link, one per direction, shared by all the link's
+connections; delay, jitter and loss apply to each connection's bytes. Each direction of a
+connection has a pump (reads the sending socket, chunk by chunk) and a writer (releases
+the chunks into the receiving socket at their release times); each direction of the link
+has one serialiser that every pump of that direction takes turns on.
 
-* *Rate.* The link serialises bytes one after another: a chunk read at wall time ``now``
-  finishes at ``done = max(now, previous done) + size / rate``. The pump reads in chunks of
-  ``BURST_S`` (plan 10 ms, at least 5 wall ms) of the rate and at most
-  ``READ_AHEAD_WALL_S`` (20 wall ms) ahead of the link, so a faster sender is held back by
-  TCP flow control, never buffered without bound.
+* *Rate.* The serialiser sends chunks one after another: a chunk stamped at wall time
+  ``now`` finishes at ``done = max(now, previous done) + size / rate``, ``done`` being the
+  link direction's, whichever connection sent the previous chunk. So all connections of a
+  direction together never move more than the rate, and the two directions never take from
+  each other. Pumps take turns in the order they asked (one chunk per turn: round robin
+  between the connections that have bytes to send), so a bulk transfer cannot starve
+  another connection. A pump reads one chunk of ``BURST_S`` (plan 10 ms, at least 5 wall
+  ms) of the rate before asking for its turn, and a turn waits until the link is at most
+  ``READ_AHEAD_WALL_S`` (20 wall ms) ahead: a faster sender is held back by TCP flow
+  control, with at most one chunk per connection read and waiting, never buffered without
+  bound.
 * *Delay.* The chunk leaves the link at ``done + delay(t)``, where ``delay(t)`` is the
-  contact's one-way delay interpolated at the plan time the chunk was read, plus
-  ``uniform(0, jitter_s)`` when jitter is set. Release times never decrease, so jitter
-  never reorders bytes. Bytes are never released early; they are released late by the event
-  loop's timer granularity (epoll waits whole milliseconds, rounded up, plus the kernel's
-  timer slack): measured +0.2 to +0.9 ms on loopback for delays from 1 ms to 1 s.
+  contact's one-way delay interpolated at the plan time the chunk was stamped, plus
+  ``uniform(0, jitter_s)`` when jitter is set. A connection's release times never
+  decrease, so jitter never reorders its bytes. Bytes are never released early; they are
+  released late by the event loop's timer granularity (epoll waits whole milliseconds,
+  rounded up, plus the kernel's timer slack; ``benchmarks.link_emulator`` measures it).
 * *Loss* is seen by a reliable stream as a retransmission stall: each chunk of ``n``
-  segments (``MSS`` bytes) is hit with probability ``1 - (1 - loss)**n``; a hit holds the
-  link for one retransmission timeout, ``max(200 ms, 2 * RTT)`` plan time, before that chunk
-  and therefore before every chunk after it. Bytes are never dropped.
+  segments (``MSS`` bytes) is hit with probability ``1 - (1 - loss)**n``; a hit holds that
+  connection for one retransmission timeout, ``max(200 ms, 2 * RTT)`` plan time, from the
+  time the chunk would have started on the link; then the chunk takes a new turn. Its
+  later chunks wait behind it; the other connections use the link meanwhile. Bytes are
+  never dropped.
 
 **Many links.** :class:`Emulator` runs several link emulators (one per link, each with its
 own listening port and upstream) behind one event queue and one status endpoint.
@@ -77,6 +101,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from sim_link import silence
 from sim_link.clock import PlanClock
 from sim_link.errors import LinkError
 from sim_link.plan import Contact, ContactPlan, PlanError
@@ -97,6 +122,7 @@ MAX_CHUNK = 256 * 1024
 MIN_QUEUE_BYTES = 256 * 1024  # in-flight bytes held per direction: at least this, or 2x BDP
 
 OnLos = Literal["reset", "stall"]
+Gate = Literal["reset", "silent"]
 EventKind = Literal["aos", "los", "connect", "refuse", "cut"]
 
 
@@ -163,18 +189,78 @@ class _Chunk:
     data: bytes  # b"" marks end of stream (half-close)
 
 
-class _Direction:
-    """One direction of one connection: pump (read, pace, stamp) and writer (release)."""
+class _Serialiser:
+    """One direction of the link, shared by all its connections: the wall time ``done``
+    at which it finishes sending what it was given, and the line of pumps waiting for
+    their turn (first come, first served; one chunk per turn)."""
 
-    def __init__(self, emu: LinkEmulator, conn: _Connection, name: str,
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 forward_if_a_is_source: bool) -> None:
-        self.emu, self.conn, self.name = emu, conn, name
+    def __init__(self, emu: LinkEmulator, a_to_b: bool) -> None:
+        self.emu, self.a_to_b = emu, a_to_b
+        self.done = 0.0
+        self._line: deque[asyncio.Future[None]] = deque()
+        self._busy = False  # a pump holds the turn
+
+    def rate_Bps_wall(self, contact: Contact) -> float:
+        """Bytes per wall second for this direction under ``contact``."""
+        forward = (contact.source == self.emu.side_a) == self.a_to_b
+        bps = contact.rate_forward_bps if forward else contact.rate_reverse_bps
+        return bps / 8 * self.emu.clock.time_scale
+
+    def burst_wall_s(self) -> float:
+        """Wall seconds of link time one chunk holds."""
+        return max(self.emu.clock.to_wall(BURST_S), MIN_BURST_WALL_S)
+
+    def chunk_size(self, contact: Contact) -> int:
+        return max(MIN_CHUNK, min(MAX_CHUNK, int(self.rate_Bps_wall(contact)
+                                                 * self.burst_wall_s())))
+
+    async def take_turn(self) -> None:
+        """Hold the link direction: wait for the pumps ahead in line, then until the link
+        is at most ``READ_AHEAD_WALL_S`` (or one burst) ahead of now. The caller must
+        :meth:`end_turn` (in a ``finally``)."""
+        loop = asyncio.get_running_loop()
+        if self._busy:
+            granted: asyncio.Future[None] = loop.create_future()
+            self._line.append(granted)
+            try:
+                await granted
+            except asyncio.CancelledError:
+                if granted.done() and not granted.cancelled():
+                    self._hand_on()  # the turn came just as this pump was cancelled
+                else:
+                    self._line.remove(granted)
+                raise
+        self._busy = True
+        try:
+            allowed = max(self.burst_wall_s(), READ_AHEAD_WALL_S)
+            while (ahead := self.done - loop.time()) > allowed:
+                await asyncio.sleep(ahead - allowed)  # the link is busy: TCP holds the sender
+        except BaseException:
+            self._hand_on()
+            raise
+
+    def end_turn(self) -> None:
+        self._hand_on()
+
+    def _hand_on(self) -> None:
+        while self._line:
+            granted = self._line.popleft()
+            if not granted.done():
+                granted.set_result(None)  # still busy: the turn passes straight on
+                return
+        self._busy = False
+
+
+class _Direction:
+    """One direction of one connection: pump (read, take a turn on the link's serialiser,
+    stamp) and writer (release)."""
+
+    def __init__(self, emu: LinkEmulator, link: _Serialiser, name: str,
+                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.emu, self.link, self.name = emu, link, name
         self.reader, self.writer = reader, writer
-        self.a_to_b = forward_if_a_is_source
         self.queue: deque[_Chunk] = deque()
         self.queued_bytes = 0
-        self.link_free = 0.0  # wall time the link finishes serialising what it holds
         self.last_release = 0.0
         self.bytes = 0  # delivered to the receiving socket
         self.done = False
@@ -182,58 +268,56 @@ class _Direction:
         self._room = asyncio.Event()  # queue has room
         self._room.set()
 
-    def rate_Bps_wall(self, contact: Contact) -> float:
-        """Bytes per wall second for this direction under ``contact``."""
-        a = self.emu.side_a
-        forward = (contact.source == a) == self.a_to_b
-        bps = contact.rate_forward_bps if forward else contact.rate_reverse_bps
-        return bps / 8 * self.emu.clock.time_scale
-
     async def pump(self) -> None:
         emu, loop = self.emu, asyncio.get_running_loop()
         while True:
             await emu.wait_up()
             contact = emu.contact
             assert contact is not None
-            rate = self.rate_Bps_wall(contact)
-            burst = max(emu.clock.to_wall(BURST_S), MIN_BURST_WALL_S)
-            allowed = max(burst, READ_AHEAD_WALL_S)
-            ahead = self.link_free - loop.time()
-            if ahead > allowed:  # the link is busy: let TCP hold the sender back
-                await asyncio.sleep(ahead - allowed)
-                continue
-            while self.queued_bytes > self.queue_limit(rate, contact):
+            while self.queued_bytes > self.queue_limit(contact):
                 self._room.clear()
                 await self._room.wait()
-            size = max(MIN_CHUNK, min(MAX_CHUNK, int(rate * burst)))
-            data = await self.reader.read(size)
+            data = await self.reader.read(self.link.chunk_size(contact))
             if not data:
                 self._push(_Chunk(max(loop.time(), self.last_release), b""))
                 return
-            await emu.wait_up()  # stall mode: bytes read just before LOS wait for AOS
-            contact = emu.contact
-            assert contact is not None
-            self._push(self._stamp(data, contact, loop.time()))
+            await self._send(data)
 
-    def queue_limit(self, rate: float, contact: Contact) -> float:
+    async def _send(self, data: bytes) -> None:
+        """Take a turn on the link and stamp ``data``; after a loss hit, wait out the
+        retransmission timeout off the link and take another turn."""
+        emu, loop = self.emu, asyncio.get_running_loop()
+        retransmit_at: float | None = None
+        while True:
+            await self.link.take_turn()
+            try:
+                if not emu.is_up:
+                    await emu.wait_up()  # stall mode: bytes read just before LOS wait for AOS
+                contact = emu.contact
+                assert contact is not None
+                now = loop.time()
+                start = max(now, self.link.done)
+                if retransmit_at is None and emu.lost(data, contact):
+                    rto = max(MIN_RTO_S, 4 * contact.delay_at(emu.clock.plan_at(now)))
+                    retransmit_at = start + emu.clock.to_wall(rto)  # RTO = 2 x RTT
+                    emu.stalls += 1
+                else:
+                    self._push(self._stamp(data, contact, now, start))
+                    return
+            finally:
+                self.link.end_turn()
+            await asyncio.sleep(retransmit_at - loop.time())
+
+    def queue_limit(self, contact: Contact) -> float:
         delay = self.emu.clock.to_wall(max(d for _, d in contact.delay_samples) + self.emu.jitter_s)
-        return max(MIN_QUEUE_BYTES, 2 * rate * delay)
+        return max(MIN_QUEUE_BYTES, 2 * self.link.rate_Bps_wall(contact) * delay)
 
-    def _stamp(self, data: bytes, contact: Contact, now: float) -> _Chunk:
+    def _stamp(self, data: bytes, contact: Contact, now: float, start: float) -> _Chunk:
         emu = self.emu
-        rate = self.rate_Bps_wall(contact)
-        plan_now = emu.clock.plan_at(now)
-        delay = contact.delay_at(plan_now)
-        start = max(now, self.link_free)
-        if contact.loss > 0:
-            segments = -(-len(data) // MSS)
-            if emu.rng.random() < 1 - (1 - contact.loss) ** segments:
-                rto = max(MIN_RTO_S, 4 * delay)  # 2 x RTT, RTT = 2 x one-way delay
-                start += emu.clock.to_wall(rto)
-                emu.stalls += 1
-        self.link_free = start + len(data) / rate
+        self.link.done = start + len(data) / self.link.rate_Bps_wall(contact)
+        delay = contact.delay_at(emu.clock.plan_at(now))
         extra = emu.rng.uniform(0, emu.jitter_s) if emu.jitter_s else 0.0
-        release = max(self.last_release, self.link_free + emu.clock.to_wall(delay + extra))
+        release = max(self.last_release, self.link.done + emu.clock.to_wall(delay + extra))
         self.last_release = release
         return _Chunk(release, data)
 
@@ -249,8 +333,7 @@ class _Direction:
                 self._item.clear()
                 await self._item.wait()
             chunk = self.queue[0]
-            wait = chunk.release - loop.time()
-            if wait > 0:
+            while (wait := chunk.release - loop.time()) > 0:  # never early, not even by a hair
                 await asyncio.sleep(wait)
             await self.emu.wait_up()
             self.queue.popleft()
@@ -295,15 +378,17 @@ class LinkEmulator:
 
     ``listen`` and ``upstream`` are ``(host, port)``; listen on port 0 and read
     :attr:`port` after :meth:`start`. ``clock`` maps wall to plan time (default: real
-    time, scale 1). ``jitter_s`` (plan seconds) adds ``uniform(0, jitter_s)`` to each
+    time, scale 1). ``gate`` says what a dialler meets outside a window (``"reset"`` or
+    ``"silent"``), ``on_los`` what happens to open connections at LOS (``"reset"`` or
+    ``"stall"``). ``jitter_s`` (plan seconds) adds ``uniform(0, jitter_s)`` to each
     chunk's delay; ``seed`` seeds jitter and loss. ``status=(host, port)`` serves
     ``GET /status``.
     """
 
     def __init__(self, plan: ContactPlan, link: str, listen: tuple[str, int],
                  upstream: tuple[str, int], clock: PlanClock | None = None, *,
-                 on_los: OnLos = "reset", jitter_s: float = 0.0, seed: int | None = None,
-                 status: tuple[str, int] | None = None) -> None:
+                 on_los: OnLos = "reset", gate: Gate = "reset", jitter_s: float = 0.0,
+                 seed: int | None = None, status: tuple[str, int] | None = None) -> None:
         contacts = plan.for_link(link)  # raises PlanError for a malformed link name
         if not contacts:
             known = sorted({f"{c.source}-{c.target}" for c in plan.contacts})
@@ -312,6 +397,10 @@ class LinkEmulator:
                             f"{', '.join(known) or 'none'}")
         if on_los not in ("reset", "stall"):
             raise EmulatorError(f"on_los {on_los!r}: want 'reset' or 'stall'")
+        if gate not in ("reset", "silent"):
+            raise EmulatorError(f"gate {gate!r}: want 'reset' or 'silent'")
+        if gate == "silent" and not silence.SUPPORTED:
+            raise EmulatorError("gate 'silent' needs Linux socket filters; use 'reset'")
         if not (math.isfinite(jitter_s) and jitter_s >= 0):
             raise EmulatorError(f"jitter {jitter_s!r}: want seconds >= 0")
         self.plan, self.link = plan, link
@@ -320,11 +409,13 @@ class LinkEmulator:
         self.listen, self.upstream, self.status_address = listen, upstream, status
         self.clock = clock if clock is not None else PlanClock()
         self.on_los: OnLos = on_los
+        self.gate: Gate = gate
         self.jitter_s = float(jitter_s)
         self.rng = random.Random(seed)
         self.contact: Contact | None = None
         self.bytes = {"up": 0, "down": 0}  # up: client (A) -> upstream (B)
         self.stalls = 0
+        self.serialisers = {"up": _Serialiser(self, True), "down": _Serialiser(self, False)}
         self.counts = {"accepted": 0, "refused": 0, "cut": 0}
         self._up = asyncio.Event()
         self._subscribers: list[asyncio.Queue[LinkEvent]] = []
@@ -436,6 +527,13 @@ class LinkEmulator:
         fwd, rev = contact.rate_forward_bps, contact.rate_reverse_bps
         return {"up": fwd if a_is_source else rev, "down": rev if a_is_source else fwd}
 
+    def lost(self, data: bytes, contact: Contact) -> bool:
+        """Whether a segment of ``data`` is lost on ``contact`` (then TCP stalls for an RTO)."""
+        if contact.loss <= 0:
+            return False
+        segments = -(-len(data) // MSS)
+        return self.rng.random() < 1 - (1 - contact.loss) ** segments
+
     def state(self) -> dict[str, Any]:
         """Where the link stands (JSON-ready; plan times in UNIX seconds)."""
         now = self.clock.now()
@@ -444,7 +542,7 @@ class LinkEmulator:
         return {
             "link": self.link, "side_a": self.side_a, "side_b": self.side_b,
             "plan_time": now, "time_scale": self.clock.time_scale,
-            "up": self.is_up, "on_los": self.on_los,
+            "up": self.is_up, "gate": self.gate, "on_los": self.on_los,
             "contact": None if contact is None else _contact_dict(contact),
             "next_aos": None if following is None else following.start,
             "next_los": None if contact is None else contact.end,
@@ -453,7 +551,7 @@ class LinkEmulator:
             "loss": None if contact is None else contact.loss,
             "jitter_s": self.jitter_s,
             "listen": f"{self.listen[0]}:{self._server.sockets[0].getsockname()[1]}"
-                      if self._server else None,
+                      if self._server and self._server.sockets else None,  # None once stopped
             "upstream": f"{self.upstream[0]}:{self.upstream[1]}",
             "connections": [c.as_dict() for c in self._connections.values()],
             "bytes": dict(self.bytes), "retransmission_stalls": self.stalls,
@@ -466,6 +564,7 @@ class LinkEmulator:
         """Bring the link to the state the plan says for ``now``; return the plan time of
         the next change (``None``: none left)."""
         current = next((c for c in self.contacts if c.contains(now)), None)
+        self._gate_listener(up=current is not None)
         if current is not None:
             if not self.is_up:
                 self.contact = current
@@ -484,6 +583,16 @@ class LinkEmulator:
                     self._cut(conn, "reset at LOS")
         following = self.next_aos(now)
         return None if following is None else following.start
+
+    def _gate_listener(self, up: bool) -> None:
+        """Silent gate: the listening sockets drop every packet while the link is down."""
+        if self.gate != "silent" or self._server is None:
+            return
+        for sock in self._server.sockets:
+            if up:
+                silence.unsilence(sock)
+            else:
+                silence.silence(sock)
 
     async def _follow_plan(self) -> None:
         loop = asyncio.get_running_loop()
@@ -522,6 +631,9 @@ class LinkEmulator:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = "%s:%s" % writer.get_extra_info("peername")[:2]  # noqa: UP031
+        if self.gate == "silent":
+            silence.unsilence_quietly(writer.get_extra_info("socket"))
+            await self.wait_up()  # handshake ended as the link went down: hold, unanswered
         if not self.is_up:
             self.counts["refused"] += 1
             _reset(writer)
@@ -549,8 +661,9 @@ class LinkEmulator:
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._next_id += 1
         conn = _Connection(self._next_id, peer, self.clock.now(), writer, up_writer)
-        conn.directions = [_Direction(self, conn, "up", reader, up_writer, True),
-                           _Direction(self, conn, "down", up_reader, writer, False)]
+        conn.directions = [_Direction(self, self.serialisers["up"], "up", reader, up_writer),
+                           _Direction(self, self.serialisers["down"], "down", up_reader,
+                                      writer)]
         self._connections[conn.ident] = conn
         self.counts["accepted"] += 1
         self._publish("connect", self.contact, f"connection {conn.ident} from {peer}")

@@ -82,6 +82,21 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _link_run(plan: Path, listen: int, upstream: int, *options: str) -> subprocess.Popen[str]:
+    """``orbital link run`` for link SAT1-GS of ``plan``, once it printed that it listens."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "node.cli.main", "link", "run", "--plan", str(plan),
+         "--link", "SAT1-GS", "--listen", f"127.0.0.1:{listen}",
+         "--upstream", f"127.0.0.1:{upstream}", *options], env=ENV, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    first = process.stdout.readline()  # printed once it listens
+    if f"port {listen}" not in first:
+        process.kill()
+        raise AssertionError(first + (process.stderr.read() if process.stderr else ""))
+    return process
+
+
 def test_run_emulates_a_link_in_front_of_an_echo_server(tmp_path: Path) -> None:
     now = time.time()
     plan = ContactPlan((Contact("SAT1", "GS", now - 60, now + 3600, 8e6, 8e6,
@@ -89,15 +104,9 @@ def test_run_emulates_a_link_in_front_of_an_echo_server(tmp_path: Path) -> None:
     (tmp_path / "plan.json").write_text(plan.to_json())
     server, upstream = _echo_server()
     listen = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "node.cli.main", "link", "run", "--plan",
-         str(tmp_path / "plan.json"), "--link", "SAT1-GS", "--listen", f"127.0.0.1:{listen}",
-         "--upstream", f"127.0.0.1:{upstream}"], env=ENV, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+    process = _link_run(tmp_path / "plan.json", listen, upstream)
     try:
         assert process.stdout is not None
-        first = process.stdout.readline()  # printed once it listens
-        assert f"port {listen}" in first, first + process.stderr.read()
         assert json.loads(process.stdout.readline())["kind"] == "aos"  # the window is open
         with socket.create_connection(("127.0.0.1", listen), timeout=10) as sock:
             started = time.monotonic()
@@ -110,6 +119,31 @@ def test_run_emulates_a_link_in_front_of_an_echo_server(tmp_path: Path) -> None:
             elapsed = time.monotonic() - started
         assert received == b"ping" * 100
         assert elapsed >= 0.04  # 20 ms each way
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        server.close()
+
+
+def test_run_with_a_silent_gate_leaves_a_dial_unanswered_outside_windows(tmp_path: Path) -> None:
+    now = time.time()
+    plan = ContactPlan((Contact("SAT1", "GS", now + 3600, now + 7200, 8e6, 8e6,
+                                ((now + 3600, 0.02),)),))
+    (tmp_path / "plan.json").write_text(plan.to_json())
+    server, upstream = _echo_server()
+    listen, status = _free_port(), _free_port()
+    process = _link_run(tmp_path / "plan.json", listen, upstream, "--gate", "silent",
+                        "--status", f"127.0.0.1:{status}")
+    try:
+        with pytest.raises(TimeoutError):  # no SYN-ACK, no RST: the dial times out
+            socket.create_connection(("127.0.0.1", listen), timeout=0.5).close()
+        with socket.create_connection(("127.0.0.1", status), timeout=10) as sock:
+            sock.sendall(b"GET /status HTTP/1.1\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        state = json.loads(raw.partition(b"\r\n\r\n")[2])
+        assert (state["gate"], state["up"], state["refused"]) == ("silent", False, 0)
     finally:
         process.terminate()
         process.wait(timeout=10)

@@ -58,5 +58,8 @@ def register(commands: argparse._SubParsersAction) -> None:
                         "starts); give nodes behind the link the same [link] epoch so they "
                         "agree on plan time")
     p.add_argument("--on-los", choices=["reset", "stall"], default="reset")
+    p.add_argument("--gate", choices=["reset", "silent"], default="reset",
+                   help="outside windows: reset a dialler (default), or answer nothing so "
+                        "its connect times out, as over a real link (Linux)")
     p.add_argument("--status", metavar="HOST:PORT", help="serve GET /status here")
     p.set_defaults(run=lazy("node.cli.link_run", "_run"))

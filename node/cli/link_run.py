@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
                                        args.time_scale, args.epoch))
     emulator = LinkEmulator(plan, args.link, parse_address(args.listen, "--listen"),
                             parse_address(args.upstream, "--upstream"), clock,
-                            on_los=args.on_los,
+                            on_los=args.on_los, gate=args.gate,
                             status=parse_address(args.status, "--status") if args.status
                             else None)
     asyncio.run(_serve(emulator))
