@@ -35,7 +35,7 @@ round trip) and checked against the pool's own request count (a retry would show
 Bytes are the emulator's: TCP payload each way, HTTP headers included. Each client keeps
 one keep-alive connection, opened before it is measured.
 
-**Catch-up.** anvil (``tests/anvil.py``) mines ``missed`` blocks (``anvil_mine``) past the
+**Catch-up.** anvil (``node/devnet.py``) mines ``missed`` blocks (``anvil_mine``) past the
 head both clients hold verified; the new head is handed to both out of band, as an
 anchor (what a ground-signed head uplinked as a file is). Then, through the same link, in
 the same run, turn by turn:
@@ -117,7 +117,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO / "tests") not in sys.path:
     sys.path.insert(0, str(REPO / "tests"))
 
-from anvil import Anvil, start_anvil  # noqa: E402
+from node.devnet import Anvil, start_anvil  # noqa: E402
+
 from signers import software_signer  # noqa: E402
 
 

@@ -9,7 +9,7 @@ Run from the repository root::
     python -m benchmarks.node --check    # exit 1 if a target is missed
     python -m benchmarks.node --json     # results as JSON instead of the table
 
-**Setup.** One anvil (``--hardfork prague``, ``tests/anvil.py``) with hand-assembled
+**Setup.** One anvil (``--hardfork prague``, ``node/devnet.py``) with hand-assembled
 contracts deployed by real transactions: *Store* copies (two storage slots set by the
 constructor; calldata of 32 bytes writes slot 0 and ``slot[caller]`` and emits a LOG2, empty
 calldata returns slot 0), *Reader* copies (STATICCALL their own Store, add their own slot 0:
@@ -77,7 +77,7 @@ if str(REPO / "tests") not in sys.path:
 
 from verified_node import NodeProcess, start_node  # noqa: E402
 
-from anvil import Anvil, start_anvil  # noqa: E402
+from node.devnet import Anvil, start_anvil  # noqa: E402
 
 WARM_BEATS_LINK = Target("ratio", 1.0)
 """Warm verified calls over the link faster than the unverified call across it."""

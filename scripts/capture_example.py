@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from anvil import CHAIN_ID, DEV_PRIVATE_KEYS, start_anvil  # noqa: E402
+from node.devnet import CHAIN_ID, DEV_PRIVATE_KEYS, start_anvil  # noqa: E402
+
 from devnet_scenario import mine_every_envelope  # noqa: E402
 
 OUT = ROOT / "node" / "examples"

@@ -212,7 +212,7 @@ esac
 # @foundry-rs/<tool>-$platform. npm 9 (Debian 12) skips that package on Node 18 (its engines
 # field says node >= 20) and @foundry-rs/<tool>'s postinstall then fetches the same pinned
 # version from the registry, checking its integrity, into @foundry-rs/<tool>/<tool>.
-# tests/anvil.py looks in both places.
+# node/devnet.py looks in both places.
 find_tool_bin() {
     local path
     for path in "tools/node_modules/@foundry-rs/$1-$platform/bin/$1" \

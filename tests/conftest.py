@@ -1,4 +1,4 @@
-"""Shared fixtures: a real anvil devnet (see tests/anvil.py) and a real SoftHSM2 token
+"""Shared fixtures: a real anvil devnet (see node/devnet.py) and a real SoftHSM2 token
 directory used through p11-kit-proxy (see tests/softhsm.py)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from node.devnet import Anvil, start_anvil
 from wallet.keys.pin import PinAttempts
 
-from anvil import Anvil, start_anvil
 from contracts_chain import DevChain, Scenario, anvil_web3, ethtester_web3
 from softhsm import SoftHsm, SoftHsmMissingError, start_softhsm
 

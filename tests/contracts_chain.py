@@ -72,7 +72,7 @@ def ethtester_web3() -> DevChain:
 
 
 def anvil_web3(anvil: Any) -> DevChain:
-    """Web3 over HTTP to the ``anvil`` fixture (``tests/anvil.py``), with its dev keys."""
+    """Web3 over HTTP to the ``anvil`` fixture (``node/devnet.py``), with its dev keys."""
     w3 = Web3(Web3.HTTPProvider(anvil.url, request_kwargs={"timeout": 30}))
     return DevChain(w3, tuple(anvil.private_keys), "anvil")
 

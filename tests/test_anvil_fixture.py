@@ -10,7 +10,7 @@ import coincurve
 import pytest
 import sha3
 
-from anvil import (
+from node.devnet import (
     ANVIL_ENV,
     CHAIN_ID,
     DEV_PRIVATE_KEYS,
@@ -76,7 +76,7 @@ def test_missing_binary_fails_with_setup_hint(
     with pytest.raises(AnvilNotFoundError, match=ANVIL_ENV):
         find_anvil()
     monkeypatch.delenv(ANVIL_ENV)
-    monkeypatch.setattr("anvil.NPM_SCOPE_DIR", tmp_path)
+    monkeypatch.setattr("node.devnet.NPM_SCOPE_DIR", tmp_path)
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AnvilNotFoundError, match=r"scripts/setup\.sh --test"):
         start_anvil()

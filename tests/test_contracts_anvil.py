@@ -24,8 +24,7 @@ from web3.exceptions import ContractCustomError
 from contracts import eip712, merkle
 from contracts.build import load_artifact
 from contracts.eip712 import SECP256K1_N, TaskBatch, TaskResult
-
-from anvil import Anvil
+from node.devnet import Anvil
 
 pytestmark = pytest.mark.devnet
 

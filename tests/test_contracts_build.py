@@ -34,8 +34,7 @@ from contracts.build import (
     render,
 )
 from contracts.eip712 import TaskBatch, TaskResult
-
-from anvil import Anvil
+from node.devnet import Anvil
 
 NAMES = ("SatelliteRegistry", "TaskAttestations")
 

@@ -23,8 +23,8 @@ from contracts.deploy import (
     load_deployment,
 )
 from node.cli.contracts import KEY_ENV, read_key
+from node.devnet import DEV_PRIVATE_KEYS, Anvil
 
-from anvil import DEV_PRIVATE_KEYS, Anvil
 from contracts_chain import DevChain, anvil_web3, ethtester_web3
 
 REPO = Path(__file__).resolve().parents[1]

@@ -26,8 +26,8 @@ from node.chain.header_store import HeaderStore
 from node.chain.proof import EMPTY_ACCOUNT, verify_account_proof
 from node.chain.transactions import BLOB, transaction_from_rpc
 from node.chain.trie import ordered_trie_root
+from node.devnet import CHAIN_ID, DEV_PRIVATE_KEYS
 
-from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
 from devnet_scenario import Scenario, mine_every_envelope
 
 pytestmark = pytest.mark.devnet

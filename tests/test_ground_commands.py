@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from node.devnet import Anvil
 from wallet.config import WalletConfig, save_config
 from wallet.keys.keystore import create_keystore
-
-from anvil import Anvil
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow]
 

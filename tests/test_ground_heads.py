@@ -27,6 +27,7 @@ from node.chain.anchor import AnchorSource
 from node.chain.errors import MalformedInputError, VerificationError
 from node.chain.header import verify_header
 from node.cli.main import main
+from node.devnet import Anvil, start_anvil
 from node.rpc.ground_heads import (
     anchor_from_signed_head,
     check_head_header,
@@ -57,7 +58,6 @@ from wallet.heads import (
 from wallet.keys.keystore import KeystoreSigner, create_keystore
 from wallet.keys.signer import SECP256K1_N, Signature, recover_address
 
-from anvil import Anvil, start_anvil
 from signers import SoftwareSigner, labelled_signer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
+from node.devnet import Anvil
 from wallet.keys.pin import PinAttempts
 from wallet.keys.pkcs11 import Pkcs11Token
 from wallet.transactions import request_from_json, sign_transaction
 
-from anvil import Anvil
 from softhsm import USER_PIN, SoftHsm
 
 pytestmark = [pytest.mark.devnet, pytest.mark.hsm]

@@ -29,10 +29,9 @@ from verified_node import REPO, NodeProcess, NodeRpcError, start_node, write_nod
 
 from node.config import LinkConfig
 from node.contact import ContactSchedule, ground_contacts, merge_windows
+from node.devnet import Anvil
 from sim_link.clock import PlanClock
 from sim_link.plan import Contact, ContactPlan
-
-from anvil import Anvil
 
 T0 = 1_795_392_000.0  # 2026-11-23T00:00:00Z
 SCALE = 10.0

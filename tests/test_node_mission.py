@@ -30,6 +30,7 @@ from verified_node import REPO, NodeProcess, start_node, write_node_config
 from node.attest.attestation import attestation_only_policy
 from node.attest.certificate import SUBMIT_CERTIFICATE
 from node.chain.hashing import keccak256
+from node.devnet import Anvil
 from node.gossip.host import peer_id_of
 from node.tasks import model as qmodel
 from node.tasks.task import derive_task_id
@@ -39,7 +40,6 @@ from wallet.keys.pin import PinAttempts
 from wallet.keys.pkcs11 import Pkcs11Token
 from wallet.policy import pin_policy
 
-from anvil import Anvil
 from contracts_chain import Scenario, anvil_web3
 from softhsm import USER_PIN
 

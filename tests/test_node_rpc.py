@@ -13,7 +13,7 @@ from eth_account import Account
 from verified_node import NodeProcess, NodeRpcError, start_node, write_node_config
 from web3 import Web3
 
-from anvil import Anvil
+from node.devnet import Anvil
 
 pytestmark = pytest.mark.devnet
 

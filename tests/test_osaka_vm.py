@@ -31,6 +31,7 @@ from eth_utils import ValidationError, to_checksum_address
 
 from node.chain.forks import BlobSchedule
 from node.chain.header_rules import fake_exponential
+from node.devnet import DEV_PRIVATE_KEYS, Anvil, RpcError, start_anvil
 from node.rpc.osaka import (
     OSAKA_BLOB_SCHEDULE,
     TX_GAS_LIMIT_CAP,
@@ -43,8 +44,6 @@ from node.rpc.osaka import (
 )
 from node.rpc.osaka import P256_N as N
 from node.rpc.osaka import P256_P as P
-
-from anvil import DEV_PRIVATE_KEYS, Anvil, RpcError, start_anvil
 
 CHAIN_ID = 31337
 DEV_KEY = DEV_PRIVATE_KEYS[0]

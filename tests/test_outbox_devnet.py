@@ -23,10 +23,9 @@ import coincurve
 import pytest
 from test_outbox import sign_tx
 
+from node.devnet import Anvil
 from node.outbox import Outbox, admit, flush
 from node.rpc.upstream_api import AlwaysReachable, Answer, DirectUpstream
-
-from anvil import Anvil
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow]
 GWEI = 10**9

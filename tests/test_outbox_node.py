@@ -34,12 +34,11 @@ from node.chain.anchor import Anchor, AnchorSource
 from node.chain.header_store import HeaderStore
 from node.chain.rpcjson import parse_data
 from node.cli.node import OUTBOX_STATES
+from node.devnet import Anvil
 from node.outbox.store import STATES, InvalidTransition, Outbox
 from node.rpc.heads import TrustedHeads
 from node.rpc.upstream_api import DirectUpstream
 from node.rpc.verified_node import VerifiedNode
-
-from anvil import Anvil
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow]
 GWEI = 10**9

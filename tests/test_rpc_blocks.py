@@ -46,6 +46,7 @@ from node.chain.header import Header, header_from_rpc, header_to_rpc, verify_hea
 from node.chain.header_store import HeaderStore
 from node.chain.transactions import transaction_from_rpc
 from node.chain.trie import ordered_trie_root
+from node.devnet import CHAIN_ID, DEV_PRIVATE_KEYS, Anvil
 from node.rpc.blocks import (
     BlockNotAnchoredError,
     LogFilter,
@@ -55,7 +56,6 @@ from node.rpc.blocks import (
 )
 from node.rpc.upstream_api import AlwaysReachable, Answer, DirectUpstream
 
-from anvil import CHAIN_ID, DEV_PRIVATE_KEYS, Anvil
 from devnet_scenario import LOG_TOPIC, Scenario, mine_every_envelope
 from vectors import hive_chain_config, hive_header, io_case
 

@@ -38,6 +38,7 @@ from node.chain.errors import MalformedInputError, VerificationError
 from node.chain.forks import ANVIL, ANVIL_OSAKA, MAINNET
 from node.chain.hashing import keccak256
 from node.chain.header import Header, verify_header
+from node.devnet import Anvil, RpcError, start_anvil
 from node.rpc.evm import (
     BlockHashUnavailableError,
     CallStatus,
@@ -53,7 +54,6 @@ from node.rpc.evm import (
 from node.rpc.upstream_api import AlwaysReachable, Answer, DirectUpstream
 from node.rpc.witness import ProvenState, StateAnswerError, WitnessStore, reachable
 
-from anvil import Anvil, RpcError, start_anvil
 from vectors import hive_block, io_case, io_cases
 
 

@@ -21,6 +21,7 @@ import pytest
 from aiohttp import web
 
 from node.chain.errors import ChainError
+from node.devnet import Anvil
 from node.rpc.upstream import (
     PROBED_METHODS,
     AllUpstreamsExcludedError,
@@ -33,8 +34,6 @@ from node.rpc.upstream import (
     public_url,
 )
 from node.rpc.upstream_api import Answer, Upstream, UpstreamError
-
-from anvil import Anvil
 
 GETH_NOT_FOUND = {"code": -32601,
                   "message": "the method eth_getProof does not exist/is not available"}

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from anvil import Anvil
+from node.devnet import Anvil
+
 from softhsm import SO_PIN, USER_PIN, require_softhsm, write_conf
 
 pytestmark = [pytest.mark.devnet, pytest.mark.hsm, pytest.mark.slow]

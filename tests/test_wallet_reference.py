@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from node.devnet import find_foundry_tool
 from wallet.keys.keystore import KeystoreSigner, create_keystore
 from wallet.transactions import request_from_json, sign_transaction
-
-from anvil import find_foundry_tool
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 TO = "0x2222222222222222222222222222222222222222"

@@ -1,4 +1,5 @@
-"""Start and stop a local anvil devnet for the tests.
+"""Start and stop a local anvil devnet (the tests' chain, and the chain "on the ground" of
+``orbital demo``).
 
 anvil is the real devnet the integration tests run against (see DESIGN.md, "Real parts"). It
 comes from npm (``@foundry-rs/anvil``, pinned in ``tools/package.json``) as a native binary,
