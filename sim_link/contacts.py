@@ -31,19 +31,12 @@ from typing import Any
 import numpy as np
 
 from sim_link.errors import LinkError
-from sim_link.orbit import (
-    DEFAULT_STEP_S,
-    Ephemeris,
-    Propagator,
-    Station,
-    Tle,
-    isl_windows_on,
-    look,
-    passes_on,
-    teme_to_ecef,
-    time_grid,
-)
+from sim_link.frames import Station, look, teme_to_ecef
+from sim_link.isl import isl_windows_on
+from sim_link.passes import passes_on
 from sim_link.plan import Contact, ContactPlan, delay_samples_from_ranges
+from sim_link.propagation import DEFAULT_STEP_S, Ephemeris, Propagator, time_grid
+from sim_link.tle import Tle
 
 
 class ConfigError(LinkError):

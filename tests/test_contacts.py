@@ -24,7 +24,9 @@ from sim_link.contacts import (
     parse_stations,
     summary,
 )
-from sim_link.orbit import EXAMPLE_EPOCH, Station, TleError, find_passes, load_tles
+from sim_link.examples import EXAMPLE_EPOCH
+from sim_link.frames import Station
+from sim_link.passes import find_passes
 from sim_link.plan import (
     SPEED_OF_LIGHT_KM_S,
     ContactPlan,
@@ -32,6 +34,7 @@ from sim_link.plan import (
     plan_from_json,
 )
 from sim_link.plot import plot_timeline
+from sim_link.tle import TleError, load_tles
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

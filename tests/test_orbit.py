@@ -1,5 +1,6 @@
-"""sim_link.orbit: TLE parsing, SGP4 against Vallado's verification output, passes against
-skyfield, inter-satellite visibility geometry."""
+"""sim_link.tle, .frames, .propagation, .roots, .passes, .isl: TLE parsing, SGP4 against
+Vallado's verification output, passes against skyfield, inter-satellite visibility
+geometry."""
 
 from __future__ import annotations
 
@@ -10,27 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim_link.orbit import (
-    EXAMPLE_EPOCH,
-    Ephemeris,
-    Propagator,
-    Station,
+from sim_link.examples import EXAMPLE_EPOCH, example_tle_files
+from sim_link.frames import Station, gmst82, look, teme_to_ecef
+from sim_link.isl import find_isl_windows, isl_margin, segment_clearance
+from sim_link.passes import find_passes
+from sim_link.propagation import Ephemeris, Propagator
+from sim_link.tle import (
     Tle,
     TleError,
-    example_tle_files,
-    find_isl_windows,
-    find_passes,
     format_tles,
-    gmst82,
-    isl_margin,
     load_tles,
-    look,
     make_tle,
     mean_motion_for_altitude,
     parse_tle,
-    segment_clearance,
     sun_synchronous_inclination,
-    teme_to_ecef,
     tle_checksum,
     walker_delta,
 )
@@ -143,7 +137,7 @@ def test_walker_delta_layout() -> None:
 def test_committed_tle_files_are_the_generated_ones() -> None:
     for name, text in example_tle_files().items():
         assert (TLE_DIR / name).read_text(encoding="ascii") == text, (
-            f"configs/tle/{name} differs: regenerate with python -m sim_link.orbit configs/tle")
+            f"configs/tle/{name} differs: regenerate with python -m sim_link.examples configs/tle")
         assert load_tles(str(TLE_DIR / name))
 
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from sim_link.clock import PlanClock
 from sim_link.contacts import build_plan, format_summary, load_links, load_stations, summary
-from sim_link.orbit import load_tles
 from sim_link.plan import ContactPlan, PlanError, plan_from_json
 from sim_link.plot import plot_timeline
 from sim_link.proxy import LinkEmulator, parse_address
+from sim_link.tle import load_tles
 
 
 def _time(text: str | None) -> float:
