@@ -16,7 +16,8 @@ A ground contact has the satellite as ``source`` and the station as ``target``, 
 "forward" is the downlink. Node names are the TLE / station names with every character
 outside ``[A-Za-z0-9_.]`` replaced by ``_``. The one-way delay is sampled every
 ``sample_s`` seconds within a pass (``isl_sample_s`` within an ISL window) and at both
-ends.
+ends. Each satellite's eclipses over the span (:mod:`sim_link.eclipses`) go into the plan
+too, from the same ephemeris.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from sim_link.eclipses import eclipses_on
 from sim_link.errors import LinkError
 from sim_link.frames import Station, look, teme_to_ecef
 from sim_link.isl import isl_windows_on
@@ -239,9 +241,10 @@ def _samples(starts: Sequence[float], ends: Sequence[float], every: float
 def build_plan(tles: Sequence[Tle], stations: Sequence[Station], links: LinkConfig,
                start: float, hours: float, isl: bool = True, step: float = DEFAULT_STEP_S,
                sample_s: float = 20.0, isl_sample_s: float = 60.0,
-               generated: str | None = None) -> ContactPlan:
+               generated: str | None = None, eclipses: bool = True) -> ContactPlan:
     """The contact plan of ``tles`` over ``stations`` (and between satellites when
-    ``isl`` and the config names an ISL class) from ``start`` (UNIX s) for ``hours``.
+    ``isl`` and the config names an ISL class) from ``start`` (UNIX s) for ``hours``,
+    with every satellite's eclipses unless ``eclipses`` is false.
     Delay is sampled every ``sample_s`` during passes and every ``isl_sample_s`` during
     ISL windows (their range changes slowly and they can last hours), plus both ends."""
     if hours <= 0:
@@ -302,9 +305,11 @@ def build_plan(tles: Sequence[Tle], stations: Sequence[Station], links: LinkConf
                     isl_cls.forward_bps, isl_cls.reverse_bps,
                     delay_samples_from_ranges(t, rng), isl_cls.loss,
                     isl_cls.name))
+    table = (eclipses_on(eph, [node_name(t.name) for t in prop.tles]) if eclipses
+             else None)
     if generated is None:
-        return ContactPlan(tuple(contacts))
-    return ContactPlan(tuple(contacts), generated)
+        return ContactPlan(tuple(contacts), eclipses=table)
+    return ContactPlan(tuple(contacts), generated, table)
 
 
 # -- summary --------------------------------------------------------------------------

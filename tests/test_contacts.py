@@ -263,12 +263,16 @@ def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: s
     if "$ref" in schema:
         ref = schema["$ref"].removeprefix("#/$defs/")
         _validate(value, root["$defs"][ref], root, where)
-    types = {"object": dict, "array": list, "string": str, "number": (int, float)}
+    types = {"object": dict, "array": list, "string": str, "number": (int, float),
+             "null": type(None)}
     if "type" in schema:
-        ok = isinstance(value, types[schema["type"]]) and not isinstance(value, bool)
+        want = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        ok = any(isinstance(value, types[t]) for t in want) and not isinstance(value, bool)
         assert ok, f"{where}: want {schema['type']}"
     if "const" in schema:
         assert value == schema["const"], f"{where}: want {schema['const']!r}"
+    if "enum" in schema:
+        assert value in schema["enum"], f"{where}: want one of {schema['enum']!r}"
     if "pattern" in schema:
         assert re.search(schema["pattern"], value), f"{where}: pattern"
     if "minimum" in schema:
@@ -288,6 +292,12 @@ def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: s
         for key, sub in props.items():
             if key in value:
                 _validate(value[key], sub, root, f"{where}.{key}")
+        extra = schema.get("additionalProperties")
+        for key in set(value) - set(props):
+            if "propertyNames" in schema:
+                _validate(key, schema["propertyNames"], root, f"{where} key {key!r}")
+            if isinstance(extra, dict):
+                _validate(value[key], extra, root, f"{where}.{key}")
     if isinstance(value, list):
         assert len(value) >= schema.get("minItems", 0), f"{where}: minItems"
         assert len(value) <= schema.get("maxItems", len(value)), f"{where}: maxItems"
@@ -309,6 +319,12 @@ def test_plan_file_matches_schema(plan) -> None:
         {**doc, "contacts": [{**doc["contacts"][0], "loss": 1.0}]},
         {**doc, "contacts": [{**doc["contacts"][0], "delay_s": []}]},
         {**doc, "contacts": [{**doc["contacts"][0], "rate_bps": {"forward": 1}}]},
+        {**doc, "version": 3},
+        {**doc, "eclipses": {**doc["eclipses"], "model": "cylindrical"}},
+        {**doc, "eclipses": {**doc["eclipses"], "satellites": {"A-B": []}}},
+        {**doc, "eclipses": {**doc["eclipses"], "satellites": {"SAT": [{"start": 1.0}]}}},
+        {**doc, "eclipses": {**doc["eclipses"], "satellites": {"SAT": [
+            {"start": 1.0, "end": 2.0, "penumbra": [0.5, 2.5], "umbra": "none"}]}}},
     ]
     for bad in bad_docs:
         with pytest.raises(AssertionError):

@@ -64,7 +64,8 @@ def test_ion_export_has_a_contact_and_a_range_per_direction() -> None:
 
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.update(format="other"), "format"),
-    (lambda d: d.update(version=2), "version"),
+    (lambda d: d.update(version=3), "version"),
+    (lambda d: d.update(eclipses={}), "unknown"),  # eclipses need version 2
     (lambda d: d.pop("contacts"), "missing"),
     (lambda d: d.update(extra=1), "unknown"),
     (lambda d: d["contacts"][0].update(end=T0 - 1), "after start"),
