@@ -318,8 +318,9 @@ def build_plan(tles: Sequence[Tle], stations: Sequence[Station], links: LinkConf
 def summary(plan: ContactPlan, start: float | None = None, end: float | None = None
             ) -> dict[str, Any]:
     """Per station (ground contacts' ``target``): passes, passes per day, mean and max
-    duration and total contact (seconds); per satellite: ground contact total and ISL
-    windows. The span defaults to first start .. last end of the plan."""
+    duration and total contact (seconds); per satellite: ground contact total, ISL
+    windows and, when the plan has them, eclipses and the time in shadow. The span
+    defaults to first start .. last end of the plan."""
     contacts = plan.contacts
     if start is None:
         start = min((c.start for c in contacts), default=0.0)
@@ -335,12 +336,19 @@ def summary(plan: ContactPlan, start: float | None = None, end: float | None = N
                           "mean_duration_s": sum(d) / len(d), "max_duration_s": max(d),
                           "total_contact_s": sum(d)}
     satellites: dict[str, dict[str, float]] = {}
+    table = plan.eclipses
+    shadowed = set(table.satellites) if table is not None else set()
     for name in sorted({c.source for c in ground} | {n for c in isl
-                                                      for n in (c.source, c.target)}):
+                                                      for n in (c.source, c.target)}
+                       | shadowed):
         g = [c.duration for c in ground if c.source == name]
         i = [c.duration for c in isl if name in (c.source, c.target)]
         satellites[name] = {"ground_passes": len(g), "ground_contact_s": sum(g),
                             "isl_windows": len(i), "isl_contact_s": sum(i)}
+        if table is not None and name in shadowed:
+            own = table.of(name)
+            satellites[name].update({"eclipses": len(own),
+                                     "shadow_s": sum(e.duration for e in own)})
     return {"start": start, "end": end, "days": days, "contacts": len(contacts),
             "ground_contacts": len(ground), "isl_contacts": len(isl),
             "stations": stations, "satellites": satellites}
@@ -358,4 +366,11 @@ def format_summary(s: Mapping[str, Any]) -> str:
              for r in (head, *rows)]
     lines.append(f"{s['ground_contacts']} ground contacts, {s['isl_contacts']} ISL windows "
                  f"over {s['days']:.2f} day(s)")
+    shadow = [v["shadow_s"] for v in s["satellites"].values() if "shadow_s" in v]
+    if shadow:
+        span = s["days"] * 86_400.0
+        eclipses = sum(v["eclipses"] for v in s["satellites"].values() if "eclipses" in v)
+        lines.append(f"{eclipses} eclipses of {len(shadow)} satellite(s); in shadow "
+                     f"{100 * min(shadow) / span:.1f}-{100 * max(shadow) / span:.1f} % of the "
+                     f"time")
     return "\n".join(lines)

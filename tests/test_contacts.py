@@ -254,6 +254,25 @@ def test_plot_timeline_writes_a_png(plan, tmp_path: Path) -> None:
     assert _png_size(empty)[0] == 1200
 
 
+def test_plot_timeline_shows_each_satellites_shadow(plan, tmp_path: Path) -> None:
+    """A row of shadow bands per satellite (dark grey, 0.15), above the links."""
+    import matplotlib.image
+
+    assert plan.eclipses is not None and len(plan.eclipses.satellites) == 6
+    with_shadow = plot_timeline(plan, tmp_path / "shadow.png")
+    without = plot_timeline(ContactPlan(plan.contacts, plan.generated),
+                            tmp_path / "plain.png")
+    # 0.18 inch (18 px) per row: one row per satellite more.
+    assert _png_size(with_shadow)[1] - _png_size(without)[1] == pytest.approx(6 * 18, abs=1)
+
+    def dark_band_pixels(path: Path) -> int:
+        rgb = matplotlib.image.imread(path)[..., :3]
+        return int((np.abs(rgb - 38 / 255).max(axis=-1) < 1e-3).sum())
+
+    assert dark_band_pixels(without) < 500
+    assert dark_band_pixels(with_shadow) > 20_000
+
+
 # -- JSON Schema ------------------------------------------------------------------------
 # jsonschema is not a dependency; this checks the keywords plan.schema.json uses.
 
