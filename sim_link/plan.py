@@ -280,7 +280,11 @@ class ContactPlan:
             a range <start> <end> <from node> <to node> <OWLT in whole seconds>
 
         ION names nodes by number: nodes are numbered 1.. in sorted name order, and a
-        comment line maps names to numbers."""
+        comment line maps names to numbers. Times keep their milliseconds
+        (``2026/11/23-00:05:01.250``; whole seconds are written without a fraction):
+        ION's own parser (``readTimestampUTC``: ``sscanf`` of six integer fields) reads
+        the whole second and ignores the fraction, a reader that honours it loses
+        nothing (:func:`ion_time` is the inverse)."""
         numbers = {name: i + 1 for i, name in enumerate(sorted(self.nodes()))}
         lines = ["# orbital contact plan; nodes: " +
                  ", ".join(f"{n}={name}" for name, n in numbers.items())]
@@ -436,7 +440,23 @@ def _iso(t: float) -> str:
 
 
 def _ion_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y/%m/%d-%H:%M:%S")
+    """``yyyy/mm/dd-hh:mm:ss`` (ION's absolute UTC time) with ``.mmm`` when the time is
+    not a whole second (rounded to the millisecond)."""
+    seconds, millis = divmod(round(t * 1000), 1000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y/%m/%d-%H:%M:%S")
+    return f"{text}.{millis:03d}" if millis else text
+
+
+def ion_time(text: str) -> float:
+    """UNIX seconds of an ION absolute time as :meth:`ContactPlan.to_ion` writes it."""
+    whole, _, fraction = text.partition(".")
+    try:
+        moment = datetime.strptime(whole, "%Y/%m/%d-%H:%M:%S").replace(tzinfo=UTC)
+        if fraction and not (fraction.isdigit() and len(fraction) <= 6):
+            raise ValueError(fraction)
+    except ValueError:
+        raise PlanError(f"ION time {text!r}: want yyyy/mm/dd-hh:mm:ss[.fff]") from None
+    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 def merge(plans: Iterable[ContactPlan]) -> ContactPlan:
