@@ -323,3 +323,20 @@ def test_span_edges_are_not_changes() -> None:
     assert clipped.next_change(ISS.name, mid) == ("leaves", first.end)
     assert clipped.in_shadow(ISS.name, mid)
     assert timedelta(seconds=first.end - mid) < timedelta(hours=1)
+
+
+@pytest.mark.slow
+def test_eclipse_benchmark_quick_run() -> None:
+    """About 6 s: the rows of benchmarks/link_eclipses, the error row within its target."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "benchmarks.link_eclipses", "--quick",
+                           "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    assert [r["unit"] for r in rows] == ["ms/plan", "s/boundary"]
+    assert rows[0]["baseline"] > 0 and rows[0]["ours"] > 0
+    error = rows[1]
+    assert error["passed"] is True and error["ours"] < 1.0
+    assert 0.0 < error["baseline"] <= 0.502  # 1 s sampling: midpoints, vs a 1 ms search
