@@ -2,7 +2,7 @@
 
 The conical model of Montenbruck and Gill, "Satellite Orbits" (2000), sec. 3.4.2: seen
 from the satellite at ``r`` (geocentric, TEME) with the Sun at ``s``
-(:func:`sim_link.sun.sun_position_km`, equator and equinox of date), the Earth's disc has
+(:func:`sim_link.sun.sun_position_km`, in TEME too), the Earth's disc has
 the apparent radius ``rho_E = asin(R_E / |r|)``, the Sun's ``rho_S = asin(R_S / |s - r|)``,
 and their centres are ``theta`` apart. Then
 
@@ -13,8 +13,9 @@ and their centres are ``theta`` apart. Then
   are tested against (within 1 s, ``tests/test_eclipses.py``);
 * **umbra**: ``theta < rho_E - rho_S`` -- all of it is hidden.
 
-A LEO satellite crosses the penumbra in about 8-10 s either side of the shadow boundary
-(more at high beta angles). The Earth is a sphere of the WGS84 equatorial radius
+A LEO satellite crosses the half of the penumbra on either side of the shadow boundary
+in a few seconds (about 5 s at 550 km and 10 s for the ISS-like orbit in the tests; more
+at high beta angles). The Earth is a sphere of the WGS84 equatorial radius
 (skyfield uses 6378.1366 km; 0.4 m apart); its oblateness (up to 21 km less over the
 poles, up to ~3 s earlier exit/later entry there) and the atmosphere's refraction and
 absorption are ignored, so the boundaries are geometric. A passage through the penumbra

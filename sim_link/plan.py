@@ -54,8 +54,7 @@ from typing import Any
 from sim_link.errors import LinkError
 
 FORMAT = "orbital-contact-plan"
-VERSION = 2  # written when the plan has eclipses; version 1 otherwise
-VERSIONS = (1, 2)
+VERSIONS = (1, 2)  # 2 is written when the plan has eclipses, 1 otherwise
 ECLIPSE_MODEL = "conical"
 SPEED_OF_LIGHT_KM_S = 299_792.458
 _NAME = re.compile(r"[A-Za-z0-9_.]+\Z")
