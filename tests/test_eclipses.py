@@ -95,8 +95,8 @@ ONSET = datetime(2026, 5, 2, tzinfo=UTC).timestamp()  # ... their first day: gra
 
 
 def test_sun_direction_matches_de421_in_teme(sky) -> None:
-    """The low-precision Sun against DE421's geometric Earth-to-Sun vector rotated into
-    TEME by skyfield, over 2025-2030: within 0.004 degrees (measured: 12.5 arcsec)."""
+    """The truncated-VSOP87 Sun against DE421's geometric Earth-to-Sun vector rotated
+    into TEME by skyfield, over 2025-2030: within 1.5 arcseconds, distance 1e-5."""
     from skyfield.sgp4lib import TEME
 
     eph, ts = sky
@@ -109,9 +109,9 @@ def test_sun_direction_matches_de421_in_teme(sky) -> None:
                                                  * np.linalg.norm(theirs, axis=1))
     worst = float(np.degrees(np.arccos(np.clip(cos, -1, 1))).max())
     print(f"largest Sun direction difference to DE421: {worst * 3600:.1f} arcsec")
-    assert worst < 0.004, worst
+    assert worst * 3600 < 1.5, worst
     ratio = np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
-    assert np.abs(ratio - 1).max() < 2e-4
+    assert np.abs(ratio - 1).max() < 1e-5
 
 
 # -- boundaries against skyfield's is_sunlit ---------------------------------------------------
@@ -147,12 +147,13 @@ def test_dawn_dusk_orbit_out_of_season_is_always_sunlit(sky) -> None:
 
 
 def test_grazing_eclipses_at_season_onset(sky) -> None:
-    """The first day of the dawn-dusk orbit's eclipse season: eclipses of 41 s to 2.5
-    min. None missed or invented even with a 120 s grid; boundaries of eclipses longer
-    than a minute within 1 s of skyfield. (The 41 s one's move ~1 s per 4 arcseconds
-    of Sun direction, so they are within 1.5 s: the limit of the low-precision Sun.)"""
+    """The first day of the dawn-dusk orbit's eclipse season: eclipses of 38 s to 2.5
+    min, whose boundaries move by ~1 s per 4 arcseconds of Sun direction. None missed or
+    invented even with a 120 s grid; every boundary within 1 s of skyfield (measured:
+    0.2 s with the 120 s grid, whose interpolated positions are less exact)."""
     tle = _dawn_dusk(ONSET)
     theirs = _skyfield_transitions(sky, tle, ONSET, ONSET + DAY, step_s=2.0)
+    worst = 0.0
     for step in (60.0, 120.0):
         table = find_eclipses([tle], ONSET, ONSET + DAY, step=step)
         ours = _our_transitions(table)
@@ -162,7 +163,10 @@ def test_grazing_eclipses_at_season_onset(sky) -> None:
         for e in table.eclipses:
             pair = [b for b, _ in theirs if abs(b - e.start) < 10 or abs(b - e.end) < 10]
             errors = [abs(e.start - pair[0]), abs(e.end - pair[1])]
-            assert max(errors) < (1.0 if e.duration > 60.0 else 1.5), (e, pair)
+            assert max(errors) < 1.0, (e, pair)
+            worst = max(worst, *errors)
+    print(f"grazing eclipses from {min(durations):.0f} s: largest difference "
+          f"{worst * 1000:.0f} ms")
 
 
 # -- the conical model ---------------------------------------------------------------------------
@@ -335,8 +339,8 @@ def test_eclipse_benchmark_quick_run() -> None:
                            "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     rows = json.loads(done.stdout)["rows"]
-    assert [r["unit"] for r in rows] == ["ms/plan", "s/boundary"]
+    assert [r["unit"] for r in rows] == ["ms/plan", "ms/boundary"]
     assert rows[0]["baseline"] > 0 and rows[0]["ours"] > 0
     error = rows[1]
-    assert error["passed"] is True and error["ours"] < 1.0
-    assert 0.0 < error["baseline"] <= 0.502  # 1 s sampling: midpoints, vs a 1 ms search
+    assert error["passed"] is True and error["ours"] < 1000.0
+    assert 0.0 < error["baseline"] <= 502.0  # 1 s sampling: midpoints, vs a 1 ms search
