@@ -3,9 +3,10 @@
 **Ephemeris.** The Earth's heliocentric longitude ``L``, latitude ``B`` and distance ``R``
 from VSOP87 (Bretagnon and Francou, A&A 202 (1988) 309), version D (mean ecliptic and
 equinox of date), truncated as in Meeus, "Astronomical Algorithms", 2nd ed. (1998),
-Appendix III -- of its terms, the largest (40 of L0's 64, 20 of L1's 34, and so on) --
-summed as ``sum(A cos(B + C tau)) tau^k / 1e8`` with ``tau`` Julian millennia of
-Terrestrial Time from J2000.0 (Meeus ch. 32). The geocentric, **geometric** Sun is then
+Appendix III -- its largest terms (40 of L0's 64, 20 of L1's 34, 10 of L2's 20, 20 of
+R0's 40, and nearly all of the smaller series) -- summed as ``sum(A cos(B + C tau))
+tau^k / 1e8`` with ``tau`` Julian millennia of Terrestrial Time from J2000.0 (Meeus
+ch. 32). The geocentric, **geometric** Sun is then
 ``L + 180 deg``, ``-B``, ``R`` (Meeus ch. 25, "higher accuracy"), with no aberration or
 light time: the Earth-to-Sun vector skyfield's ``is_sunlit`` uses. (Meeus's FK5 correction,
 0.09", is left out.)
