@@ -187,8 +187,8 @@ def test_penumbra_contains_shadow_contains_umbra() -> None:
         # At each boundary the angles say what the name says.
         r = np.array([_sgp4_position(ISS if e.satellite == ISS.name else STARLINK, t)
                       for t in (e.penumbra_start, e.start, e.umbra_start)])
-        theta, rho_e, rho_s = shadow_angles(r, np.array([e.penumbra_start, e.start,
-                                                         e.umbra_start]))
+        sun = sun_position_km(np.array([e.penumbra_start, e.start, e.umbra_start]))
+        theta, rho_e, rho_s = shadow_angles(r, sun)
         assert np.allclose(theta - rho_e, [rho_s[0], 0.0, -rho_s[2]], atol=1e-4)
 
 
