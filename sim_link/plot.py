@@ -41,9 +41,8 @@ def plot_timeline(plan: ContactPlan, path: str | Path, title: str = "Contact pla
     index = {name: i for i, name in enumerate(rows)}
     classes = sorted({c.link_class for c in contacts if c.max_elevation_deg is not None})
     colour = {cls: _COLOURS[i % len(_COLOURS)] for i, cls in enumerate(classes)}
-    t0 = min((c.start for c in contacts), default=table.start if table is not None else 0.0)
-    if table is not None:
-        t0 = min(t0, table.start)
+    t0 = min([c.start for c in contacts] + ([table.start] if table is not None else []),
+             default=0.0)
     height = max(2.5, 0.18 * len(rows) + 1.5)
     fig, ax = plt.subplots(figsize=(12, height), dpi=100)
     try:
