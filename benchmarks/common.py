@@ -85,7 +85,8 @@ class Target:
     def text(self, unit: str) -> str:
         if self.on == "ratio":
             return f">= {self.minimum:g}x"
-        return f">= {_number(self.minimum)} {unit}"
+        lower_is_better = unit.startswith(("ms/", "s/", "us/"))  # as Row.higher_is_better
+        return f"{'<=' if lower_is_better else '>='} {_number(self.minimum)} {unit}"
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,19 @@ Run from the repository root::
 
 What is measured, in one process pinned to one core, best of several runs:
 
-* **Passes.** :func:`sim_link.orbit.find_passes` for a Walker-delta 53: 100/10/1
-  constellation at 550 km (generated with :func:`sim_link.orbit.walker_delta`) over the
+* **Passes.** :func:`sim_link.passes.find_passes` for a Walker-delta 53: 100/10/1
+  constellation at 550 km (generated with :func:`sim_link.tle.walker_delta`) over the
   ten stations of ``configs/stations.toml`` (their own elevation masks), 24 hours: the
   vectorised SGP4 grid, elevation of every satellite from every station, AOS/LOS refined
   to 1 ms and culmination. Baseline: the straightforward skyfield loop, one
   ``EarthSatellite.find_events`` per satellite and station (skyfield refines to 0.5 s).
   Target (the issue): >= 10x faster than the baseline, and under 10 s.
-* **Ground plan.** :func:`sim_link.contacts.build_plan` without ISLs: the passes plus the
-  delay samples (slant range every 20 s) and link classes of ``configs/links.toml`` --
-  the whole plan a user asks for, against the same baseline (which has no delays).
-* **ISL windows.** :func:`sim_link.orbit.find_isl_windows` for all 4,950 pairs, optical
+* **Ground plan.** :func:`sim_link.contacts.build_plan` without ISLs and eclipses: the
+  passes plus the delay samples (slant range every 20 s) and link classes of
+  ``configs/links.toml``, against the same baseline (which has no delays). The eclipses
+  that ``orbital link plan`` adds by default are timed against their own baseline in
+  :mod:`benchmarks.link_eclipses`.
+* **ISL windows.** :func:`sim_link.isl.find_isl_windows` for all 4,950 pairs, optical
   class (5,000 km, 100 km atmosphere margin). No baseline (skyfield has no ISL search).
 
 Before timing, the pass counts of ours and the baseline are compared (and must agree)
@@ -49,8 +51,12 @@ from benchmarks.common import (
     timed,
 )
 from sim_link.contacts import build_plan, load_links, load_stations
-from sim_link.orbit import EXAMPLE_EPOCH, Pass, Station, Tle, find_isl_windows, find_passes
-from sim_link.orbit import walker_delta as make_walker
+from sim_link.examples import EXAMPLE_EPOCH
+from sim_link.frames import Station
+from sim_link.isl import find_isl_windows
+from sim_link.passes import Pass, find_passes
+from sim_link.tle import Tle
+from sim_link.tle import walker_delta as make_walker
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -134,8 +140,8 @@ def run(sizes: Sizes, say: Callable[[str], None] | None = None) -> tuple[list[Ro
     if say:
         say("timing ours ...")
     ours = timed(lambda: find_passes(tles, stations, start, end), sizes.repeats)
-    plan_t = timed(lambda: build_plan(tles, stations, links, start, sizes.hours, isl=False),
-                   sizes.repeats)
+    plan_t = timed(lambda: build_plan(tles, stations, links, start, sizes.hours, isl=False,
+                                      eclipses=False), sizes.repeats)
     if say:
         say("timing the skyfield loop ...")
     base = timed(lambda: skyfield_passes(tles, stations, start, sizes.hours, limit),

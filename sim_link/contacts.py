@@ -16,7 +16,8 @@ A ground contact has the satellite as ``source`` and the station as ``target``, 
 "forward" is the downlink. Node names are the TLE / station names with every character
 outside ``[A-Za-z0-9_.]`` replaced by ``_``. The one-way delay is sampled every
 ``sample_s`` seconds within a pass (``isl_sample_s`` within an ISL window) and at both
-ends.
+ends. Each satellite's eclipses over the span (:mod:`sim_link.eclipses`) go into the plan
+too, from the same ephemeris.
 """
 
 from __future__ import annotations
@@ -30,20 +31,14 @@ from typing import Any
 
 import numpy as np
 
+from sim_link.eclipses import eclipses_on
 from sim_link.errors import LinkError
-from sim_link.orbit import (
-    DEFAULT_STEP_S,
-    Ephemeris,
-    Propagator,
-    Station,
-    Tle,
-    isl_windows_on,
-    look,
-    passes_on,
-    teme_to_ecef,
-    time_grid,
-)
+from sim_link.frames import Station, look, teme_to_ecef
+from sim_link.isl import isl_windows_on
+from sim_link.passes import passes_on
 from sim_link.plan import Contact, ContactPlan, delay_samples_from_ranges
+from sim_link.propagation import DEFAULT_STEP_S, Ephemeris, Propagator, time_grid
+from sim_link.tle import Tle
 
 
 class ConfigError(LinkError):
@@ -246,9 +241,10 @@ def _samples(starts: Sequence[float], ends: Sequence[float], every: float
 def build_plan(tles: Sequence[Tle], stations: Sequence[Station], links: LinkConfig,
                start: float, hours: float, isl: bool = True, step: float = DEFAULT_STEP_S,
                sample_s: float = 20.0, isl_sample_s: float = 60.0,
-               generated: str | None = None) -> ContactPlan:
+               generated: str | None = None, eclipses: bool = True) -> ContactPlan:
     """The contact plan of ``tles`` over ``stations`` (and between satellites when
-    ``isl`` and the config names an ISL class) from ``start`` (UNIX s) for ``hours``.
+    ``isl`` and the config names an ISL class) from ``start`` (UNIX s) for ``hours``,
+    with every satellite's eclipses unless ``eclipses`` is false.
     Delay is sampled every ``sample_s`` during passes and every ``isl_sample_s`` during
     ISL windows (their range changes slowly and they can last hours), plus both ends."""
     if hours <= 0:
@@ -309,9 +305,11 @@ def build_plan(tles: Sequence[Tle], stations: Sequence[Station], links: LinkConf
                     isl_cls.forward_bps, isl_cls.reverse_bps,
                     delay_samples_from_ranges(t, rng), isl_cls.loss,
                     isl_cls.name))
+    table = (eclipses_on(eph, [node_name(t.name) for t in prop.tles]) if eclipses
+             else None)
     if generated is None:
-        return ContactPlan(tuple(contacts))
-    return ContactPlan(tuple(contacts), generated)
+        return ContactPlan(tuple(contacts), eclipses=table)
+    return ContactPlan(tuple(contacts), generated, table)
 
 
 # -- summary --------------------------------------------------------------------------
@@ -320,8 +318,9 @@ def build_plan(tles: Sequence[Tle], stations: Sequence[Station], links: LinkConf
 def summary(plan: ContactPlan, start: float | None = None, end: float | None = None
             ) -> dict[str, Any]:
     """Per station (ground contacts' ``target``): passes, passes per day, mean and max
-    duration and total contact (seconds); per satellite: ground contact total and ISL
-    windows. The span defaults to first start .. last end of the plan."""
+    duration and total contact (seconds); per satellite: ground contact total, ISL
+    windows and, when the plan has them, eclipses and the time in shadow. The span
+    defaults to first start .. last end of the plan."""
     contacts = plan.contacts
     if start is None:
         start = min((c.start for c in contacts), default=0.0)
@@ -337,12 +336,19 @@ def summary(plan: ContactPlan, start: float | None = None, end: float | None = N
                           "mean_duration_s": sum(d) / len(d), "max_duration_s": max(d),
                           "total_contact_s": sum(d)}
     satellites: dict[str, dict[str, float]] = {}
+    table = plan.eclipses
+    shadowed = set(table.satellites) if table is not None else set()
     for name in sorted({c.source for c in ground} | {n for c in isl
-                                                      for n in (c.source, c.target)}):
+                                                      for n in (c.source, c.target)}
+                       | shadowed):
         g = [c.duration for c in ground if c.source == name]
         i = [c.duration for c in isl if name in (c.source, c.target)]
         satellites[name] = {"ground_passes": len(g), "ground_contact_s": sum(g),
                             "isl_windows": len(i), "isl_contact_s": sum(i)}
+        if table is not None and name in shadowed:
+            own = table.of(name)
+            satellites[name].update({"eclipses": len(own),
+                                     "shadow_s": sum(e.duration for e in own)})
     return {"start": start, "end": end, "days": days, "contacts": len(contacts),
             "ground_contacts": len(ground), "isl_contacts": len(isl),
             "stations": stations, "satellites": satellites}
@@ -360,4 +366,11 @@ def format_summary(s: Mapping[str, Any]) -> str:
              for r in (head, *rows)]
     lines.append(f"{s['ground_contacts']} ground contacts, {s['isl_contacts']} ISL windows "
                  f"over {s['days']:.2f} day(s)")
+    shadow = [v["shadow_s"] for v in s["satellites"].values() if "shadow_s" in v]
+    if shadow:
+        span = s["days"] * 86_400.0
+        eclipses = sum(v["eclipses"] for v in s["satellites"].values() if "eclipses" in v)
+        lines.append(f"{eclipses} eclipses of {len(shadow)} satellite(s); in shadow "
+                     f"{100 * min(shadow) / span:.1f}-{100 * max(shadow) / span:.1f} % of the "
+                     f"time")
     return "\n".join(lines)

@@ -9,10 +9,16 @@ as a retransmission stall (see :mod:`sim_link.proxy`).
 
 Node names are ``[A-Za-z0-9_.]+`` (no hyphen), so a link is named ``SOURCE-TARGET``.
 
-File format (JSON, ``"format": "orbital-contact-plan"``, ``"version": 1``; the JSON
-Schema is ``plan.schema.json`` beside this module)::
+A plan may also hold each satellite's *eclipses* over a span (:class:`EclipseTable`,
+computed by :mod:`sim_link.eclipses`): when the Earth hides the Sun's centre (``start`` ..
+``end``), any part of its disc (``penumbra``) and all of it (``umbra``).
 
-    {"format": "orbital-contact-plan", "version": 1,
+File format (JSON, ``"format": "orbital-contact-plan"``; the JSON Schema is
+``plan.schema.json`` beside this module). ``"version": 1`` has contacts only;
+``"version": 2`` adds the optional ``eclipses`` object. A plan without eclipses is written
+as version 1, so older readers still read it; both versions are read::
+
+    {"format": "orbital-contact-plan", "version": 2,
      "generated": "2026-11-23T00:00:00Z",
      "contacts": [
        {"source": "SAT1", "target": "SVALBARD", "class": "S-band",
@@ -21,12 +27,22 @@ Schema is ``plan.schema.json`` beside this module)::
         "delay_s": [[1763856000.0, 0.0071], [1763856270.0, 0.0021], ...],
         "loss": 0.0,
         "max_elevation_deg": 42.5}
-     ]}
+     ],
+     "eclipses": {
+       "model": "conical", "start": 1763856000.0, "end": 1763942400.0,
+       "satellites": {
+         "SAT1": [{"start": 1763857210.25, "end": 1763859301.5,
+                   "penumbra": [1763857206.1, 1763859305.6],
+                   "umbra": [1763857214.4, 1763859297.4]}, ...]}}}
+
+A satellite listed with an empty array is in sunlight throughout the span; ``umbra`` is
+``null`` when the Sun is never wholly hidden. Intervals are clipped to the span.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 import re
@@ -38,7 +54,8 @@ from typing import Any
 from sim_link.errors import LinkError
 
 FORMAT = "orbital-contact-plan"
-VERSION = 1
+VERSIONS = (1, 2)  # 2 is written when the plan has eclipses, 1 otherwise
+ECLIPSE_MODEL = "conical"
 SPEED_OF_LIGHT_KM_S = 299_792.458
 _NAME = re.compile(r"[A-Za-z0-9_.]+\Z")
 
@@ -111,11 +128,114 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class Eclipse:
+    """One passage of ``satellite`` through the Earth's shadow (UNIX seconds, clipped to
+    the span it was computed over). ``start`` .. ``end``: the Sun's centre is behind the
+    Earth (skyfield's ``is_sunlit`` is false); ``penumbra``: any of the disc is hidden
+    (contains ``start`` .. ``end``); ``umbra``: all of it is (``None`` if never)."""
+
+    satellite: str
+    start: float
+    end: float
+    penumbra_start: float
+    penumbra_end: float
+    umbra_start: float | None = None
+    umbra_end: float | None = None
+
+    def __post_init__(self) -> None:
+        where = f"eclipse of {self.satellite}"
+        if not _NAME.match(self.satellite):
+            raise PlanError(f"{where}: node name: use letters, digits, '_' and '.'")
+        if not self.penumbra_start <= self.start < self.end <= self.penumbra_end:
+            raise PlanError(f"{where}: want penumbra start <= start < end <= penumbra end, "
+                            f"got {self.penumbra_start}, {self.start}, {self.end}, "
+                            f"{self.penumbra_end}")
+        if (self.umbra_start is None) != (self.umbra_end is None):
+            raise PlanError(f"{where}: umbra needs both start and end")
+        if self.umbra_start is not None and self.umbra_end is not None and not (
+                self.start <= self.umbra_start < self.umbra_end <= self.end):
+            raise PlanError(f"{where}: umbra {self.umbra_start}..{self.umbra_end} must lie "
+                            f"within {self.start}..{self.end}")
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class EclipseTable:
+    """Every eclipse of ``satellites`` from ``start`` to ``end`` (a satellite without
+    one is sunlit throughout). "In shadow" means the Sun's centre is hidden."""
+
+    start: float
+    end: float
+    satellites: tuple[str, ...]
+    eclipses: tuple[Eclipse, ...]
+    model: str = ECLIPSE_MODEL
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start) and math.isfinite(self.end)
+                and self.end > self.start):
+            raise PlanError(f"eclipses: end {self.end} must be after start {self.start}")
+        if self.model != ECLIPSE_MODEL:
+            raise PlanError(f"eclipses: model must be {ECLIPSE_MODEL!r}, got {self.model!r}")
+        object.__setattr__(self, "satellites", tuple(sorted(set(self.satellites))))
+        for name in self.satellites:
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise PlanError(f"eclipses: node name {name!r}: use letters, digits, '_' "
+                                f"and '.'")
+        for e in self.eclipses:
+            if e.satellite not in self.satellites:
+                raise PlanError(f"eclipses: {e.satellite} is not listed")
+            if e.penumbra_start < self.start or e.penumbra_end > self.end:
+                raise PlanError(f"eclipses: an eclipse of {e.satellite} lies outside "
+                                f"{self.start}..{self.end}")
+        ordered = tuple(sorted(self.eclipses, key=lambda e: (e.start, e.satellite)))
+        object.__setattr__(self, "eclipses", ordered)
+        for sat in self.satellites:
+            own = self.of(sat)
+            if any(b.penumbra_start < a.penumbra_end for a, b in itertools.pairwise(own)):
+                raise PlanError(f"eclipses: eclipses of {sat} overlap")
+
+    def of(self, satellite: str) -> tuple[Eclipse, ...]:
+        """The eclipses of ``satellite``, by start."""
+        return tuple(e for e in self.eclipses if e.satellite == satellite)
+
+    def sunlit(self, satellite: str) -> list[tuple[float, float]]:
+        """The intervals in the span when the Sun's centre is visible from ``satellite``."""
+        out, t = [], self.start
+        for e in self.of(satellite):
+            if e.start > t:
+                out.append((t, e.start))
+            t = e.end
+        if t < self.end:
+            out.append((t, self.end))
+        return out
+
+    def in_shadow(self, satellite: str, t: float) -> bool:
+        """Whether the Sun's centre is hidden from ``satellite`` at ``t`` (start
+        inclusive, end exclusive)."""
+        return any(e.start <= t < e.end for e in self.of(satellite))
+
+    def next_change(self, satellite: str, after: float) -> tuple[str, float] | None:
+        """``("enters", t)`` or ``("leaves", t)``: the first shadow boundary of
+        ``satellite`` after ``after`` within the span (a boundary that is only the
+        span's edge is not a change), or ``None``."""
+        for e in self.of(satellite):
+            if e.start > after and e.start > self.start:
+                return ("enters", e.start)
+            if e.end > after and e.end < self.end:
+                return ("leaves", e.end)
+        return None
+
+
+@dataclass(frozen=True)
 class ContactPlan:
-    """Contacts sorted by start time."""
+    """Contacts sorted by start time, and optionally the satellites' eclipses."""
 
     contacts: tuple[Contact, ...]
     generated: str = field(default_factory=lambda: _iso(datetime.now(UTC).timestamp()))
+    eclipses: EclipseTable | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "contacts",
@@ -144,9 +264,13 @@ class ContactPlan:
     # -- file format ----------------------------------------------------------------------
 
     def to_json(self) -> str:
-        """The plan file (see the module docstring)."""
-        return json.dumps({"format": FORMAT, "version": VERSION, "generated": self.generated,
-                           "contacts": [_contact_json(c) for c in self.contacts]}, indent=1)
+        """The plan file (see the module docstring): version 2 with eclipses, else 1."""
+        doc: dict[str, Any] = {"format": FORMAT, "version": 1, "generated": self.generated,
+                               "contacts": [_contact_json(c) for c in self.contacts]}
+        if self.eclipses is not None:
+            doc["version"] = 2
+            doc["eclipses"] = _eclipses_json(self.eclipses)
+        return json.dumps(doc, indent=1)
 
     def to_ion(self) -> str:
         """NASA ION ``ionrc`` contact-plan lines (absolute UTC times)::
@@ -155,7 +279,11 @@ class ContactPlan:
             a range <start> <end> <from node> <to node> <OWLT in whole seconds>
 
         ION names nodes by number: nodes are numbered 1.. in sorted name order, and a
-        comment line maps names to numbers."""
+        comment line maps names to numbers. Times keep their milliseconds
+        (``2026/11/23-00:05:01.250``; whole seconds are written without a fraction):
+        ION's own parser (``readTimestampUTC``: ``sscanf`` of six integer fields) reads
+        the whole second and ignores the fraction, a reader that honours it loses
+        nothing (:func:`ion_time` is the inverse)."""
         numbers = {name: i + 1 for i, name in enumerate(sorted(self.nodes()))}
         lines = ["# orbital contact plan; nodes: " +
                  ", ".join(f"{n}={name}" for name, n in numbers.items())]
@@ -178,17 +306,72 @@ def plan_from_json(text: str | bytes) -> ContactPlan:
         raise PlanError(f"plan: not JSON: {exc}") from None
     if not isinstance(doc, Mapping):
         raise PlanError("plan: expected a JSON object")
-    _keys(doc, "plan", {"format", "version", "generated", "contacts"}, {"format", "version",
-                                                                         "contacts"})
-    if doc["format"] != FORMAT:
-        raise PlanError(f"plan: format must be {FORMAT!r}, got {doc['format']!r}")
-    if doc["version"] != VERSION:
-        raise PlanError(f"plan: version {doc['version']!r} is not supported (want {VERSION})")
+    if doc.get("format") != FORMAT:
+        raise PlanError(f"plan: format must be {FORMAT!r}, got {doc.get('format')!r}")
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in VERSIONS:
+        raise PlanError(f"plan: version {version!r} is not supported (want one of "
+                        f"{', '.join(map(str, VERSIONS))})")
+    allowed = {"format", "version", "generated", "contacts"}
+    _keys(doc, "plan", allowed | ({"eclipses"} if version >= 2 else set()),
+          {"format", "version", "contacts"})
     if not isinstance(doc["contacts"], list):
         raise PlanError("plan: contacts must be an array")
     contacts = [_contact_from(c, f"contacts[{i}]") for i, c in enumerate(doc["contacts"])]
     generated = doc.get("generated", "")
-    return ContactPlan(tuple(contacts), str(generated))
+    eclipses = _eclipses_from(doc["eclipses"]) if "eclipses" in doc else None
+    return ContactPlan(tuple(contacts), str(generated), eclipses)
+
+
+def _eclipses_json(table: EclipseTable) -> dict[str, Any]:
+    sats: dict[str, list[dict[str, Any]]] = {s: [] for s in table.satellites}
+    for e in table.eclipses:
+        sats[e.satellite].append({
+            "start": e.start, "end": e.end, "penumbra": [e.penumbra_start, e.penumbra_end],
+            "umbra": None if e.umbra_start is None else [e.umbra_start, e.umbra_end]})
+    return {"model": table.model, "start": table.start, "end": table.end,
+            "satellites": sats}
+
+
+def _eclipses_from(obj: Any) -> EclipseTable:
+    where = "eclipses"
+    if not isinstance(obj, Mapping):
+        raise PlanError(f"{where}: expected an object")
+    _keys(obj, where, {"model", "start", "end", "satellites"},
+          {"model", "start", "end", "satellites"})
+    sats = obj["satellites"]
+    if not isinstance(sats, Mapping):
+        raise PlanError(f"{where}.satellites: expected an object of NAME: [eclipse, ...]")
+    out: list[Eclipse] = []
+    for name, items in sats.items():
+        if not isinstance(items, list):
+            raise PlanError(f"{where}.satellites.{name}: expected an array")
+        for i, item in enumerate(items):
+            at = f"{where}.satellites.{name}[{i}]"
+            if not isinstance(item, Mapping):
+                raise PlanError(f"{at}: expected an object")
+            _keys(item, at, {"start", "end", "penumbra", "umbra"},
+                  {"start", "end", "penumbra", "umbra"})
+            pen = _pair(item["penumbra"], f"{at}.penumbra")
+            umbra = None if item["umbra"] is None else _pair(item["umbra"], f"{at}.umbra")
+            try:
+                out.append(Eclipse(name, _num(item["start"], f"{at}.start"),
+                                   _num(item["end"], f"{at}.end"), pen[0], pen[1],
+                                   *(umbra or (None, None))))
+            except PlanError as exc:
+                raise PlanError(f"{at}: {exc}") from None
+    try:
+        return EclipseTable(_num(obj["start"], f"{where}.start"),
+                            _num(obj["end"], f"{where}.end"), tuple(sats), tuple(out),
+                            _str(obj["model"], f"{where}.model"))
+    except PlanError as exc:
+        raise PlanError(f"plan: {exc}") from None
+
+
+def _pair(value: Any, where: str) -> tuple[float, float]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise PlanError(f"{where}: want [start, end]")
+    return _num(value[0], where), _num(value[1], where)
 
 
 def _contact_json(c: Contact) -> dict[str, Any]:
@@ -256,11 +439,31 @@ def _iso(t: float) -> str:
 
 
 def _ion_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%Y/%m/%d-%H:%M:%S")
+    """``yyyy/mm/dd-hh:mm:ss`` (ION's absolute UTC time) with ``.mmm`` when the time is
+    not a whole second (rounded to the millisecond)."""
+    seconds, millis = divmod(round(t * 1000), 1000)
+    text = datetime.fromtimestamp(seconds, UTC).strftime("%Y/%m/%d-%H:%M:%S")
+    return f"{text}.{millis:03d}" if millis else text
+
+
+def ion_time(text: str) -> float:
+    """UNIX seconds of an ION absolute time as :meth:`ContactPlan.to_ion` writes it."""
+    whole, _, fraction = text.partition(".")
+    try:
+        moment = datetime.strptime(whole, "%Y/%m/%d-%H:%M:%S").replace(tzinfo=UTC)
+        if fraction and not (fraction.isdigit() and len(fraction) <= 6):
+            raise ValueError(fraction)
+    except ValueError:
+        raise PlanError(f"ION time {text!r}: want yyyy/mm/dd-hh:mm:ss[.fff]") from None
+    return moment.timestamp() + (int(fraction) / 10 ** len(fraction) if fraction else 0.0)
 
 
 def merge(plans: Iterable[ContactPlan]) -> ContactPlan:
-    """One plan holding every contact of ``plans``."""
+    """One plan holding every contact of ``plans`` (which must not hold eclipses: those
+    are computed for one span over the whole constellation, see :mod:`sim_link.eclipses`)."""
+    plans = list(plans)
+    if any(p.eclipses is not None for p in plans):
+        raise PlanError("merge: plans with eclipses cannot be merged; compute one plan")
     return ContactPlan(tuple(c for p in plans for c in p.contacts))
 
 

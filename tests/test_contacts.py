@@ -24,7 +24,9 @@ from sim_link.contacts import (
     parse_stations,
     summary,
 )
-from sim_link.orbit import EXAMPLE_EPOCH, Station, TleError, find_passes, load_tles
+from sim_link.examples import EXAMPLE_EPOCH
+from sim_link.frames import Station
+from sim_link.passes import find_passes
 from sim_link.plan import (
     SPEED_OF_LIGHT_KM_S,
     ContactPlan,
@@ -32,6 +34,7 @@ from sim_link.plan import (
     plan_from_json,
 )
 from sim_link.plot import plot_timeline
+from sim_link.tle import TleError, load_tles
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -251,6 +254,25 @@ def test_plot_timeline_writes_a_png(plan, tmp_path: Path) -> None:
     assert _png_size(empty)[0] == 1200
 
 
+def test_plot_timeline_shows_each_satellites_shadow(plan, tmp_path: Path) -> None:
+    """A row of shadow bands per satellite (dark grey, 0.15), above the links."""
+    import matplotlib.image
+
+    assert plan.eclipses is not None and len(plan.eclipses.satellites) == 6
+    with_shadow = plot_timeline(plan, tmp_path / "shadow.png")
+    without = plot_timeline(ContactPlan(plan.contacts, plan.generated),
+                            tmp_path / "plain.png")
+    # 0.18 inch (18 px) per row: one row per satellite more.
+    assert _png_size(with_shadow)[1] - _png_size(without)[1] == pytest.approx(6 * 18, abs=1)
+
+    def dark_band_pixels(path: Path) -> int:
+        rgb = matplotlib.image.imread(path)[..., :3]
+        return int((np.abs(rgb - 38 / 255).max(axis=-1) < 1e-3).sum())
+
+    assert dark_band_pixels(without) < 500
+    assert dark_band_pixels(with_shadow) > 20_000
+
+
 # -- JSON Schema ------------------------------------------------------------------------
 # jsonschema is not a dependency; this checks the keywords plan.schema.json uses.
 
@@ -260,12 +282,16 @@ def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: s
     if "$ref" in schema:
         ref = schema["$ref"].removeprefix("#/$defs/")
         _validate(value, root["$defs"][ref], root, where)
-    types = {"object": dict, "array": list, "string": str, "number": (int, float)}
+    types = {"object": dict, "array": list, "string": str, "number": (int, float),
+             "null": type(None)}
     if "type" in schema:
-        ok = isinstance(value, types[schema["type"]]) and not isinstance(value, bool)
+        want = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        ok = any(isinstance(value, types[t]) for t in want) and not isinstance(value, bool)
         assert ok, f"{where}: want {schema['type']}"
     if "const" in schema:
         assert value == schema["const"], f"{where}: want {schema['const']!r}"
+    if "enum" in schema:
+        assert value in schema["enum"], f"{where}: want one of {schema['enum']!r}"
     if "pattern" in schema:
         assert re.search(schema["pattern"], value), f"{where}: pattern"
     if "minimum" in schema:
@@ -285,6 +311,12 @@ def _validate(value: Any, schema: dict[str, Any], root: dict[str, Any], where: s
         for key, sub in props.items():
             if key in value:
                 _validate(value[key], sub, root, f"{where}.{key}")
+        extra = schema.get("additionalProperties")
+        for key in set(value) - set(props):
+            if "propertyNames" in schema:
+                _validate(key, schema["propertyNames"], root, f"{where} key {key!r}")
+            if isinstance(extra, dict):
+                _validate(value[key], extra, root, f"{where}.{key}")
     if isinstance(value, list):
         assert len(value) >= schema.get("minItems", 0), f"{where}: minItems"
         assert len(value) <= schema.get("maxItems", len(value)), f"{where}: maxItems"
@@ -306,6 +338,12 @@ def test_plan_file_matches_schema(plan) -> None:
         {**doc, "contacts": [{**doc["contacts"][0], "loss": 1.0}]},
         {**doc, "contacts": [{**doc["contacts"][0], "delay_s": []}]},
         {**doc, "contacts": [{**doc["contacts"][0], "rate_bps": {"forward": 1}}]},
+        {**doc, "version": 3},
+        {**doc, "eclipses": {**doc["eclipses"], "model": "cylindrical"}},
+        {**doc, "eclipses": {**doc["eclipses"], "satellites": {"A-B": []}}},
+        {**doc, "eclipses": {**doc["eclipses"], "satellites": {"SAT": [{"start": 1.0}]}}},
+        {**doc, "eclipses": {**doc["eclipses"], "satellites": {"SAT": [
+            {"start": 1.0, "end": 2.0, "penumbra": [0.5, 2.5], "umbra": "none"}]}}},
     ]
     for bad in bad_docs:
         with pytest.raises(AssertionError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from node.attest import CertificateBuilder, Task, decode
+from node.attest import CertificateBuilder, TaskTerms, decode
 from node.gossip import AttestationValidator, GossipConfig, GossipNode
 from node.gossip.host import GossipError
 
@@ -153,7 +153,7 @@ async def test_duplicates_are_delivered_once(started: list[GossipNode]) -> None:
 
 
 async def collect_certificate(node: GossipNode, inbox: asyncio.Queue[bytes]) -> CertificateBuilder:
-    builder = CertificateBuilder(Task(TASK, MODEL, INPUT, QUORUM), CHAIN_ID, CONTRACT)
+    builder = CertificateBuilder(TaskTerms(TASK, MODEL, INPUT, QUORUM), CHAIN_ID, CONTRACT)
     while not builder.ready(OUTPUT):
         builder.add(decode(await inbox.get()))
     return builder
@@ -205,7 +205,7 @@ async def test_a_restarted_node_catches_up(started: list[GossipNode]) -> None:
     assert c.sync_rejected == 0
 
     async def certificate_from(node: GossipNode, pre: list[bytes]) -> CertificateBuilder:
-        builder = CertificateBuilder(Task(TASK, MODEL, INPUT, QUORUM), CHAIN_ID, CONTRACT)
+        builder = CertificateBuilder(TaskTerms(TASK, MODEL, INPUT, QUORUM), CHAIN_ID, CONTRACT)
         for data in pre:
             builder.add(decode(data))
         while not builder.ready(OUTPUT):

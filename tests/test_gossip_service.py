@@ -23,7 +23,7 @@ from node.attest import (
     attest,
     encode,
 )
-from node.attest.certificate import Task as PostedTask
+from node.attest.certificate import TaskTerms
 from node.gossip import AttestationService, AttestationValidator, GossipConfig, GossipNode
 from node.tasks import model as qmodel
 from node.tasks.task import Task, run
@@ -40,8 +40,8 @@ NAMES = "ABCDE"
 SIGNERS = {name: labelled_signer(f"service-{name}") for name in NAMES}
 
 
-def posted(task: Task, quorum: int) -> PostedTask:
-    return PostedTask(task.task_id, task.model_hash, task.input_hash, quorum)
+def posted(task: Task, quorum: int) -> TaskTerms:
+    return TaskTerms(task.task_id, task.model_hash, task.input_hash, quorum)
 
 
 class Satellite:

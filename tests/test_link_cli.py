@@ -47,6 +47,40 @@ def test_plan_writes_json_ion_and_png_and_next_answers(tmp_path: Path) -> None:
                                             time.gmtime(plan.contacts[0].start))
 
 
+def test_next_says_when_a_satellite_enters_and_leaves_the_shadow(tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    done = orbital("link", "plan", "--tle", str(REPO / "configs/tle/iss_like.tle"), "--hours",
+                   "6", "--start", "2026-11-23T00:00:00Z", "--no-isl", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    plan = plan_from_json(out.read_bytes())
+    assert plan.eclipses is not None
+    eclipse = plan.eclipses.of("ISS_SIM")[1]  # [0] is in progress at the start
+
+    def at(t: float) -> str:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+    before = orbital("link", "next", "--plan", str(out), "--sat", "ISS_SIM", "--at",
+                     at(eclipse.start - 120), "--json")
+    assert before.returncode == 0, before.stderr
+    shadow = json.loads(before.stdout)["shadow"]
+    assert shadow["in_shadow"] is False and shadow["next"] == "enters"
+    assert shadow["at_unix"] == eclipse.start
+    assert shadow["duration_s"] == eclipse.duration
+    inside = orbital("link", "next", "--plan", str(out), "--sat", "ISS_SIM", "--at",
+                     at(eclipse.start + 60))
+    assert inside.returncode == 0, inside.stderr
+    assert f"in shadow, leaves shadow {at(eclipse.end)}" in inside.stdout
+    assert "next online" in inside.stdout or "online now" in inside.stdout
+    # A plan from before eclipses (version 1) still answers, and says what is missing.
+    old = tmp_path / "old.json"
+    old.write_text(ContactPlan(plan.contacts, plan.generated).to_json())
+    assert json.loads(old.read_text())["version"] == 1
+    done = orbital("link", "next", "--plan", str(old), "--sat", "ISS_SIM", "--at",
+                   at(eclipse.start))
+    assert done.returncode == 0, done.stderr
+    assert "no eclipses (plan version 1)" in done.stdout
+
+
 def test_malformed_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
     bad_tle = tmp_path / "bad.tle"
     bad_tle.write_text("SAT\n1 25544U 98067A   26327.5 garbage\n2 25544\n")

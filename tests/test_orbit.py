@@ -1,5 +1,6 @@
-"""sim_link.orbit: TLE parsing, SGP4 against Vallado's verification output, passes against
-skyfield, inter-satellite visibility geometry."""
+"""sim_link.tle, .frames, .propagation, .roots, .passes, .isl: TLE parsing, SGP4 against
+Vallado's verification output, passes against skyfield, inter-satellite visibility
+geometry."""
 
 from __future__ import annotations
 
@@ -10,27 +11,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim_link.orbit import (
-    EXAMPLE_EPOCH,
-    Ephemeris,
-    Propagator,
-    Station,
+from sim_link.examples import EXAMPLE_EPOCH, example_tle_files
+from sim_link.frames import Station, gmst82, look, teme_to_ecef
+from sim_link.isl import find_isl_windows, isl_margin, segment_clearance
+from sim_link.passes import find_passes
+from sim_link.propagation import Ephemeris, Propagator
+from sim_link.tle import (
     Tle,
     TleError,
-    example_tle_files,
-    find_isl_windows,
-    find_passes,
     format_tles,
-    gmst82,
-    isl_margin,
     load_tles,
-    look,
     make_tle,
     mean_motion_for_altitude,
     parse_tle,
-    segment_clearance,
     sun_synchronous_inclination,
-    teme_to_ecef,
     tle_checksum,
     walker_delta,
 )
@@ -143,7 +137,7 @@ def test_walker_delta_layout() -> None:
 def test_committed_tle_files_are_the_generated_ones() -> None:
     for name, text in example_tle_files().items():
         assert (TLE_DIR / name).read_text(encoding="ascii") == text, (
-            f"configs/tle/{name} differs: regenerate with python -m sim_link.orbit configs/tle")
+            f"configs/tle/{name} differs: regenerate with python -m sim_link.examples configs/tle")
         assert load_tles(str(TLE_DIR / name))
 
 
@@ -501,3 +495,49 @@ def test_bad_search_span() -> None:
     tle = _test_tles()[0]
     with pytest.raises(ValueError, match="after start"):
         find_passes([tle], STATIONS, EXAMPLE_EPOCH, EXAMPLE_EPOCH)
+
+
+def _stations_under_the_track(tle: Tle, times: list[float], offset_deg: float
+                              ) -> list[Station]:
+    """Stations ``offset_deg`` of latitude beside the sub-satellite point at ``times``
+    (spherical latitude: close enough to give passes culminating near the zenith)."""
+    out = []
+    for i, t in enumerate(times):
+        r = teme_to_ecef(Propagator([tle]).teme_at(np.array([0]), np.array([[t]]))[0, 0],
+                         np.array(t))
+        lat = math.degrees(math.asin(r[2] / np.linalg.norm(r)))
+        lon = math.degrees(math.atan2(r[1], r[0]))
+        out.append(Station(f"UNDER{i}", lat + offset_deg, lon, 0.0, 10.0))
+    return out
+
+
+@pytest.mark.parametrize("below_peak", [0.3, 3.0, 12.0])
+def test_masks_above_60_degrees_find_the_short_passes_above_them(below_peak: float) -> None:
+    """A station whose mask is just below a high culmination (65-89 degrees): the pass,
+    a few seconds to a minute long, falls between 60 s grid points tens of degrees lower;
+    it is still found, once, with AOS/LOS within 1 s of skyfield's find_events and
+    within 1 ms of a 1 s grid search."""
+    tle = _test_tles()[0]
+    found_any = 0
+    for offset in (0.2, 1.0, 2.5):
+        for base in _stations_under_the_track(tle, [EXAMPLE_EPOCH + 3000.0,
+                                                    EXAMPLE_EPOCH + 40_000.0], offset):
+            [ref] = [p for p in find_passes([tle], [base], EXAMPLE_EPOCH + 1000,
+                                            EXAMPLE_EPOCH + 50_000, step=10.0)
+                     if abs(p.max_elevation_time - (EXAMPLE_EPOCH + 3000.0)) < 600
+                     or abs(p.max_elevation_time - (EXAMPLE_EPOCH + 40_000.0)) < 600]
+            mask = ref.max_elevation_deg - below_peak
+            if mask <= 60.0:
+                continue
+            high = Station(base.name, base.lat_deg, base.lon_deg, 0.0, mask)
+            start, end = ref.aos - 1800.0, ref.los + 1800.0
+            [p] = find_passes([tle], [high], start, end)  # 60 s grid
+            [fine] = find_passes([tle], [high], start, end, step=1.0)
+            [(rise, fall, peak)] = _skyfield_passes(tle, high, start, end)
+            assert abs(p.aos - fine.aos) < 1e-3 and abs(p.los - fine.los) < 1e-3
+            assert abs(p.aos - rise) < 1.0 and abs(p.los - fall) < 1.0, (p, rise, fall)
+            assert p.max_elevation_deg == pytest.approx(peak, abs=0.05)
+            assert p.aos < p.max_elevation_time < p.los
+            assert 0 < p.duration < 120.0
+            found_any += 1
+    assert found_any >= 4

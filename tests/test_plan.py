@@ -12,6 +12,7 @@ from sim_link.plan import (
     ContactPlan,
     PlanError,
     delay_samples_from_ranges,
+    ion_time,
     plan_from_json,
 )
 
@@ -62,9 +63,29 @@ def test_ion_export_has_a_contact_and_a_range_per_direction() -> None:
     assert "a range 2025/11/23-00:00:00 2025/11/23-00:10:00 1 2 1" in lines
 
 
+def test_ion_export_keeps_sub_second_times() -> None:
+    """AOS/LOS at .250 and .9996 s: written to the millisecond, read back exactly."""
+    c = contact()
+    start, end = c.start + 0.25, c.start + 599.9996
+    sub = Contact(c.source, c.target, start, end, c.rate_forward_bps, c.rate_reverse_bps,
+                  ((start, 0.0021),))
+    lines = ContactPlan((sub,)).to_ion().splitlines()
+    assert "a contact 2025/11/23-00:00:00.250 2025/11/23-00:10:00 1 2 250000" in lines
+    times = [(ion_time(line.split()[2]), ion_time(line.split()[3])) for line in lines
+             if line.startswith("a ")]
+    assert len(times) == 4
+    for a, b in times:
+        assert a == pytest.approx(start, abs=5e-4) and b == pytest.approx(end, abs=5e-4)
+    assert ion_time("2025/11/23-00:00:00") == T0
+    for bad in ("2025/11/23 00:00:00", "2025/11/23-00:00:00.x", "soon"):
+        with pytest.raises(PlanError, match="ION time"):
+            ion_time(bad)
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda d: d.update(format="other"), "format"),
-    (lambda d: d.update(version=2), "version"),
+    (lambda d: d.update(version=3), "version"),
+    (lambda d: d.update(eclipses={}), "unknown"),  # eclipses need version 2
     (lambda d: d.pop("contacts"), "missing"),
     (lambda d: d.update(extra=1), "unknown"),
     (lambda d: d["contacts"][0].update(end=T0 - 1), "after start"),

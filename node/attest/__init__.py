@@ -27,7 +27,7 @@ from node.attest.certificate import (
     BatchCertificate,
     Certificate,
     CertificateBuilder,
-    Task,
+    TaskTerms,
     batch_certificate,
 )
 from node.attest.codec import DecodeError, decode, encode, message_id
@@ -50,7 +50,7 @@ __all__ = [
     "MalformedSignature",
     "SignedAttestation",
     "StaticRegistry",
-    "Task",
+    "TaskTerms",
     "UnknownSigner",
     "WrongDomain",
     "WrongModel",

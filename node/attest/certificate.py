@@ -28,13 +28,20 @@ bytes of its keccak256; a wallet policy may list it as is)."""
 
 
 @dataclass(frozen=True)
-class Task:
-    """A posted task as the contract knows it."""
+class TaskTerms:
+    """What a certificate is for: a posted task's id, model and input, and how many
+    signers must agree (its quorum), as ``TaskAttestations`` knows them. (Not the
+    runnable :class:`node.tasks.task.Task`, which holds the inputs themselves.)"""
 
     task_id: bytes
     model_hash: bytes
     input_hash: bytes
     quorum: int
+
+
+Task = TaskTerms
+"""Old name, kept only for ``node/gossip/service.py`` (owned by another branch); remove it
+once that module imports :class:`TaskTerms`."""
 
 
 @dataclass(frozen=True)
@@ -62,9 +69,9 @@ class Certificate:
 class CertificateBuilder:
     """Gathers attestations for one task, grouped by the exact TaskResult (output and epoch)."""
 
-    def __init__(self, task: Task | tuple[bytes, bytes, bytes, int], chain_id: int,
+    def __init__(self, task: TaskTerms | tuple[bytes, bytes, bytes, int], chain_id: int,
                  contract: bytes | str) -> None:
-        self.task = task if isinstance(task, Task) else Task(*task)
+        self.task = task if isinstance(task, TaskTerms) else TaskTerms(*task)
         if self.task.quorum < 1:
             raise ValueError("quorum must be at least 1")
         self.chain_id = chain_id

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from node.attest import Cosigner, StaticRegistry, attest, encode
 from node.attest.attestation import attestation_only_policy
-from node.attest.certificate import Task as PostedTask
+from node.attest.certificate import TaskTerms
 from node.gossip import AttestationService, AttestationValidator, GossipConfig, GossipNode
 from node.gossip.host import GossipError
 from node.tasks import model as qmodel
@@ -86,9 +86,9 @@ async def _demo(directory: Path, say: Callable[[str], None]) -> bool:
         classes = qmodel.predicted_classes(model, qmodel.infer(model, task.input))
         labels = json.loads((EXPECTED / "digits.json").read_text())["labels"][:TILES]
         right = sum(c == label for c, label in zip(classes, labels, strict=True))
-        posted = PostedTask(task.task_id, task.model_hash, task.input_hash, SATELLITES)
+        terms = TaskTerms(task.task_id, task.model_hash, task.input_hash, SATELLITES)
         async with asyncio.timeout(30):
-            certificates = await asyncio.gather(*(s.certificate(posted) for s in services))
+            certificates = await asyncio.gather(*(s.certificate(terms) for s in services))
         elapsed = time.perf_counter() - began
         same = all(c == certificates[0] for c in certificates)
         agreed = all(c.agreed for s in services[1:] for c in s.considered)

@@ -2,7 +2,8 @@
 
 ``plan`` propagates TLEs (SGP4), finds ground-station passes and inter-satellite
 visibility windows, and writes a contact plan (JSON; optionally NASA ION lines and a
-timeline PNG). ``next`` says when a node is next online. ``run`` emulates one link of a
+timeline PNG) with each satellite's eclipses. ``next`` says when a node is next online
+and when a satellite next enters or leaves the Earth's shadow. ``run`` emulates one link of a
 plan as a TCP proxy: connections only inside windows, bytes delayed by the current
 one-way light time and limited to the window's rate, cut at LOS.
 """
@@ -38,7 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(run=lazy("node.cli.link_run", "_plan"))
 
-    p = verbs.add_parser("next", help="when is a node next online")
+    p = verbs.add_parser("next", help="when is a node next online, and in or out of shadow")
     p.add_argument("--plan", required=True)
     p.add_argument("--sat", required=True, help="node name (satellite or station)")
     p.add_argument("--at", help="UTC time, ISO 8601 (default: now)")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from sim_link.clock import PlanClock
 from sim_link.contacts import build_plan, format_summary, load_links, load_stations, summary
-from sim_link.orbit import load_tles
-from sim_link.plan import ContactPlan, PlanError, plan_from_json
+from sim_link.plan import ContactPlan, EclipseTable, PlanError, plan_from_json
 from sim_link.plot import plot_timeline
 from sim_link.proxy import LinkEmulator, parse_address
+from sim_link.tle import load_tles
 
 
 def _time(text: str | None) -> float:
@@ -58,29 +58,56 @@ def _plan(args: argparse.Namespace) -> int:
 def _next(args: argparse.Namespace) -> int:
     plan = _load_plan(args.plan)
     now = _time(args.at)
+    table = plan.eclipses
+    known = plan.nodes() | set(table.satellites if table is not None else ())
+    if args.sat not in known:
+        raise PlanError(f"{args.sat!r} is not in the plan (nodes: {', '.join(sorted(known))})")
     contact = plan.next_contact(args.sat, now)
-    if contact is None:
-        nodes = ", ".join(sorted(plan.nodes()))
-        if args.sat not in plan.nodes():
-            raise PlanError(f"{args.sat!r} is not in the plan (nodes: {nodes})")
-        print(json.dumps({"node": args.sat, "next": None}) if args.json else
-              f"{args.sat}: no contact after {_iso(now)} in this plan")
-        return 0
-    peer = contact.target if contact.source == args.sat else contact.source
-    online = contact.start <= now
-    report = {"node": args.sat, "peer": peer, "online": online, "start": _iso(contact.start),
-              "end": _iso(contact.end), "in_seconds": max(0.0, contact.start - now),
-              "duration_s": contact.duration, "class": contact.link_class}
-    if args.json:
-        print(json.dumps(report))
-    elif online:
-        print(f"{args.sat}: online now with {peer} until {_iso(contact.end)} "
-              f"({contact.end - now:.0f} s left, {contact.link_class})")
-    else:
-        print(f"{args.sat}: next online {_iso(contact.start)} with {peer}, in "
-              f"{contact.start - now:.0f} s, for {contact.duration:.0f} s "
-              f"({contact.link_class})")
+    report: dict[str, object] = {"node": args.sat, "next": None}
+    lines = [f"{args.sat}: no contact after {_iso(now)} in this plan"]
+    if contact is not None:
+        peer = contact.target if contact.source == args.sat else contact.source
+        online = contact.start <= now
+        report = {"node": args.sat, "peer": peer, "online": online,
+                  "start": _iso(contact.start), "end": _iso(contact.end),
+                  "in_seconds": max(0.0, contact.start - now),
+                  "duration_s": contact.duration, "class": contact.link_class}
+        lines = [f"{args.sat}: online now with {peer} until {_iso(contact.end)} "
+                 f"({contact.end - now:.0f} s left, {contact.link_class})" if online else
+                 f"{args.sat}: next online {_iso(contact.start)} with {peer}, in "
+                 f"{contact.start - now:.0f} s, for {contact.duration:.0f} s "
+                 f"({contact.link_class})"]
+    if table is not None and args.sat in table.satellites:
+        report["shadow"], line = _shadow(table, args.sat, now)
+        lines.append(line)
+    elif table is None and args.sat not in {c.target for c in plan.contacts
+                                            if c.max_elevation_deg is not None}:
+        lines.append(f"{args.sat}: this plan has no eclipses (plan version 1); make it "
+                     f"again with 'orbital link plan' to see when it is in shadow")
+    print(json.dumps(report) if args.json else "\n".join(lines))
     return 0
+
+
+def _shadow(table: EclipseTable, sat: str, now: float) -> tuple[dict[str, object], str]:
+    """When ``sat`` next enters or leaves the Earth's shadow (the Sun's centre hidden)."""
+    if not table.start <= now <= table.end:
+        return ({"known": False, "span": [_iso(table.start), _iso(table.end)]},
+                f"{sat}: {_iso(now)} is outside the plan's eclipse span "
+                f"{_iso(table.start)} .. {_iso(table.end)}")
+    inside = table.in_shadow(sat, now)
+    change = table.next_change(sat, now)
+    state = "in shadow" if inside else "in sunlight"
+    report: dict[str, object] = {"known": True, "in_shadow": inside, "next": None}
+    if change is None:
+        return report, f"{sat}: {state}, no change before {_iso(table.end)}"
+    kind, at = change
+    report.update({"next": kind, "at": _iso(at), "at_unix": at, "in_seconds": at - now})
+    if kind == "enters":
+        eclipse = next(e for e in table.of(sat) if e.start == at)
+        report["duration_s"] = eclipse.duration
+        return report, (f"{sat}: {state}, enters shadow {_iso(at)} (in {at - now:.0f} s, "
+                        f"for {eclipse.duration:.0f} s)")
+    return report, f"{sat}: {state}, leaves shadow {_iso(at)} (in {at - now:.0f} s)"
 
 
 def _run(args: argparse.Namespace) -> int:

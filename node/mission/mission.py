@@ -43,8 +43,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from node.attest.certificate import Certificate
-from node.attest.certificate import Task as CertificateTask
+from node.attest.certificate import Certificate, TaskTerms
 from node.chain.hashing import keccak256
 from node.gossip.host import GossipError, GossipNode
 from node.gossip.service import AttestationService
@@ -285,7 +284,7 @@ class Mission:
                  att.result.output_hash.hex())
 
     async def _maybe_submit(self, posted: PostedTask) -> None:
-        builder = self.service.builder(CertificateTask(
+        builder = self.service.builder(TaskTerms(
             posted.task_id, posted.model_hash, posted.input_hash, posted.quorum))
         ready = builder.ready_outputs()
         if not ready:
