@@ -1,0 +1,219 @@
+"""The satellites of the demo: each one an ``orbital node run --config`` process.
+
+A satellite's directory holds what would be on board: its keystore wallet behind the
+attestation policy (pinned, sealed at first open), its gossip identity, the signed heads
+and task inputs the ground uplinked, and the node's data (header store, outbox, mission
+store). Its configuration (:func:`node_config`) puts everything the node reaches behind
+the link emulators of one contact plan at one time scale: its upstreams are the ground
+stations' links (``SAT-STATION``), its gossip peers are reached through the inter-satellite
+links (``SAT-SAT``); the node works its passes and sleeps between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from node.attest.attestation import attestation_only_policy
+from node.gossip.host import peer_id_of
+from wallet.config import WalletConfig, save_config
+from wallet.keys.keystore import create_keystore
+from wallet.policy import pin_policy
+
+START_TIMEOUT = 60.0
+"""Wall seconds a node gets to print ``serving URL``."""
+
+
+@dataclass
+class Satellite:
+    """One satellite of the demo and, once started, its node process."""
+
+    name: str
+    root: Path
+    address: bytes
+    seed: bytes
+    gossip_port: int
+    process: asyncio.subprocess.Process | None = None
+    rpc_url: str | None = None
+    restarts: int = 0
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def peer_id(self) -> str:
+        return peer_id_of(self.seed)
+
+    @property
+    def heads(self) -> Path:
+        return self.root / "heads"
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "node.log"
+
+    @property
+    def config(self) -> Path:
+        return self.root / "node.toml"
+
+
+def make_satellite(name: str, root: Path, chain_id: int, attestations: str,
+                   gossip_port: int) -> Satellite:
+    """The on-board files of a new satellite: a keystore wallet (light KDF: a demo) with
+    the attestation policy pinned, its password file, and a gossip seed."""
+    wallet = root / "wallet"
+    keystores = wallet / "keystores"
+    keystores.mkdir(parents=True)
+    password = os.urandom(16).hex()
+    temporary = keystores / "new.json.tmp"
+    address = create_keystore(temporary, password, kdf="pbkdf2", iterations=1000)
+    temporary.rename(keystores / f"0x{address.hex()}.json")
+    policy = wallet / "policy.toml"
+    policy.write_text(attestation_only_policy(chain_id, attestations, submit=True))
+    save_config(WalletConfig(wallet, chain_id=chain_id, satellite=name,
+                             policy_sha256=pin_policy(policy)))
+    secret = wallet / "password"
+    secret.write_text(password + "\n")
+    secret.chmod(0o600)
+    seed = os.urandom(32)
+    (root / "gossip.key").write_text(seed.hex() + "\n")
+    (root / "heads").mkdir()
+    (root / "inputs").mkdir()
+    return Satellite(name, root, address, seed, gossip_port)
+
+
+@dataclass(frozen=True)
+class LinkClock:
+    """The plan's clock as every process shares it (``[link]`` and ``orbital link run``):
+    plan time ``start`` at UNIX time ``epoch``, ``time_scale`` times faster."""
+
+    start: float
+    epoch: float
+    time_scale: float
+
+
+def node_config(sat: Satellite, *, chain_id: int, plan: Path, clock: LinkClock,
+                ground_links: dict[str, str], peers: dict[str, str],
+                operators: list[str], threshold: int, attestations: str, registry: str,
+                from_block: int, fallback: float) -> str:
+    """The satellite's ``node.toml`` (TOML text). ``ground_links`` maps each link
+    ``SAT-STATION`` to the emulator's URL in front of the ground's RPC; ``peers`` maps each
+    neighbour's multiaddr (through the ISL emulator) to the link it crosses."""
+    upstreams = [f"{link.split('-', 1)[1].lower()}={url}" for link, url in ground_links.items()]
+    start = json.dumps(_iso(clock.start))
+    return f"""# {sat.name}: written by orbital demo
+[node]
+chain_id = {chain_id}
+data_dir = "data"
+rpc = "127.0.0.1:0"
+history = 1024
+refresh = "1s"
+chain = "anvil"
+
+[upstreams]
+urls = {json.dumps(upstreams)}
+
+[trust]
+mode = "ground"
+operators = {json.dumps(operators)}
+threshold = {threshold}
+heads_dir = "heads"
+max_head_age = "12h"
+
+[link]
+plan = "{plan}"
+node = "{sat.name}"
+links = {json.dumps(sorted(ground_links))}
+time_scale = {clock.time_scale}
+start = {start}
+epoch = {clock.epoch}
+
+[wallet]
+backend = "keystore"
+home = "wallet"
+password_file = "wallet/password"
+
+[gossip]
+listen = "127.0.0.1:{sat.gossip_port}"
+peers = {json.dumps(sorted(peers))}
+key = "gossip.key"
+
+[tasks]
+attestations = "{attestations}"
+registry = "{registry}"
+inputs = "inputs"
+from_block = {from_block}
+fallback = {fallback:.3f}
+
+[log]
+format = "json"
+level = "info"
+"""
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def start_node(sat: Satellite) -> str:
+    """Start ``sat``'s node (``orbital node run --config``); return its RPC URL once it
+    serves. Its log goes to ``sat.log`` (appended across restarts)."""
+    log = sat.log.open("ab")
+    try:
+        sat.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(sat.config),
+            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=sat.root)
+    finally:
+        log.close()
+    assert sat.process.stdout is not None
+    try:
+        async with asyncio.timeout(START_TIMEOUT):
+            line = (await sat.process.stdout.readline()).decode()
+    except TimeoutError:
+        line = ""
+    if not line.startswith("serving "):
+        with contextlib.suppress(ProcessLookupError):
+            sat.process.kill()
+        await sat.process.wait()
+        tail = sat.log.read_text(errors="replace")[-1500:]
+        raise RuntimeError(f"{sat.name}: the node did not start ({line.strip()!r}):\n{tail}")
+    sat.rpc_url = line.split()[1]
+    return sat.rpc_url
+
+
+async def stop_node(sat: Satellite, *, kill: bool = False, timeout: float = 10.0) -> None:
+    """SIGTERM (or SIGKILL with ``kill``) and wait."""
+    process = sat.process
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        async with asyncio.timeout(timeout):
+            await process.wait()
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+async def rpc(session: aiohttp.ClientSession, url: str, method: str, *params: Any) -> Any:
+    """One JSON-RPC call to a node (its local RPC, not behind the link)."""
+    async with session.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method,
+                                       "params": list(params)}) as response:
+        body = await response.json(content_type=None)
+    if "error" in body:
+        raise RuntimeError(f"{method}: {body['error'].get('message')}")
+    return body["result"]

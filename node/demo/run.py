@@ -1,0 +1,312 @@
+"""The demo's run: set the constellation up, fly it through its plan, say what happened.
+
+Stages (each timed for the report):
+
+1. **plan** -- :mod:`node.demo.scenario`: element sets, stations, contacts and eclipses.
+2. **ground** -- anvil started, contracts deployed, one keystore wallet per satellite made
+   and registered under the operators (round robin), each satellite funded.
+3. **links** -- one link emulator per ground link (``SAT-STATION``, in front of the ground's
+   chain) and two per inter-satellite link (``A-B`` in front of B's gossip port, ``B-A`` in
+   front of A's), all on one :class:`~sim_link.clock.PlanClock`, in this process.
+4. **fly** -- the satellites' ``orbital node run --config`` processes, started together;
+   then, until every task is landed or the plan ends, the ground's duties at each plan
+   time: heads signed by 2 of the 3 operators and inputs of posted tasks uplinked to a
+   satellite *during its passes only* (written into its directories, as an uplink would
+   leave them), tasks posted on the chain at their scheduled times, and every node's
+   ``orbital_status`` and the contract read for the report.
+
+Nothing is faked for the satellites: each learns its tasks from verified ``eth_getLogs``
+through its ground links, gossips over the ISL emulators, and lands a certificate through
+its outbox; the contract's ``certifiedOutput`` is what says a task landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from node.demo.fleet import (
+    LinkClock,
+    Satellite,
+    make_satellite,
+    node_config,
+    rpc,
+    start_node,
+    stop_node,
+)
+from node.demo.ground import HEAD_THRESHOLD, GroundChain, PostedTask
+from node.demo.scenario import Scenario, build
+from node.devnet import Anvil, start_anvil
+from node.tasks import model as qmodel
+from sim_link.clock import PlanClock
+from sim_link.plan import ContactPlan
+from sim_link.proxy import Emulator, LinkEmulator
+
+TILE_BYTES = 64
+TILES_PER_TASK = 8
+SETTLE_WALL_S = 3.0
+"""Wall seconds between the nodes serving and the plan's clock starting (peers dial)."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    satellites: int = 3
+    stations: int = 2
+    hours: float = 6.0
+    time_scale: float = 150.0
+    tasks: int = 3
+    seed: int = 1
+    out: Path = Path("demo-out")
+    fallback_s: float = 600.0
+    """Plan seconds a certificate signer waits per rank before it submits in another's
+    place (the mission's turns; given to the nodes in wall seconds)."""
+
+
+@dataclass
+class TaskRecord:
+    posted: PostedTask
+    uplinked: dict[str, float] = field(default_factory=dict)
+    landed_at: float | None = None
+
+
+@dataclass
+class Flight:
+    """Everything the run touches, for the duties and the report."""
+
+    options: DemoOptions
+    scenario: Scenario
+    ground: GroundChain
+    satellites: list[Satellite]
+    clock: PlanClock
+    epoch: float
+    emulator: Emulator
+    schedule: list[float]
+    tasks: list[TaskRecord] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)
+
+    def event(self, kind: str, **fields: Any) -> None:
+        self.events.append({"t": round(self.clock.now(), 3), "kind": kind, **fields})
+
+    @property
+    def plan(self) -> ContactPlan:
+        return self.scenario.plan
+
+    def in_contact(self, sat: Satellite, t: float) -> str | None:
+        """The station ``sat`` is in contact with at plan time ``t`` (None: none)."""
+        for station in self.scenario.stations:
+            if self.plan.contact_at(f"{sat.name}-{station.name}", t) is not None:
+                return station.name
+        return None
+
+
+async def run_demo(options: DemoOptions, progress: Callable[[Flight], None]) -> Flight:
+    """Set up, fly and tear down (module docstring); returns what happened."""
+    out = options.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "run"
+    if work.exists():
+        raise FileExistsError(f"{work} exists: give another --out or remove it")
+    stages: dict[str, float] = {}
+    began = time.monotonic()
+    scenario = build(options.satellites, options.stations, time.time(), options.hours)
+    work.mkdir()
+    (work / "plan.json").write_text(scenario.plan.to_json())
+    stages["plan"] = time.monotonic() - began
+
+    began = time.monotonic()
+    anvil = await asyncio.to_thread(start_anvil)
+    try:
+        ground = await asyncio.to_thread(GroundChain.deploy, anvil, work / "ground")
+        satellites = []
+        for i, name in enumerate(scenario.satellites):
+            sat = make_satellite(name, work / name, ground.deployment.chain_id,
+                                 ground.deployment.attestations, _free_port())
+            await asyncio.to_thread(ground.register, sat.address, name, 91001 + i)
+            satellites.append(sat)
+        stages["ground"] = time.monotonic() - began
+        return await _fly(options, scenario, anvil, ground, satellites, work, stages,
+                          progress)
+    finally:
+        await asyncio.to_thread(anvil.stop)
+
+
+async def _fly(options: DemoOptions, scenario: Scenario, anvil: Anvil, ground: GroundChain,
+               satellites: list[Satellite], work: Path, stages: dict[str, float],
+               progress: Callable[[Flight], None]) -> Flight:
+    began = time.monotonic()
+    epoch = time.time() + SETTLE_WALL_S + 2.0 * len(satellites)
+    clock = PlanClock.from_epoch(scenario.start, options.time_scale, epoch)
+    links = _emulators(scenario, satellites, anvil, clock)
+    emulator = Emulator(links)
+    rng = random.Random(options.seed)
+    end = scenario.start + options.hours * 3600
+    schedule = sorted(scenario.start + rng.uniform(0.02, 0.5) * (end - scenario.start)
+                      for _ in range(options.tasks))
+    flight = Flight(options, scenario, ground, satellites, clock, epoch, emulator, schedule,
+                    stages=stages)
+    async with emulator:
+        ports = {name: link.port for name, link in emulator.links.items()}
+        for sat in satellites:
+            sat.config.write_text(_config(flight, sat, ports, work))
+        stages["links"] = time.monotonic() - began
+        began = time.monotonic()
+        try:
+            await asyncio.gather(*(start_node(sat) for sat in satellites))
+            stages["start"] = time.monotonic() - began
+            began = time.monotonic()
+            async with aiohttp.ClientSession(
+                    timeout=aiohttp.ClientTimeout(total=10)) as session:
+                await _duties(flight, session, progress, end)
+            stages["fly"] = time.monotonic() - began
+        finally:
+            await asyncio.gather(*(stop_node(sat) for sat in satellites))
+    return flight
+
+
+def _emulators(scenario: Scenario, satellites: list[Satellite], anvil: Anvil,
+               clock: PlanClock) -> list[LinkEmulator]:
+    plan = scenario.plan
+    anvil_host, anvil_port = anvil.url.removeprefix("http://").rsplit(":", 1)
+    out = []
+    for sat in satellites:
+        for station in scenario.stations:
+            link = f"{sat.name}-{station.name}"
+            if plan.for_link(link):
+                out.append(LinkEmulator(plan, link, ("127.0.0.1", 0),
+                                        (anvil_host, int(anvil_port)), clock))
+    by_name = {s.name: s for s in satellites}
+    pairs = sorted({tuple(sorted((c.source, c.target))) for c in plan.contacts
+                    if c.source in by_name and c.target in by_name})
+    for a, b in pairs:
+        for near, far in ((a, b), (b, a)):
+            out.append(LinkEmulator(plan, f"{near}-{far}", ("127.0.0.1", 0),
+                                    ("127.0.0.1", by_name[far].gossip_port), clock))
+    return out
+
+
+def _config(flight: Flight, sat: Satellite, ports: dict[str, int], work: Path) -> str:
+    ground = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()
+              if name.startswith(sat.name + "-") and name.split("-", 1)[1]
+              in {s.name for s in flight.scenario.stations}}
+    by_name = {s.name: s for s in flight.satellites}
+    peers = {f"/ip4/127.0.0.1/tcp/{port}/p2p/{by_name[name.split('-', 1)[1]].peer_id}": name
+             for name, port in ports.items()
+             if name.startswith(sat.name + "-") and name.split("-", 1)[1] in by_name}
+    deployment = flight.ground.deployment
+    return node_config(
+        sat, chain_id=deployment.chain_id, plan=work / "plan.json",
+        clock=LinkClock(flight.clock.plan_start, flight.epoch, flight.clock.time_scale),
+        ground_links=ground, peers=peers, operators=flight.ground.operator_addresses,
+        threshold=HEAD_THRESHOLD, attestations=deployment.attestations,
+        registry=deployment.registry, from_block=deployment.block,
+        fallback=flight.options.fallback_s / flight.clock.time_scale)
+
+
+async def _duties(flight: Flight, session: aiohttp.ClientSession,
+                  progress: Callable[[Flight], None], end: float) -> None:
+    """The ground's work and the watch, until every task landed or the plan ends."""
+    model = qmodel.load()
+    tiles = (Path(qmodel.__file__).parent / "expected" / "digits-inputs.bin").read_bytes()
+    rng = random.Random(flight.options.seed)
+    pending = list(flight.schedule)
+    last_head: dict[str, float] = {}
+    while True:
+        now = flight.clock.now()
+        if now >= end:
+            flight.event("plan_end")
+            break
+        while pending and pending[0] <= now:
+            pending.pop(0)
+            offset = rng.randrange(0, len(tiles) // TILE_BYTES - TILES_PER_TASK) * TILE_BYTES
+            data = tiles[offset: offset + TILE_BYTES * TILES_PER_TASK]
+            quorum = min(2, len(flight.satellites))
+            posted = await asyncio.to_thread(flight.ground.post_task, model.model_hash, data,
+                                             quorum, min(quorum, 2), now)
+            flight.tasks.append(TaskRecord(posted))
+            flight.event("task_posted", task="0x" + posted.task_id.hex(), block=posted.block)
+        await asyncio.to_thread(flight.ground.mine)
+        for sat in flight.satellites:
+            station = flight.in_contact(sat, now)
+            if station is None:
+                continue
+            if now - last_head.get(sat.name, -1e18) >= 60.0:
+                _, text = await asyncio.to_thread(flight.ground.signed_head)
+                GroundChain.uplink(sat.heads, "head.json", text.encode())
+                last_head[sat.name] = now
+            for record in flight.tasks:
+                if sat.name not in record.uplinked:
+                    GroundChain.uplink(sat.inputs, f"0x{record.posted.task_id.hex()}.bin",
+                                       record.posted.input)
+                    record.uplinked[sat.name] = now
+                    flight.event("input_uplinked", satellite=sat.name, station=station,
+                                 task="0x" + record.posted.task_id.hex())
+        await _watch(flight, session)
+        progress(flight)
+        if len(flight.tasks) == flight.options.tasks and all(
+                r.landed_at is not None for r in flight.tasks):
+            flight.event("all_landed")
+            break
+        await asyncio.sleep(0.25)
+
+
+async def _watch(flight: Flight, session: aiohttp.ClientSession) -> None:
+    for sat in flight.satellites:
+        if sat.rpc_url is None:
+            continue
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, RuntimeError):
+            status = await rpc(session, sat.rpc_url, "orbital_status")
+            flight.status[sat.name] = status
+    for record in flight.tasks:
+        if record.landed_at is None:
+            output = await asyncio.to_thread(flight.ground.certified_output,
+                                             record.posted.task_id)
+            if output != bytes(32):
+                record.landed_at = flight.clock.now()
+                flight.event("task_landed", task="0x" + record.posted.task_id.hex(),
+                             output="0x" + output.hex())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def report(flight: Flight) -> dict[str, Any]:
+    """The JSON report (see ``orbital demo --help``)."""
+    links = flight.emulator.state()["links"]
+    return {
+        "options": {k: str(v) if isinstance(v, Path) else v
+                    for k, v in vars(flight.options).items()},
+        "satellites": flight.scenario.satellites,
+        "stations": [s.name for s in flight.scenario.stations],
+        "planStart": flight.scenario.start,
+        "tasks": [{"task": "0x" + r.posted.task_id.hex(), "postedAt": r.posted.posted_at,
+                   "uplinked": r.uplinked, "landedAt": r.landed_at} for r in flight.tasks],
+        "landed": sum(r.landed_at is not None for r in flight.tasks),
+        "links": {name: {"bytes": state["bytes"], "stalls": state["retransmission_stalls"],
+                         **{k: v for k, v in state.items() if k in ("accepted", "refused")}}
+                  for name, state in links.items()},
+        "nodes": {name: {"mission": status.get("mission"), "head": status.get("head")}
+                  for name, status in flight.status.items()},
+        "stages": {k: round(v, 3) for k, v in flight.stages.items()},
+        "events": flight.events,
+    }
+
+
+def write_report(flight: Flight, out: Path) -> Path:
+    path = out / "report.json"
+    path.write_text(json.dumps(report(flight), indent=1) + "\n")
+    return path
