@@ -35,6 +35,7 @@ from typing import Any
 
 import aiohttp
 
+from node.demo.events import NodeEvent, read_events
 from node.demo.fleet import (
     LinkClock,
     Satellite,
@@ -46,6 +47,7 @@ from node.demo.fleet import (
 )
 from node.demo.ground import HEAD_THRESHOLD, GroundChain, PostedTask
 from node.demo.scenario import Scenario, build
+from node.demo.timeline import plot_demo
 from node.devnet import Anvil, start_anvil
 from node.tasks import model as qmodel
 from sim_link.clock import PlanClock
@@ -284,17 +286,44 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def report(flight: Flight) -> dict[str, Any]:
+def node_events(flight: Flight) -> list[NodeEvent]:
+    """Every satellite's mission events, from its node's log, in plan time."""
+    return sorted((e for sat in flight.satellites
+                   for e in read_events(sat.name, sat.log, flight.scenario.start,
+                                        flight.epoch, flight.clock.time_scale)),
+                  key=lambda e: e.t)
+
+
+def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
     """The JSON report (see ``orbital demo --help``)."""
     links = flight.emulator.state()["links"]
+    start = flight.scenario.start
+
+    def since(t: float | None) -> float | None:
+        return None if t is None else round(t - start, 1)
+
+    tasks = []
+    for record in flight.tasks:
+        task = "0x" + record.posted.task_id.hex()
+        mine = [e for e in events if e.task == task]
+        first = {kind: min((e.t for e in mine if e.kind == kind), default=None)
+                 for kind in ("run", "certificate", "submitted")}
+        tasks.append({
+            "task": task, "postedAt": since(record.posted.posted_at),
+            "uplinked": {s: since(t) for s, t in record.uplinked.items()},
+            "ranBy": sorted({e.satellite for e in mine if e.kind == "run"}),
+            "firstRun": since(first["run"]), "certificateAt": since(first["certificate"]),
+            "submittedBy": sorted({e.satellite for e in mine if e.kind == "submitted"}),
+            "submittedAt": since(first["submitted"]), "landedAt": since(record.landed_at)})
     return {
         "options": {k: str(v) if isinstance(v, Path) else v
                     for k, v in vars(flight.options).items()},
         "satellites": flight.scenario.satellites,
         "stations": [s.name for s in flight.scenario.stations],
-        "planStart": flight.scenario.start,
-        "tasks": [{"task": "0x" + r.posted.task_id.hex(), "postedAt": r.posted.posted_at,
-                   "uplinked": r.uplinked, "landedAt": r.landed_at} for r in flight.tasks],
+        "clock": {"planStart": start, "epoch": flight.epoch,
+                  "timeScale": flight.clock.time_scale},
+        "tasks": tasks,
+        "posted": len(flight.tasks),
         "landed": sum(r.landed_at is not None for r in flight.tasks),
         "links": {name: {"bytes": state["bytes"], "stalls": state["retransmission_stalls"],
                          **{k: v for k, v in state.items() if k in ("accepted", "refused")}}
@@ -306,7 +335,17 @@ def report(flight: Flight) -> dict[str, Any]:
     }
 
 
-def write_report(flight: Flight, out: Path) -> Path:
+def finish(flight: Flight, out: Path) -> tuple[dict[str, Any], Path, Path]:
+    """Write ``report.json`` and ``timeline.png`` into ``out``."""
+    events = node_events(flight)
+    document = report(flight, events)
     path = out / "report.json"
-    path.write_text(json.dumps(report(flight), indent=1) + "\n")
-    return path
+    path.write_text(json.dumps(document, indent=1) + "\n")
+    png = plot_demo(flight.plan, flight.scenario.satellites,
+                    [s.name for s in flight.scenario.stations], events,
+                    [r.posted.posted_at for r in flight.tasks],
+                    [r.landed_at for r in flight.tasks if r.landed_at is not None],
+                    flight.scenario.start, out / "timeline.png",
+                    f"orbital demo: {len(flight.satellites)} satellites, "
+                    f"{document['landed']} of {document['posted']} tasks landed")
+    return document, path, png
