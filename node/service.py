@@ -16,10 +16,11 @@ import fcntl
 import logging
 import os
 import signal
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -148,6 +149,7 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
         node, pools, schedule = await _open_node(options, resources)
         gauges = NodeMetrics()
         recorder = Recorder(node, gauges, pools)
+        node.observe = recorder.observe  # the mission's verified reads count too
         port = await _serve_rpc(node, recorder, options, resources)
         if metrics is not None:
             metrics_runner, metrics_url = await serve_metrics(gauges, *metrics)
@@ -167,6 +169,7 @@ async def run_node(options: NodeOptions, ready: Callable[[str], None],
                 await mission.after_refresh()
 
         hooks = Hooks(recorder.after, recorder.contact, prefetch_watch)
+        node.extra_status["counters"] = recorder.counters
         node.extra_status["link"] = lambda: {
             "inContact": recorder.in_contact, "contacts": recorder.contacts,
             "plan": None if schedule is None else schedule.status()}
@@ -269,13 +272,27 @@ class Recorder:
     pools: list[UpstreamPool]
     _lies: dict[tuple[str, str], int] = field(default_factory=dict)
     _bytes: dict[tuple[int, str], int] = field(default_factory=dict)
+    verifications: Counter[str] = field(default_factory=Counter)
+    refusals: Counter[str] = field(default_factory=Counter)
+    link_bytes: dict[str, int] = field(default_factory=lambda: {"up": 0, "down": 0})
 
     def observe(self, method: str, kind: str, code: int | None) -> None:
         if code is None or code == 3:
             if kind == "verified":
                 self.gauges.record_verification(method)
+                self.verifications[method] += 1
         else:
-            self.gauges.record_refusal(REFUSALS.get(code, "error"))
+            self._refuse(REFUSALS.get(code, "error"))
+
+    def _refuse(self, kind: str) -> None:
+        self.gauges.record_refusal(kind)
+        self.refusals[kind] += 1
+
+    def counters(self) -> dict[str, Any]:
+        """``orbital_status``'s ``counters``: what /metrics counts since the start."""
+        return {"verifications": dict(self.verifications), "refusals": dict(self.refusals),
+                "lies": {f"{name}:{kind}": n for (name, kind), n in self._lies.items()},
+                "linkBytes": dict(self.link_bytes), "contacts": self.contacts}
 
     in_contact: bool | None = None  # None: not known yet
     contacts: int = 0
@@ -288,7 +305,7 @@ class Recorder:
     def after(self, ok: bool) -> None:
         """After a refresh attempt (``ok``: it succeeded)."""
         if not ok:
-            self.gauges.record_refusal("refresh")
+            self._refuse("refresh")
         head = self.node.store.head
         if head is not None:
             self.gauges.record_head(head.number, head.timestamp)
@@ -305,6 +322,8 @@ class Recorder:
                 up += self._delta((i, upstream["name"] + ">"), upstream["bytes_sent"])
                 down += self._delta((i, upstream["name"] + "<"), upstream["bytes_received"])
         self.gauges.record_bytes(up, down)
+        self.link_bytes["up"] += up
+        self.link_bytes["down"] += down
 
     def _delta(self, key: tuple[int, str], total: int) -> int:
         last, self._bytes[key] = self._bytes.get(key, 0), total

@@ -543,6 +543,11 @@ format = "json"
                                     timeout=10) as response:
             text = response.read().decode()
         assert "orbital_head_number" in text
+        node.rpc("eth_getBlockByNumber", "latest", False)
+        counters = node.rpc("orbital_status")["counters"]  # what /metrics counts, as JSON
+        assert counters["verifications"].get("eth_getBlockByNumber", 0) >= 1, counters
+        assert 'orbital_verifications_total{kind="eth_getBlockByNumber"}' in urllib.request.urlopen(
+            f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
     finally:
         assert node.stop() == 0
     lines = [line for line in (tmp_path / "cfg.log").read_text().splitlines() if line]

@@ -25,6 +25,7 @@ from eth_abi import decode
 from eth_utils import keccak
 
 from node.mission.store import PostedTask
+from node.rpc.server import RpcError
 from node.rpc.verified_node import VerifiedNode
 
 TASK_POSTED = keccak(text="TaskPosted(bytes32,bytes32,bytes32,uint16,address)")
@@ -85,7 +86,17 @@ class ChainView:
         self._methods = node.methods()
 
     async def _rpc(self, method: str, *params: Any) -> Any:
-        return await self._methods[method].handler(list(params))
+        """A verified method of the node, counted like an answer served over RPC."""
+        entry = self._methods[method]
+        try:
+            result = await entry.handler(list(params))
+        except RpcError as exc:
+            if self.node.observe is not None:
+                self.node.observe(method, entry.kind, exc.code)
+            raise
+        if self.node.observe is not None:
+            self.node.observe(method, entry.kind, None)
+        return result
 
     def head_number(self) -> int | None:
         head = self.node.store.head

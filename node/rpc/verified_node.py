@@ -110,6 +110,9 @@ class VerifiedNode:
     last_refresh: float | None = None
     refresh_error: str | None = None
     extra_status: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    observe: Callable[[str, str, int | None], None] | None = None
+    """Told of every answer the node's own users take from :meth:`methods` (name, kind,
+    JSON-RPC error code or None), as the RPC server tells of the answers it serves."""
     witness: WitnessStore = field(default_factory=WitnessStore)
     evm: LocalEvm | None = None  # None: no fork schedule, so no local execution
     pending: PendingReads = field(default_factory=PendingReads)
