@@ -75,6 +75,17 @@ the directory of the file. Durations are a number of seconds or ``"<integer><s|m
     fallback = "30s"                 # ... plus this per signer ranked before us (the
                                      # lowest-address signer submits first)
 
+    [power]                          # the battery (needs [link] with a plan that has
+                                     # eclipses, and [tasks]): a task runs only when its
+                                     # energy fits, else it waits for sunlight
+    capacity_wh = 20                 # usable battery energy
+    solar_w = 20                     # array output in sunlight
+    idle_w = 8                       # the bus, always
+    task_w = 40                      # more while a task runs
+    task_s = 600                     # how long a task keeps the payload busy (plan s)
+    reserve_wh = 6                   # never go below (safe mode)
+    initial_wh = 14                  # charge at the first start (default: full)
+
     [outbox]
     path = "outbox.sqlite"           # default DATA_DIR/outbox.sqlite
     max_age = "1d"                   # queued entries older than this expire
@@ -189,6 +200,19 @@ class TasksConfig:
 
 
 @dataclass(frozen=True)
+class PowerConfig:
+    """``[power]``: :class:`node.tasks.energy.PowerBudget` and how long a task runs."""
+
+    capacity_wh: float
+    solar_w: float
+    idle_w: float
+    task_w: float
+    task_s: float
+    reserve_wh: float = 0.0
+    initial_wh: float | None = None  # None: full
+
+
+@dataclass(frozen=True)
 class OutboxConfig:
     path: Path
     max_age: float = 86400.0
@@ -226,6 +250,7 @@ class NodeConfig:
     wallet: WalletConfig | None = None
     gossip: GossipConfig | None = None
     tasks: TasksConfig | None = None
+    power: PowerConfig | None = None
     metrics: MetricsConfig | None = None
     log: LogConfig = LogConfig()
 
@@ -248,7 +273,7 @@ def parse_node_config(doc: Mapping[str, Any], base: Path,
                       source: Path | None = None) -> NodeConfig:
     """Validate a parsed document; relative paths are resolved against ``base``."""
     _keys(doc, "", {"node", "upstreams", "trust"},
-          {"link", "watch", "wallet", "gossip", "tasks", "outbox", "metrics", "log"})
+          {"link", "watch", "wallet", "gossip", "tasks", "power", "outbox", "metrics", "log"})
     node = _table(doc, "node")
     _keys(node, "node", {"chain_id", "data_dir"}, {"rpc", "history", "refresh", "chain"})
     data_dir = _path(node, "node.data_dir", base)
@@ -270,6 +295,7 @@ def parse_node_config(doc: Mapping[str, Any], base: Path,
         wallet=_wallet(_table(doc, "wallet"), base) if "wallet" in doc else None,
         gossip=_gossip(_table(doc, "gossip"), base, data_dir) if "gossip" in doc else None,
         tasks=_tasks(_table(doc, "tasks"), base, data_dir) if "tasks" in doc else None,
+        power=_power(_table(doc, "power"), doc) if "power" in doc else None,
         metrics=_metrics(_table(doc, "metrics")) if "metrics" in doc else None,
         log=_log(_table(doc, "log", {})))
 
@@ -459,6 +485,35 @@ def _wallet(table: Mapping[str, Any], base: Path) -> WalletConfig:
                              "no such file")
              for name in ("password_file", "pin_file") if name in table}
     return WalletConfig(backend, home, token, files.get("password_file"), files.get("pin_file"))
+
+
+def _power(table: Mapping[str, Any], doc: Mapping[str, Any]) -> PowerConfig:
+    from node.tasks.energy import EnergyError, PowerBudget
+
+    _keys(table, "power", {"capacity_wh", "solar_w", "idle_w", "task_w", "task_s"},
+          {"reserve_wh", "initial_wh"})
+    if "tasks" not in doc or "link" not in doc:
+        raise ConfigError("power", "needs [tasks] (what draws it) and [link] (a plan with "
+                                   "the satellite's eclipses)")
+    values = {}
+    for name in ("capacity_wh", "solar_w", "idle_w", "task_w", "reserve_wh", "initial_wh"):
+        if name in table:
+            value = table[name]
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not 0 <= value < 1e9:
+                raise ConfigError(f"power.{name}", f"want a number >= 0, got {_show(value)}")
+            values[name] = float(value)
+    try:
+        budget = PowerBudget(values["capacity_wh"], values["solar_w"], values["idle_w"],
+                             values["task_w"], values.get("reserve_wh", 0.0))
+    except EnergyError as exc:
+        raise ConfigError("power", str(exc).removeprefix("power budget: ")) from None
+    initial = values.get("initial_wh")
+    if initial is not None and not budget.reserve_wh <= initial <= budget.capacity_wh:
+        raise ConfigError("power.initial_wh", f"want {budget.reserve_wh:g}.."
+                                              f"{budget.capacity_wh:g} Wh, got {initial:g}")
+    return PowerConfig(budget.capacity_wh, budget.solar_w, budget.idle_w, budget.task_w,
+                       _positive(table["task_s"], "power.task_s"), budget.reserve_wh, initial)
 
 
 def _mission_sections(doc: Mapping[str, Any]) -> None:

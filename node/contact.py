@@ -82,12 +82,7 @@ class ContactSchedule:
                     ) -> ContactSchedule:
         plan = plan_from_json(link.plan.read_bytes())
         contacts = ground_contacts(plan, link.node, link.links)
-        if link.start is None:
-            clock = PlanClock()  # real time
-        else:
-            epoch = now() if link.epoch is None else link.epoch
-            clock = PlanClock.from_epoch(link.start, link.time_scale, epoch)
-        return cls(link.node, merge_windows(contacts), clock)
+        return cls(link.node, merge_windows(contacts), plan_clock(link, now))
 
     def in_contact(self) -> bool:
         """Whether a window is in progress now."""
@@ -150,6 +145,15 @@ class PlannedUpstream:
 
     def state(self) -> list[dict[str, Any]]:
         return self.inner.state()
+
+
+def plan_clock(link: LinkConfig, now: Callable[[], float] = time.time) -> PlanClock:
+    """The plan's clock of ``[link]``: real time, or ``start`` at ``epoch`` (default: now)
+    ``time_scale`` times faster -- the clock ``orbital link run --epoch`` keeps too."""
+    if link.start is None:
+        return PlanClock()
+    epoch = now() if link.epoch is None else link.epoch
+    return PlanClock.from_epoch(link.start, link.time_scale, epoch)
 
 
 def ground_contacts(plan: ContactPlan, node: str, links: Iterable[str] = ()

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Set up orbital's development environment in the repository's .venv.
 #
-#   scripts/setup.sh           Python virtualenv with the project and the [dev] extra
-#   scripts/setup.sh --test    also the [test] extra and the real parts the tests start:
-#                              SoftHSM2 + p11-kit (Debian packages), Node.js >= 18, and
-#                              the pinned anvil, cast and solcjs in tools/node_modules (npm ci)
+#   scripts/setup.sh           Python virtualenv with the project and the [dev] extra, and
+#                              what orbital demo starts: Node.js >= 18 and the pinned anvil,
+#                              cast and solcjs in tools/node_modules (npm ci)
+#   scripts/setup.sh --test    also the [test] extra and SoftHSM2 + p11-kit (Debian
+#                              packages), the other real part the tests start
 #
 # Idempotent: a second run installs nothing and needs no network (remove .venv or
 # tools/node_modules to force a reinstall). Works on a plain Debian 12 (no Node.js, PEP 668
@@ -159,13 +160,9 @@ else
     printf '%s\n' "$pip_want" >"$pip_stamp"
 fi
 
-if [ "$want_test" -eq 0 ]; then
-    log "done: use .venv/bin/python (or 'source .venv/bin/activate')"
-    exit 0
-fi
-
 # ---------------------------------------------------------------------------------------
-# --test: SoftHSM2 and p11-kit (PKCS#11), Node.js, anvil and solcjs.
+# --test: SoftHSM2 and p11-kit (PKCS#11). Both modes: Node.js, anvil and solcjs (orbital
+# demo starts anvil as the chain on the ground).
 
 missing=()
 for pkg in softhsm2 p11-kit p11-kit-modules; do
@@ -182,7 +179,9 @@ for pkg in softhsm2 p11-kit p11-kit-modules; do
     fi
     missing+=("$pkg")
 done
-if [ "${#missing[@]}" -gt 0 ]; then
+if [ "$want_test" -eq 0 ]; then
+    :  # the demo's wallets are keystores; SoftHSM2 is for the tests
+elif [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 else
     log "softhsm2, p11-kit, p11-kit-modules present"
@@ -249,4 +248,8 @@ for tool in anvil cast; do
         || die "$bin does not run as the pinned $tool ($have); remove tools/node_modules and re-run"
     log "$have ($bin)"
 done
-log "done: run the tests with .venv/bin/python -m pytest"
+if [ "$want_test" -eq 1 ]; then
+    log "done: run the tests with .venv/bin/python -m pytest"
+else
+    log "done: run the demo with .venv/bin/orbital demo"
+fi

@@ -329,7 +329,7 @@ def test_real_process_refuses_deeply_nested_json_as_malformed(tmp_path: Path) ->
 
 def test_demo_verifies_the_bundled_devnet_data_and_refuses_every_tampering(
         capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "demo")
+    code, out, err = run(capsys, "demo", "--offline")
     assert (code, err) == (0, "")
     assert "EIP-2930, EIP-1559, EIP-7702" in out
     assert "a fabricated child of the head (any stateRoot) links but is NOT anchored" in out

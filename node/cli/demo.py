@@ -1,14 +1,18 @@
-"""``orbital demo``: the most complete job the project can do so far.
+"""``orbital demo``: the whole constellation, end to end, behind the link.
 
-Verifies chain data captured from a real anvil devnet (``node/examples``, recorded by
-``scripts/capture_example.py``): the headers hash, obey the consensus rules and link into a
-header store backward from a trusted anchor (a fabricated child of the anchor links but is
-not anchored); a block holding every transaction envelope rebuilds its roots and senders
-from its body and receipts; a state proof proves an account and its storage. Then
-tampered copies of each are shown to be refused. The wallet signs within a pinned policy
-and its audit log catches an edit. Last, three satellites on 127.0.0.1 gossip a signed AI
-task result, re-execute it, co-sign and assemble the same k-of-n certificate. Exit 0 only if
-every genuine input verifies and every tampered one is refused.
+anvil is started as the chain on the ground, the contracts are deployed and each satellite
+is registered under an operator. Every satellite is an ``orbital node run`` process whose
+upstream is reached only through its ground links and whose gossip goes only through the
+inter-satellite links, both emulated from one contact plan computed from real-looking
+element sets (sun-synchronous, 550 km), at a time scale. The ground posts AI tasks on the
+chain and uplinks heads (signed by 2 of 3 operators) and task inputs during passes; the
+satellites learn the tasks from verified logs, run them, gossip and co-sign attestations,
+and land certificates through their outboxes; the contract says what landed. A live
+status while it runs; at the end a report, ``report.json`` and ``timeline.png`` in --out.
+
+``--offline`` instead verifies bundled devnet data (headers, a block, a state proof, each
+tampered copy refused), the wallet's policy and audit log, and a three-satellite gossip
+certificate in one process: no devnet needed.
 """
 
 from __future__ import annotations
@@ -38,11 +42,54 @@ TX_NAMES = {0: "legacy", 1: "EIP-2930", 2: "EIP-1559", 3: "EIP-4844", 4: "EIP-77
 def register(commands: argparse._SubParsersAction) -> None:
     """Add ``demo``."""
     parser = commands.add_parser(
-        "demo", help="verify bundled devnet data end to end, then show tampering refused",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "demo", help="the constellation end to end: verified chain behind the link, AI tasks, "
+        "certificates on chain", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--satellites", type=int, default=3, metavar="N",
+                        help="satellites (default 3)")
+    parser.add_argument("--stations", type=int, default=2, metavar="N",
+                        help="ground stations, polar ones first (1-4, default 2)")
+    parser.add_argument("--hours", type=float, default=6.0,
+                        help="orbital hours to fly (default 6)")
+    parser.add_argument("--time-scale", type=float, default=150.0, metavar="X",
+                        help="plan seconds per wall second (default 150)")
+    parser.add_argument("--tasks", type=int, default=3, help="tasks to post (default 3)")
+    parser.add_argument("--seed", type=int, default=1, help="task schedule and inputs")
+    parser.add_argument("--out", metavar="DIR", default="demo-out",
+                        help="where report.json, timeline.png and the run's files go "
+                        "(default demo-out; DIR/run must not exist)")
+    parser.add_argument("--offline", action="store_true",
+                        help="verify bundled devnet data and gossip in one process instead")
     parser.add_argument("--store", metavar="FILE",
-                        help="header store SQLite file to use (default: a temporary one)")
+                        help="--offline: header store SQLite file to use (default temporary)")
     parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.offline:
+        return _offline(args)
+    import asyncio
+
+    from node.demo.display import Progress, summary
+    from node.demo.run import DemoOptions, finish, run_demo
+
+    for name, low in (("satellites", 1), ("tasks", 0)):
+        if getattr(args, name) < low:
+            raise SystemExit(f"orbital demo: --{name} must be at least {low}")
+    if args.time_scale <= 0 or args.hours <= 0:
+        raise SystemExit("orbital demo: --hours and --time-scale must be positive")
+    options = DemoOptions(satellites=args.satellites, stations=args.stations, hours=args.hours,
+                          time_scale=args.time_scale, tasks=args.tasks, seed=args.seed,
+                          out=Path(args.out))
+    print(f"orbital demo: {options.satellites} satellites, {options.stations} stations, "
+          f"{options.hours:g} orbital hours at x{options.time_scale:g} "
+          f"(about {options.hours * 3600 / options.time_scale:.0f} s of flight)")
+    flight = asyncio.run(run_demo(options, Progress()))
+    document, report_path, png = finish(flight, options.out.resolve())
+    print()
+    print(summary(document))
+    print(f"report: {report_path}\ntimeline: {png}")
+    return 0 if document["landed"] == document["posted"] else 1
 
 
 def _example(name: str) -> Any:
@@ -54,7 +101,7 @@ def _short(value: bytes | str) -> str:
     return text[:10] + ".." + text[-4:]
 
 
-def _run(args: argparse.Namespace) -> int:
+def _offline(args: argparse.Namespace) -> int:
     source = _example("source.json")
     headers_json, block, receipts, proof = (
         _example(n) for n in ("headers.json", "block.json", "receipts.json", "proof.json"))

@@ -16,6 +16,7 @@ from pathlib import Path
 
 PATTERNS = {
     "run": re.compile(r"^task (0x[0-9a-f]{64}) run: output"),
+    "energy_wait": re.compile(r"^task (0x[0-9a-f]{64}) waits for energy"),
     "certificate": re.compile(r"^task (0x[0-9a-f]{64}): certificate formed"),
     "submitted": re.compile(r"^task (0x[0-9a-f]{64}): submitting its certificate"),
     "seen_certified": re.compile(r"^task (0x[0-9a-f]{64}) certified on chain"),

@@ -25,10 +25,17 @@ from typing import Any
 import aiohttp
 
 from node.attest.attestation import attestation_only_policy
+from node.config import PowerConfig
 from node.gossip.host import peer_id_of
 from wallet.config import WalletConfig, save_config
 from wallet.keys.keystore import create_keystore
 from wallet.policy import pin_policy
+
+POWER = PowerConfig(capacity_wh=20, solar_w=20, idle_w=8, task_w=40, task_s=600,
+                    reserve_wh=6, initial_wh=10)
+"""A 6U cubesat's budget with an AI accelerator as payload: 20 W of array in sunlight, 8 W
+for the bus, 40 W more while a task runs for 10 minutes, a 20 Wh battery kept above 6 Wh.
+A task in shadow does not fit (48 W for 10 minutes is 8 Wh); it waits for sunrise."""
 
 START_TIMEOUT = 60.0
 """Wall seconds a node gets to print ``serving URL``."""
@@ -156,6 +163,15 @@ registry = "{registry}"
 inputs = "inputs"
 from_block = {from_block}
 fallback = {fallback:.3f}
+
+[power]
+capacity_wh = {POWER.capacity_wh:g}
+solar_w = {POWER.solar_w:g}
+idle_w = {POWER.idle_w:g}
+task_w = {POWER.task_w:g}
+task_s = {POWER.task_s:g}
+reserve_wh = {POWER.reserve_wh:g}
+initial_wh = {POWER.initial_wh:g}
 
 [log]
 format = "json"

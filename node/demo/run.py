@@ -96,6 +96,8 @@ class Flight:
     tasks: list[TaskRecord] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    energy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    """Each satellite's battery charge (plan time, Wh) as its node reported it."""
     stages: dict[str, float] = field(default_factory=dict)
 
     def event(self, kind: str, **fields: Any) -> None:
@@ -270,6 +272,10 @@ async def _watch(flight: Flight, session: aiohttp.ClientSession) -> None:
         with contextlib.suppress(aiohttp.ClientError, TimeoutError, RuntimeError):
             status = await rpc(session, sat.rpc_url, "orbital_status")
             flight.status[sat.name] = status
+            energy = (status.get("mission") or {}).get("energy")
+            if energy is not None:
+                flight.energy.setdefault(sat.name, []).append(
+                    (flight.clock.now(), energy["chargeWh"]))
     for record in flight.tasks:
         if record.landed_at is None:
             output = await asyncio.to_thread(flight.ground.certified_output,
@@ -328,8 +334,12 @@ def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
         "links": {name: {"bytes": state["bytes"], "stalls": state["retransmission_stalls"],
                          **{k: v for k, v in state.items() if k in ("accepted", "refused")}}
                   for name, state in links.items()},
-        "nodes": {name: {"mission": status.get("mission"), "head": status.get("head")}
+        "nodes": {name: {key: status.get(key) for key in ("mission", "head", "counters")}
                   for name, status in flight.status.items()},
+        "energy": {name: {"minWh": min(w for _, w in trace), "maxWh": max(w for _, w in trace),
+                          "lastWh": trace[-1][1],
+                          "trace": [[round(t - start, 1), w] for t, w in trace[::4]]}
+                   for name, trace in flight.energy.items() if trace},
         "stages": {k: round(v, 3) for k, v in flight.stages.items()},
         "events": flight.events,
     }
@@ -345,7 +355,7 @@ def finish(flight: Flight, out: Path) -> tuple[dict[str, Any], Path, Path]:
                     [s.name for s in flight.scenario.stations], events,
                     [r.posted.posted_at for r in flight.tasks],
                     [r.landed_at for r in flight.tasks if r.landed_at is not None],
-                    flight.scenario.start, out / "timeline.png",
+                    flight.energy, flight.scenario.start, out / "timeline.png",
                     f"orbital demo: {len(flight.satellites)} satellites, "
                     f"{document['landed']} of {document['posted']} tasks landed")
     return document, path, png

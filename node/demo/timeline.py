@@ -1,15 +1,16 @@
 """The demo's timeline as a PNG: what each satellite saw and did, in orbital time.
 
 One row per satellite: its eclipses as grey bands, its ground passes as bars coloured by
-station, and its mission events as markers (task run, certificate formed, submission,
-inclusion seen on chain). One row per inter-satellite link with its windows. Vertical
-lines mark when the ground posted each task and when the contract certified it. Matplotlib's
-Agg backend (no display needed).
+station, and its mission events as markers (waiting for energy, task run, certificate
+formed, submission, inclusion seen on chain). One row per inter-satellite link with its
+windows. Vertical lines mark when the ground posted each task and when the contract
+certified it. Below, each satellite's battery charge. Matplotlib's Agg backend (no display
+needed).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -24,7 +25,8 @@ from node.demo.events import NodeEvent
 from sim_link.plan import ContactPlan
 
 _STATION_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple")
-_MARKERS = {"run": ("^", "tab:olive", "task run"),
+_MARKERS = {"energy_wait": ("v", "tab:gray", "task waits for energy"),
+            "run": ("^", "tab:olive", "task run"),
             "certificate": ("*", "gold", "certificate formed"),
             "submitted": ("D", "tab:red", "certificate submitted"),
             "seen_certified": ("o", "tab:green", "certified on chain (seen by the node)")}
@@ -32,8 +34,10 @@ _MARKERS = {"run": ("^", "tab:olive", "task run"),
 
 def plot_demo(plan: ContactPlan, satellites: Sequence[str], stations: Sequence[str],
               events: Sequence[NodeEvent], posted: Sequence[float], landed: Sequence[float],
-              start: float, path: Path, title: str) -> Path:
-    """Write the timeline (module docstring) to ``path``; times are hours from ``start``."""
+              energy: Mapping[str, Sequence[tuple[float, float]]], start: float, path: Path,
+              title: str) -> Path:
+    """Write the timeline (module docstring) to ``path``; times are hours from ``start``.
+    ``energy``: each satellite's battery charge samples (plan time, Wh), drawn below."""
     isl = sorted({(c.source, c.target) for c in plan.contacts if c.max_elevation_deg is None})
     rows = [*satellites, *(f"{a}-{b}" for a, b in isl)]
     index = {name: i for i, name in enumerate(rows)}
@@ -42,8 +46,18 @@ def plot_demo(plan: ContactPlan, satellites: Sequence[str], stations: Sequence[s
     def hours(t: float) -> float:
         return (t - start) / 3600.0
 
-    fig, ax = plt.subplots(figsize=(12, max(3.0, 0.55 * len(rows) + 1.8)), dpi=100)
+    fig, (ax, battery) = plt.subplots(
+        2, 1, sharex=True, figsize=(12, max(3.0, 0.55 * len(rows) + 1.8) + 2.2), dpi=100,
+        gridspec_kw={"height_ratios": [max(3.0, 0.55 * len(rows)), 2.0]})
     try:
+        for sat in satellites:
+            trace = energy.get(sat, ())
+            battery.plot([hours(t) for t, _ in trace], [w for _, w in trace], label=sat)
+        battery.set_ylabel("battery (Wh)")
+        battery.set_xlabel("orbital time (hours from the start of the plan)")
+        battery.grid(linestyle=":", linewidth=0.5)
+        if energy:
+            battery.legend(loc="lower right", fontsize=8)
         for sat in satellites:
             row = index[sat]
             if plan.eclipses is not None:
@@ -69,7 +83,6 @@ def plot_demo(plan: ContactPlan, satellites: Sequence[str], stations: Sequence[s
             ax.axvline(hours(t), color="tab:green", linestyle="-", linewidth=0.8)
         ax.set_yticks(range(len(rows)), rows)
         ax.invert_yaxis()
-        ax.set_xlabel("orbital time (hours from the start of the plan)")
         ax.set_title(title)
         ax.grid(axis="x", linestyle=":", linewidth=0.5)
         handles = [Patch(facecolor="0.85", label="eclipse (in shadow)"),
@@ -79,8 +92,8 @@ def plot_demo(plan: ContactPlan, satellites: Sequence[str], stations: Sequence[s
                             linestyle="none", label=label) for m, f, label in _MARKERS.values()),
                    Line2D([], [], color="tab:blue", linestyle="--", label="task posted"),
                    Line2D([], [], color="tab:green", label="certified on chain")]
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4,
-                  fontsize=8, frameon=False)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=5,
+                  fontsize=7, frameon=False)
         fig.tight_layout()
         fig.savefig(path)
     finally:

@@ -88,7 +88,19 @@ async def open_mission(config: NodeConfig | None, node: VerifiedNode, data_dir: 
     service = await AttestationService(gossip, config.chain_id, tasks.attestations,
                                        cosigner=cosigner, detector=detector).start()
     resources.push_async_callback(service.stop)
-    mission = Mission(config, node, onboard, model, store, registry, gossip, service)
+    power = None
+    if config.power is not None:
+        from node.contact import plan_clock
+        from node.mission.power import OnboardPower, PowerError
+        from sim_link.plan import plan_from_json
+
+        assert config.link is not None  # node.config checks
+        try:
+            power = OnboardPower(config.power, plan_from_json(config.link.plan.read_bytes()),
+                                 config.link.node, plan_clock(config.link), store)
+        except PowerError as exc:
+            raise ServiceError(f"power: {exc}") from None
+    mission = Mission(config, node, onboard, model, store, registry, gossip, service, power)
     node.extra_status["mission"] = mission.status
     return mission
 

@@ -49,6 +49,7 @@ from node.gossip.host import GossipError, GossipNode
 from node.gossip.service import AttestationService
 from node.mission.chain import ChainView, RegistrySnapshot
 from node.mission.peers import keep_peer
+from node.mission.power import OnboardPower
 from node.mission.store import MissionStore, PostedTask
 from node.outbox.store import ACTIVE
 from node.rpc.server import EXECUTION_REVERTED, RpcError
@@ -82,7 +83,8 @@ class Mission:
 
     def __init__(self, config: NodeConfig, node: VerifiedNode, onboard: OnboardSigner,
                  model: qmodel.Model, store: MissionStore, registry: RegistrySnapshot,
-                 gossip: GossipNode, service: AttestationService) -> None:
+                 gossip: GossipNode, service: AttestationService,
+                 power: OnboardPower | None = None) -> None:
         assert config.tasks is not None and config.gossip is not None
         self.tasks = config.tasks
         self.peers = config.gossip.peers
@@ -96,6 +98,9 @@ class Mission:
         self.registry = registry
         self.gossip = gossip
         self.service = service
+        self.power = power
+        self._powered: set[bytes] = set()  # task ids whose run's energy is committed
+        self._energy_waits: set[bytes] = set()  # task ids told to wait for energy
         self.connected: set[str] = set()
         self.last_error: str | None = None
         self._wake = asyncio.Event()
@@ -160,6 +165,7 @@ class Mission:
                              "nonce": s.nonce, "state": state}
                             for s, state in zip(submissions, states, strict=True)],
             "lastError": self.last_error,
+            "energy": None if self.power is None else self.power.status(),
         }
 
     # -- reading the chain (in the pass) -------------------------------------------------
@@ -266,6 +272,15 @@ class Mission:
         except (OSError, TaskError) as exc:
             self._warn_once(posted.task_id, f"input {path.name}: {exc}")
             return
+        if self.power is not None and posted.task_id not in self._powered:
+            fits, why = self.power.try_start("0x" + posted.task_id.hex())
+            if not fits:
+                if posted.task_id not in self._energy_waits:  # said once per task
+                    self._energy_waits.add(posted.task_id)
+                    log.info("task 0x%s %s", posted.task_id.hex(), why)
+                return
+            self._powered.add(posted.task_id)
+            log.info("task 0x%s %s", posted.task_id.hex(), why)
         cosigner.hold(task)  # peers' attestations arriving from now on are re-executed
         try:
             att = await self.service.run_task(task, posted.epoch)
