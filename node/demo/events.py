@@ -18,6 +18,8 @@ PATTERNS = {
     "run": re.compile(r"^task (0x[0-9a-f]{64}) run: output"),
     "energy_wait": re.compile(r"^task (0x[0-9a-f]{64}) waits for energy"),
     "certificate": re.compile(r"^task (0x[0-9a-f]{64}): certificate formed"),
+    "routed": re.compile(r"^task (0x[0-9a-f]{64}): certificate routed: (\S+) submits first "
+                         r"\((?:.* -> )?(\S+), down at \+(\d+) s\)"),
     "submitted": re.compile(r"^task (0x[0-9a-f]{64}): submitting its certificate"),
     "seen_certified": re.compile(r"^task (0x[0-9a-f]{64}) certified on chain"),
 }
@@ -30,6 +32,7 @@ class NodeEvent:
     kind: str
     task: str
     t: float  # plan time
+    detail: tuple[str, ...] = ()  # "routed": (submitter, station, seconds until down)
 
 
 def read_events(satellite: str, log: Path, start: float, epoch: float,
@@ -53,6 +56,6 @@ def read_events(satellite: str, log: Path, start: float, epoch: float,
                 continue
             unix = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
             out.append(NodeEvent(satellite, kind, match.group(1),
-                                 start + (unix - epoch) * time_scale))
+                                 start + (unix - epoch) * time_scale, match.groups()[1:]))
             break
     return out

@@ -320,7 +320,8 @@ def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
             "ranBy": sorted({e.satellite for e in mine if e.kind == "run"}),
             "firstRun": since(first["run"]), "certificateAt": since(first["certificate"]),
             "submittedBy": sorted({e.satellite for e in mine if e.kind == "submitted"}),
-            "submittedAt": since(first["submitted"]), "landedAt": since(record.landed_at)})
+            "submittedAt": since(first["submitted"]), "landedAt": since(record.landed_at),
+            "routedTo": sorted({e.detail[0] for e in mine if e.kind == "routed"})})
     return {
         "options": {k: str(v) if isinstance(v, Path) else v
                     for k, v in vars(flight.options).items()},

@@ -74,6 +74,14 @@ def plot_demo(plan: ContactPlan, satellites: Sequence[str], stations: Sequence[s
                 ax.broken_barh([(hours(c.start), c.duration / 3600.0)],
                                (index[c.link] - 0.2, 0.4), facecolors="tab:gray")
         for event in events:
+            if event.kind == "routed":  # the certificate's way down: holder -> submitter
+                submitter, _, seconds = event.detail
+                if submitter in index:
+                    ax.annotate("", xy=(hours(event.t + float(seconds)), index[submitter]),
+                                xytext=(hours(event.t), index[event.satellite]),
+                                arrowprops={"arrowstyle": "->", "color": "tab:red",
+                                            "linewidth": 0.8})
+                continue
             marker, face, _ = _MARKERS[event.kind]
             ax.plot(hours(event.t), index[event.satellite], marker=marker, color=face,
                     markeredgecolor="black", markersize=9, linestyle="none", zorder=5)
@@ -90,6 +98,8 @@ def plot_demo(plan: ContactPlan, satellites: Sequence[str], stations: Sequence[s
                    Patch(facecolor="tab:gray", label="inter-satellite link"),
                    *(Line2D([], [], marker=m, color=f, markeredgecolor="black",
                             linestyle="none", label=label) for m, f, label in _MARKERS.values()),
+                   Line2D([], [], color="tab:red", linewidth=0.8,
+                          label="certificate routed to its submitter's pass"),
                    Line2D([], [], color="tab:blue", linestyle="--", label="task posted"),
                    Line2D([], [], color="tab:green", label="certified on chain")]
         ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), ncol=5,

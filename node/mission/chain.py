@@ -32,6 +32,7 @@ TASK_POSTED = keccak(text="TaskPosted(bytes32,bytes32,bytes32,uint16,address)")
 TASK_CERTIFIED = keccak(text="TaskCertified(bytes32,bytes32,uint64,uint256)")
 ACTIVE_SIGNERS = keccak(text="activeSigners()")[:4]
 CERTIFIED_OUTPUT = keccak(text="certifiedOutput(bytes32)")[:4]
+SATELLITE = keccak(text="satellite(address)")[:4]
 GAS_HEADROOM = 1.25
 """Gas limit = the local EVM's estimate x this."""
 LOG_CHUNK = 2000
@@ -116,6 +117,12 @@ class ChainView:
     async def active_signers(self, registry: bytes, block: int) -> list[bytes]:
         (signers,) = decode(["address[]"], await self.call(registry, ACTIVE_SIGNERS, block))
         return [bytes.fromhex(a[2:]) for a in signers]
+
+    async def satellite_name(self, registry: bytes, signer: bytes, block: int) -> str:
+        """The name ``signer`` was registered under (empty: not registered)."""
+        name, _, _, _ = decode(["string", "uint32", "bool", "bool"], await self.call(
+            registry, SATELLITE + bytes(12) + signer, block))
+        return str(name)
 
     async def certified_output(self, attestations: bytes, task_id: bytes, block: int) -> bytes:
         """The output TaskAttestations certified for ``task_id`` (32 zero bytes: none)."""

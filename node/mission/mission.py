@@ -45,17 +45,21 @@ from typing import TYPE_CHECKING, Any
 
 from node.attest.certificate import Certificate, TaskTerms
 from node.chain.hashing import keccak256
+from node.contact import plan_clock
 from node.gossip.host import GossipError, GossipNode
 from node.gossip.service import AttestationService
 from node.mission.chain import ChainView, RegistrySnapshot
 from node.mission.peers import keep_peer
 from node.mission.power import OnboardPower
+from node.mission.routing import Turn, turns
 from node.mission.store import MissionStore, PostedTask
 from node.outbox.store import ACTIVE
 from node.rpc.server import EXECUTION_REVERTED, RpcError
 from node.rpc.upstream_api import UpstreamError
 from node.tasks import model as qmodel
 from node.tasks.task import Task, TaskError
+from sim_link.clock import PlanClock
+from sim_link.plan import ContactPlan, plan_from_json
 from wallet.errors import WalletError
 from wallet.transactions import FEE_MARKET, TransactionRequest
 
@@ -99,6 +103,13 @@ class Mission:
         self.gossip = gossip
         self.service = service
         self.power = power
+        self.plan: ContactPlan | None = None
+        self.plan_clock: PlanClock | None = None
+        if config.link is not None:  # who submits: the certificate's earliest way down
+            self.plan = plan_from_json(config.link.plan.read_bytes())
+            self.plan_clock = plan_clock(config.link)
+        self.names: dict[bytes, str] = {}  # signer -> registered name (verified reads)
+        self._turns: dict[bytes, list[Turn]] = {}  # task id -> submitters' turns
         self._powered: set[bytes] = set()  # task ids whose run's energy is committed
         self._energy_waits: set[bytes] = set()  # task ids told to wait for energy
         self.connected: set[str] = set()
@@ -177,6 +188,11 @@ class Mission:
         active = await self.chain.active_signers(self.tasks.registry, head)
         if self.registry.update(active, head):
             log.info("registry at block %d: %d active signer(s)", head, len(active))
+        if self.plan is not None:
+            for signer in active:
+                if signer not in self.names:
+                    self.names[signer] = await self.chain.satellite_name(
+                        self.tasks.registry, signer, head)
         self.store.set_meta("registry", {"block": head,
                                          "active": ["0x" + a.hex() for a in active]})
 
@@ -311,6 +327,8 @@ class Mission:
             self._formed[posted.task_id] = now
             log.info("task 0x%s: certificate formed (%d of quorum %d signers)",
                      posted.task_id.hex(), len(certificate.signers), posted.quorum)
+            if self.plan is not None and self.plan_clock is not None:
+                self._route(posted.task_id, certificate)
         if not self.tasks.submit or now < self._not_before.get(posted.task_id, 0.0) \
                 or posted.task_id in self._after_refresh:
             return
@@ -325,13 +343,37 @@ class Mission:
             elif entry.state in ACTIVE or entry.state in LANDED:
                 return
             # dropped or expired: this node's turn may come again, below
-        rank = (certificate.signers.index(self.address) if self.address in certificate.signers
-                else len(certificate.signers))
-        due = self._formed[posted.task_id] + self.tasks.submit_delay + rank * self.tasks.fallback
-        if now < due:
-            return
+        line = self._turns.get(posted.task_id)
+        if line is not None and self.plan_clock is not None:  # by route (module docstring)
+            mine = next(t for t in line if t.signer == self.address)
+            if self.plan_clock.now() < mine.due:
+                return
+        else:  # by address
+            rank = (certificate.signers.index(self.address)
+                    if self.address in certificate.signers else len(certificate.signers))
+            due = (self._formed[posted.task_id] + self.tasks.submit_delay
+                   + rank * self.tasks.fallback)
+            if now < due:
+                return
         self._not_before[posted.task_id] = now + RETRY
         await self._submit(posted, certificate, None if previous is None else previous.tx_hash)
+
+    def _route(self, task_id: bytes, certificate: Certificate) -> None:
+        """Fix the submitters' turns when the certificate forms: the holder whose route
+        reaches a ground station first goes first (:mod:`node.mission.routing`)."""
+        assert self.plan is not None and self.plan_clock is not None
+        line = turns(self.plan, certificate.signers, [self.address], self.names,
+                     self.plan_clock.now() + self.tasks.submit_delay * self.plan_clock.time_scale,
+                     self.tasks.fallback * self.plan_clock.time_scale)
+        self._turns[task_id] = line
+        first = line[0]
+        way = ("no route down in the plan" if first.route is None else " -> ".join(
+            [first.route.source, *(h.receiver for h in first.route.hops)])
+            + f", down at +{first.route.latency:.0f} s")  # node.demo.events reads this
+        mine = next(t for t in line if t.signer == self.address)
+        log.info("task 0x%s: certificate routed: %s submits first (%s); this node's turn %d",
+                 task_id.hex(), self.names.get(first.signer, "0x" + first.signer.hex()), way,
+                 mine.rank)
 
     async def _submit(self, posted: PostedTask, certificate: Certificate,
                       replacing: bytes | None) -> None:

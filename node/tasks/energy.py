@@ -127,16 +127,18 @@ class Battery:
         return self.charge_wh
 
     def fits(self, start: float, duration: float) -> bool:
-        """Whether a task of ``duration`` seconds may start at ``start`` (>= now): the
-        charge stays at or above the reserve until it ends, with the runs already
-        committed."""
+        """Whether a task of ``duration`` seconds may start at ``start`` (>= now): from its
+        start until it ends the charge stays at or above the reserve, with the runs already
+        committed (a dip the bus alone causes before the start is not the task's)."""
         if start < self.time:
             raise EnergyError(f"battery: {start} is before its time {self.time}")
         if duration < 0:
             raise EnergyError(f"battery: duration {duration} must be >= 0")
-        _, lowest = simulate(self.budget, self.shadow, self.time, self.charge_wh,
-                             start + duration, [*self.runs, (start, start + duration)])
-        return lowest >= self.budget.reserve_wh
+        at_start, _ = simulate(self.budget, self.shadow, self.time, self.charge_wh, start,
+                               self.runs)
+        _, lowest = simulate(self.budget, self.shadow, start, at_start, start + duration,
+                             [*self.runs, (start, start + duration)])
+        return lowest >= self.budget.reserve_wh  # what the bus alone does before is not ours
 
     def earliest_start(self, after: float, duration: float, horizon: float,
                        step: float = 10.0) -> float | None:
