@@ -79,6 +79,7 @@ class TaskRecord:
     posted: PostedTask
     uplinked: dict[str, float] = field(default_factory=dict)
     landed_at: float | None = None
+    output: bytes | None = None  # as the contract certified it
 
 
 @dataclass
@@ -281,7 +282,7 @@ async def _watch(flight: Flight, session: aiohttp.ClientSession) -> None:
             output = await asyncio.to_thread(flight.ground.certified_output,
                                              record.posted.task_id)
             if output != bytes(32):
-                record.landed_at = flight.clock.now()
+                record.landed_at, record.output = flight.clock.now(), output
                 flight.event("task_landed", task="0x" + record.posted.task_id.hex(),
                              output="0x" + output.hex())
 
@@ -321,6 +322,8 @@ def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
             "firstRun": since(first["run"]), "certificateAt": since(first["certificate"]),
             "submittedBy": sorted({e.satellite for e in mine if e.kind == "submitted"}),
             "submittedAt": since(first["submitted"]), "landedAt": since(record.landed_at),
+            "input": "0x" + record.posted.input.hex(),
+            "certifiedOutput": None if record.output is None else "0x" + record.output.hex(),
             "routedTo": sorted({e.detail[0] for e in mine if e.kind == "routed"})})
     return {
         "options": {k: str(v) if isinstance(v, Path) else v

@@ -1,0 +1,49 @@
+"""``orbital demo`` at a small size, as a newcomer runs it (issue #18): two satellites over
+one polar station for three orbital hours at x300 with one task -- anvil started by the
+demo, every satellite an ``orbital node run`` process behind the link emulators. The task
+lands on chain through a satellite's outbox; the certified output is the one the model
+gives for the input the seed chose (so the same seed certifies the same result); the
+report, its JSON and the timeline PNG are written; the nodes verified what they served."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from node.chain.hashing import keccak256
+from node.tasks import model as qmodel
+from node.tasks.task import Task, run
+
+pytestmark = [pytest.mark.devnet, pytest.mark.slow]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_the_demo_lands_the_certified_result_the_seed_chose(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "node.cli.main", "demo", "--satellites", "2", "--stations", "1",
+         "--hours", "3", "--time-scale", "300", "--tasks", "1", "--seed", "7",
+         "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=420)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "tasks: 1 posted, 1 landed on chain" in done.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert report["posted"] == report["landed"] == 1
+    (task,) = report["tasks"]
+    assert task["submittedBy"] and set(task["submittedBy"]) <= {"SAT1", "SAT2"}
+    assert task["routedTo"] and task["landedAt"] > task["postedAt"]
+    model = qmodel.load()
+    data = bytes.fromhex(task["input"][2:])
+    expected = run(Task.from_posted(bytes.fromhex(task["task"][2:]), model.model_hash,
+                                    keccak256(data), data), model).output_hash
+    assert task["certifiedOutput"] == "0x" + expected.hex()
+    for name, node in report["nodes"].items():
+        assert node["head"]["source"] == "ground", name  # anchored on 2-of-3 operators
+        assert sum(node["counters"]["verifications"].values()) > 0, name
+    assert any(link["bytes"]["down"] for name, link in report["links"].items()
+               if name.endswith("-SVALBARD"))
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["energy"] and all(e["minWh"] >= 6 for e in report["energy"].values())
