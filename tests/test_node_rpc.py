@@ -215,7 +215,7 @@ def _state_liar(method: str, params: list[Any], result: Any) -> Any:
 
 def test_a_lying_upstream_is_caught_penalized_and_the_honest_one_answers(
         anvil: Anvil, tmp_path: Path) -> None:
-    from lying_upstream import LyingUpstream
+    from node.demo.liar import LyingUpstream
 
     anvil.rpc("evm_mine")
     honest_but_slow = LyingUpstream(anvil.url, lambda method, params, result: result,
@@ -237,7 +237,7 @@ def test_a_lying_upstream_is_caught_penalized_and_the_honest_one_answers(
 
 
 def test_with_only_a_liar_nothing_forged_is_served(anvil: Anvil, tmp_path: Path) -> None:
-    from lying_upstream import LyingUpstream
+    from node.demo.liar import LyingUpstream
 
     with LyingUpstream(anvil.url, _state_liar) as liar:
         node = start_node([liar.url], tmp_path / "data")
@@ -444,7 +444,7 @@ def _header_liar(method: str, params: list[Any], result: Any) -> Any:
 
 def test_a_head_that_does_not_hash_is_penalized_and_the_honest_head_anchored(
         anvil: Anvil, tmp_path: Path) -> None:
-    from lying_upstream import LyingUpstream
+    from node.demo.liar import LyingUpstream
 
     anvil.rpc("evm_mine")
     honest_but_slow = LyingUpstream(anvil.url, lambda method, params, result: result,
@@ -465,7 +465,7 @@ def test_a_head_that_does_not_hash_is_penalized_and_the_honest_head_anchored(
 
 def test_with_no_quorum_the_node_has_no_head_and_says_why(anvil: Anvil,
                                                          tmp_path: Path) -> None:
-    from lying_upstream import LyingUpstream
+    from node.demo.liar import LyingUpstream
 
     with LyingUpstream(anvil.url, _header_liar) as liar:
         node = start_node([f"liar={liar.url}", f"honest={anvil.url}"], tmp_path / "data")
@@ -480,7 +480,7 @@ def test_with_no_quorum_the_node_has_no_head_and_says_why(anvil: Anvil,
 
 def test_out_of_contact_reads_come_from_the_cache_or_wait_for_the_next_contact(
         anvil: Anvil, tmp_path: Path) -> None:
-    from lying_upstream import LyingUpstream
+    from node.demo.liar import LyingUpstream
 
     anvil.rpc("evm_mine")
     with LyingUpstream(anvil.url, lambda method, params, result: result) as link:
@@ -571,7 +571,7 @@ def test_transactions_sent_out_of_contact_are_kept_and_mined_once_after_a_kill(
     import signal
     import time
 
-    from lying_upstream import LyingUpstream
+    from node.demo.liar import LyingUpstream
 
     sender = Account.from_key(anvil.private_keys[4])
     anvil.rpc("evm_mine")

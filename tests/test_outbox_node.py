@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from lying_upstream import LyingUpstream
 from verified_node import REPO, NodeProcess, NodeRpcError, start_node
 from web3 import Web3
 
@@ -34,6 +33,7 @@ from node.chain.anchor import Anchor, AnchorSource
 from node.chain.header_store import HeaderStore
 from node.chain.rpcjson import parse_data
 from node.cli.node import OUTBOX_STATES
+from node.demo.liar import LyingUpstream
 from node.devnet import Anvil
 from node.outbox.store import STATES, InvalidTransition, Outbox
 from node.rpc.heads import TrustedHeads

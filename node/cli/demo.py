@@ -58,6 +58,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", default="demo-out",
                         help="where report.json, timeline.png and the run's files go "
                         "(default demo-out; DIR/run must not exist)")
+    parser.add_argument("--fault", choices=("station-outage", "kill", "partition", "liar"),
+                        help="make something go wrong (see node/demo/faults.py): a station "
+                        "lost for an orbit, a satellite killed -9 mid-task and restarted, an "
+                        "ISL partition that heals, a lying upstream in front of SAT1")
     parser.add_argument("--offline", action="store_true",
                         help="verify bundled devnet data and gossip in one process instead")
     parser.add_argument("--store", metavar="FILE",
@@ -80,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("orbital demo: --hours and --time-scale must be positive")
     options = DemoOptions(satellites=args.satellites, stations=args.stations, hours=args.hours,
                           time_scale=args.time_scale, tasks=args.tasks, seed=args.seed,
-                          out=Path(args.out))
+                          out=Path(args.out), fault=args.fault)
     print(f"orbital demo: {options.satellites} satellites, {options.stations} stations, "
           f"{options.hours:g} orbital hours at x{options.time_scale:g} "
           f"(about {options.hours * 3600 / options.time_scale:.0f} s of flight)")

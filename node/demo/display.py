@@ -106,5 +106,14 @@ def summary(report: dict[str, Any]) -> str:
     for name, link in sorted(report["links"].items()):
         if link["bytes"]["up"] or link["bytes"]["down"]:
             out.append(f"  {name:<18} {link['bytes']['up']:>10,} / {link['bytes']['down']:,}")
+    fault = report.get("fault")
+    if fault is not None:
+        happened = "; ".join(f"{e['what']} {e.get('satellite', '')} at +{e['t'] / 3600:.2f} h"
+                             for e in fault["log"]) or "in the links (see the timeline)"
+        out.append(f"fault {fault['name']}: {happened}")
+        for name in sorted(fault["refusals"]):
+            refused, lies = fault["refusals"][name] or {}, fault["lies"][name] or {}
+            if refused or lies:
+                out.append(f"  {name}: refused {refused or '-'}, lies caught {lies or '-'}")
     out.append("wall time: " + ", ".join(f"{k} {v:.1f} s" for k, v in report["stages"].items()))
     return "\n".join(out)

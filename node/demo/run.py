@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 
 from node.demo.events import NodeEvent, read_events
+from node.demo.faults import KILL_DOWN_S, faulted_plan, liar
 from node.demo.fleet import (
     LinkClock,
     Satellite,
@@ -46,6 +47,7 @@ from node.demo.fleet import (
     stop_node,
 )
 from node.demo.ground import HEAD_THRESHOLD, GroundChain, PostedTask
+from node.demo.liar import LyingUpstream
 from node.demo.scenario import Scenario, build
 from node.demo.timeline import plot_demo
 from node.devnet import Anvil, start_anvil
@@ -69,6 +71,8 @@ class DemoOptions:
     tasks: int = 3
     seed: int = 1
     out: Path = Path("demo-out")
+    fault: str | None = None
+    """One of :data:`node.demo.faults.FAULTS`, or None."""
     fallback_s: float = 600.0
     """Plan seconds a certificate signer waits per rank before it submits in another's
     place (the mission's turns; given to the nodes in wall seconds)."""
@@ -97,6 +101,8 @@ class Flight:
     tasks: list[TaskRecord] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     status: dict[str, dict[str, Any]] = field(default_factory=dict)
+    fault_log: list[dict[str, Any]] = field(default_factory=list)
+    """What the fault did, when (plan time)."""
     energy: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     """Each satellite's battery charge (plan time, Wh) as its node reported it."""
     stages: dict[str, float] = field(default_factory=dict)
@@ -150,17 +156,31 @@ async def run_demo(options: DemoOptions, progress: Callable[[Flight], None]) -> 
 async def _fly(options: DemoOptions, scenario: Scenario, anvil: Anvil, ground: GroundChain,
                satellites: list[Satellite], work: Path, stages: dict[str, float],
                progress: Callable[[Flight], None]) -> Flight:
-    began = time.monotonic()
     epoch = time.time() + SETTLE_WALL_S + 2.0 * len(satellites)
     clock = PlanClock.from_epoch(scenario.start, options.time_scale, epoch)
-    links = _emulators(scenario, satellites, anvil, clock)
-    emulator = Emulator(links)
     rng = random.Random(options.seed)
     end = scenario.start + options.hours * 3600
     schedule = sorted(scenario.start + rng.uniform(0.02, 0.5) * (end - scenario.start)
                       for _ in range(options.tasks))
-    flight = Flight(options, scenario, ground, satellites, clock, epoch, emulator, schedule,
-                    stages=stages)
+    # the fault is in the links (the satellites' plan stays the real one)
+    plan = faulted_plan(scenario.plan, options.fault, schedule[0] if schedule else
+                        scenario.start, station=scenario.stations[0].name,
+                        isolated=satellites[0].name)
+    with contextlib.ExitStack() as stack:
+        upstreams = {sat.name: anvil.url for sat in satellites}
+        if options.fault == "liar":
+            lying = stack.enter_context(LyingUpstream(anvil.url, liar(options.seed)))
+            upstreams[satellites[0].name] = lying.url
+        emulator = Emulator(_emulators(scenario, plan, satellites, upstreams, clock))
+        flight = Flight(options, scenario, ground, satellites, clock, epoch, emulator,
+                        schedule, stages=stages)
+        return await _fly_through(flight, work, stages, progress, end)
+
+
+async def _fly_through(flight: Flight, work: Path, stages: dict[str, float],
+                       progress: Callable[[Flight], None], end: float) -> Flight:
+    began = time.monotonic()
+    satellites, emulator = flight.satellites, flight.emulator
     async with emulator:
         ports = {name: link.port for name, link in emulator.links.items()}
         for sat in satellites:
@@ -180,17 +200,17 @@ async def _fly(options: DemoOptions, scenario: Scenario, anvil: Anvil, ground: G
     return flight
 
 
-def _emulators(scenario: Scenario, satellites: list[Satellite], anvil: Anvil,
-               clock: PlanClock) -> list[LinkEmulator]:
-    plan = scenario.plan
-    anvil_host, anvil_port = anvil.url.removeprefix("http://").rsplit(":", 1)
+def _emulators(scenario: Scenario, plan: ContactPlan, satellites: list[Satellite],
+               upstreams: dict[str, str], clock: PlanClock) -> list[LinkEmulator]:
+    """Every link of ``plan``: a satellite's ground links lead to ``upstreams[name]``."""
     out = []
     for sat in satellites:
+        host, port = upstreams[sat.name].removeprefix("http://").rsplit(":", 1)
         for station in scenario.stations:
             link = f"{sat.name}-{station.name}"
             if plan.for_link(link):
-                out.append(LinkEmulator(plan, link, ("127.0.0.1", 0),
-                                        (anvil_host, int(anvil_port)), clock))
+                out.append(LinkEmulator(plan, link, ("127.0.0.1", 0), (host, int(port)),
+                                        clock))
     by_name = {s.name: s for s in satellites}
     pairs = sorted({tuple(sorted((c.source, c.target))) for c in plan.contacts
                     if c.source in by_name and c.target in by_name})
@@ -258,12 +278,41 @@ async def _duties(flight: Flight, session: aiohttp.ClientSession,
                     flight.event("input_uplinked", satellite=sat.name, station=station,
                                  task="0x" + record.posted.task_id.hex())
         await _watch(flight, session)
+        if flight.options.fault == "kill":
+            await _kill_and_restart(flight, now)
         progress(flight)
         if len(flight.tasks) == flight.options.tasks and all(
-                r.landed_at is not None for r in flight.tasks):
+                r.landed_at is not None for r in flight.tasks) and not any(
+                sat.process is None or sat.process.returncode is not None
+                for sat in flight.satellites):  # a killed node is back first
             flight.event("all_landed")
             break
         await asyncio.sleep(0.25)
+
+
+async def _kill_and_restart(flight: Flight, now: float) -> None:
+    """The ``kill`` fault: SIGKILL the first satellite seen to have run a task whose
+    certificate has not landed; restart it :data:`~node.demo.faults.KILL_DOWN_S` later."""
+    killed = [e for e in flight.fault_log if e["what"] == "killed"]
+    if not killed:
+        if all(r.landed_at is not None for r in flight.tasks):
+            return
+        for sat in flight.satellites:
+            tasks = ((flight.status.get(sat.name) or {}).get("mission") or {}).get("tasks")
+            if tasks and tasks.get("run", 0) > tasks.get("onChain", 0):
+                await stop_node(sat, kill=True)
+                flight.status.pop(sat.name, None)
+                flight.fault_log.append({"what": "killed", "satellite": sat.name, "t": now})
+                flight.event("fault_killed", satellite=sat.name)
+                return
+    elif not any(e["what"] == "restarted" for e in flight.fault_log) \
+            and now >= killed[0]["t"] + KILL_DOWN_S:
+        sat = next(s for s in flight.satellites if s.name == killed[0]["satellite"])
+        await start_node(sat)
+        sat.restarts += 1
+        flight.fault_log.append({"what": "restarted", "satellite": sat.name,
+                                 "t": flight.clock.now()})
+        flight.event("fault_restarted", satellite=sat.name)
 
 
 async def _watch(flight: Flight, session: aiohttp.ClientSession) -> None:
@@ -344,6 +393,13 @@ def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
                           "lastWh": trace[-1][1],
                           "trace": [[round(t - start, 1), w] for t, w in trace[::4]]}
                    for name, trace in flight.energy.items() if trace},
+        "fault": None if flight.options.fault is None else {
+            "name": flight.options.fault,
+            "log": [{**e, "t": since(e["t"])} for e in flight.fault_log],
+            "refusals": {name: (status.get("counters") or {}).get("refusals")
+                         for name, status in flight.status.items()},
+            "lies": {name: (status.get("counters") or {}).get("lies")
+                     for name, status in flight.status.items()}},
         "stages": {k: round(v, 3) for k, v in flight.stages.items()},
         "events": flight.events,
     }

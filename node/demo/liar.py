@@ -1,4 +1,5 @@
-"""A JSON-RPC proxy in front of a real upstream that lies on request, for tests of the node.
+"""A JSON-RPC proxy in front of a real upstream that lies on request: the tests' liar, and
+the demo's lying-upstream fault.
 
 ``LyingUpstream(target, lie, delay=0)`` serves on 127.0.0.1 (a port of its own, in a thread with its
 own event loop, so synchronous tests and node processes can use it); every call is forwarded
