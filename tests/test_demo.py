@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,24 +23,37 @@ pytestmark = [pytest.mark.devnet, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 
 
+def demo(out: Path, *args: str) -> dict[str, Any]:
+    """Run ``orbital demo`` to completion; its JSON report."""
+    done = subprocess.run([sys.executable, "-m", "node.cli.main", "demo", *args, "--out",
+                           str(out)], cwd=REPO, capture_output=True, text=True, timeout=420)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report: dict[str, Any] = json.loads((out / "report.json").read_text())
+    assert f"tasks: {report['posted']} posted, {report['landed']} landed on chain" in done.stdout
+    return report
+
+
+def assert_certified_what_the_seed_chose(report: dict[str, Any]) -> None:
+    """Every task landed with the output the model gives for the input the seed chose: the
+    same certified results whatever happened on the way."""
+    assert report["posted"] == report["landed"] == report["options"]["tasks"]
+    model = qmodel.load()
+    for task in report["tasks"]:
+        data = bytes.fromhex(task["input"][2:])
+        expected = run(Task.from_posted(bytes.fromhex(task["task"][2:]), model.model_hash,
+                                        keccak256(data), data), model).output_hash
+        assert task["certifiedOutput"] == "0x" + expected.hex(), task
+        assert task["landedAt"] > task["postedAt"]
+
+
 def test_the_demo_lands_the_certified_result_the_seed_chose(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-m", "node.cli.main", "demo", "--satellites", "2", "--stations", "1",
-         "--hours", "3", "--time-scale", "300", "--tasks", "1", "--seed", "7",
-         "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=420)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "tasks: 1 posted, 1 landed on chain" in done.stdout
-    report = json.loads((out / "report.json").read_text())
-    assert report["posted"] == report["landed"] == 1
+    report = demo(out, "--satellites", "2", "--stations", "1", "--hours", "3",
+                  "--time-scale", "300", "--tasks", "1", "--seed", "7")
+    assert_certified_what_the_seed_chose(report)
     (task,) = report["tasks"]
     assert task["submittedBy"] and set(task["submittedBy"]) <= {"SAT1", "SAT2"}
-    assert task["routedTo"] and task["landedAt"] > task["postedAt"]
-    model = qmodel.load()
-    data = bytes.fromhex(task["input"][2:])
-    expected = run(Task.from_posted(bytes.fromhex(task["task"][2:]), model.model_hash,
-                                    keccak256(data), data), model).output_hash
-    assert task["certifiedOutput"] == "0x" + expected.hex()
+    assert task["routedTo"]
     for name, node in report["nodes"].items():
         assert node["head"]["source"] == "ground", name  # anchored on 2-of-3 operators
         assert sum(node["counters"]["verifications"].values()) > 0, name
@@ -47,3 +61,19 @@ def test_the_demo_lands_the_certified_result_the_seed_chose(tmp_path: Path) -> N
                if name.endswith("-SVALBARD"))
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["energy"] and all(e["minWh"] >= 6 for e in report["energy"].values())
+
+
+@pytest.mark.parametrize("fault", ["station-outage", "kill", "partition", "liar"])
+def test_each_fault_ends_with_the_same_certified_results(tmp_path: Path, fault: str) -> None:
+    """Three satellites, one task: whatever the fault, the task lands with the result its
+    input gives (the undisturbed run's), and the report names what the fault did or cost."""
+    report = demo(tmp_path / fault, "--satellites", "3", "--stations", "2", "--hours", "4",
+                  "--time-scale", "300", "--tasks", "1", "--seed", "5", "--fault", fault)
+    assert_certified_what_the_seed_chose(report)
+    assert report["fault"]["name"] == fault
+    if fault == "kill":
+        assert [e["what"] for e in report["fault"]["log"]] == ["killed", "restarted"]
+    if fault == "liar":
+        lies = report["fault"]["lies"]["SAT1"]
+        assert lies and sum(lies.values()) > 0  # caught by verification, never served
+        assert all(not (report["fault"]["lies"][name] or {}) for name in ("SAT2", "SAT3"))

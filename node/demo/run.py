@@ -337,9 +337,19 @@ async def _watch(flight: Flight, session: aiohttp.ClientSession) -> None:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port for a node's gossip host, below the kernel's ephemeral range (Linux:
+    32768-60999): the link emulators listen on port 0 after these are chosen, and an
+    ephemeral port could be one of them."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise OSError("no free port in 20000..31999 for a gossip host")
 
 
 def node_events(flight: Flight) -> list[NodeEvent]:
