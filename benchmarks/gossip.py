@@ -73,7 +73,7 @@ from benchmarks.common import (
 from contracts import eip712
 from node.attest import StaticRegistry, attest, decode, encode
 from node.attest.attestation import coincurve_recover
-from node.gossip.host import GossipConfig
+from node.gossip.config import GossipConfig
 from node.gossip.peer_client import PeerProcess, PeerProcessError
 from node.gossip.validator import AttestationValidator
 from wallet.keys.keystore import KeystoreSigner, create_keystore

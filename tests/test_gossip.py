@@ -14,7 +14,7 @@ import pytest
 
 from node.attest import CertificateBuilder, Task, decode
 from node.gossip import AttestationValidator, GossipConfig, GossipNode
-from node.gossip.host import GossipError
+from node.gossip.config import GossipError
 
 from gossip_attestations import (
     CHAIN_ID,

@@ -73,7 +73,7 @@ class PeerProcess:
         ``signers`` / ``models`` / ``chain_id`` / ``contract`` / ``registry`` become the
         validator's registry (see :mod:`node.gossip.peer_process`); ``store`` is the node's
         SQLite store file (default in memory); ``config`` sets any other
-        :class:`~node.gossip.host.GossipConfig` field by name."""
+        :class:`~node.gossip.config.GossipConfig` field by name."""
         argv = [sys.executable, "-m", "node.gossip.peer_process", "--seed", seed,
                 "--port", str(port), "--log-level", log_level]
         argv += [a for s in signers for a in ("--signer", "0x" + bytes(s).hex())]

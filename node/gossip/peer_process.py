@@ -54,7 +54,8 @@ from typing import IO, Any
 
 from node.attest.attestation import StaticRegistry
 from node.attest.codec import message_id
-from node.gossip.host import GossipConfig, GossipError, GossipNode
+from node.gossip.config import GossipConfig, GossipError
+from node.gossip.host import GossipNode
 from node.gossip.validator import AttestationValidator
 
 log = logging.getLogger("node.gossip.peer_process")

@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 from node.attest.certificate import Certificate
 from node.attest.certificate import Task as CertificateTask
 from node.chain.hashing import keccak256
-from node.gossip.host import GossipError, GossipNode
+from node.gossip.config import GossipError
+from node.gossip.host import GossipNode
 from node.gossip.service import AttestationService
 from node.mission.chain import ChainView, RegistrySnapshot
 from node.mission.peers import keep_peer
