@@ -116,8 +116,12 @@ def decode_bundle(data: bytes) -> list[bytes]:
 
 
 def attestations_in(data: bytes) -> list[bytes]:
-    """What delivery stores for an *accepted* message: a bundle's entries, else the message."""
-    return decode_bundle(data) if is_bundle(data) else [bytes(data)]
+    """What delivery stores for an accepted message: a bundle's entries, else the message
+    itself (also a malformed bundle, which only a node without a validator accepts)."""
+    if is_bundle(data):
+        with contextlib.suppress(BundleError):
+            return decode_bundle(data)
+    return [bytes(data)]
 
 
 class GossipValidator:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from libp2p.custom_types import TProtocol
 
+from node.gossip.scoring import ScoringConfig
+
 TOPIC = "orbital/attestations/1"
 GOSSIPSUB_PROTOCOLS = (TProtocol("/meshsub/1.2.0"), TProtocol("/meshsub/1.1.0"),
                        TProtocol("/meshsub/1.0.0"))
@@ -48,3 +50,4 @@ class GossipConfig:
     start_timeout: float = 15.0
     max_connections: int = 64
     sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
+    scoring: ScoringConfig = ScoringConfig()  # peer scoring weights (node/gossip/scoring.py)

@@ -15,6 +15,7 @@ from typing import Any
 
 import trio
 
+from node.gossip.bundle import attestations_in
 from node.gossip.config import MAX_MESSAGE_BYTES
 from node.gossip.store import GossipStore
 
@@ -55,18 +56,22 @@ class Delivery:
     def deliver_many(self, batch: list[bytes]) -> list[bool]:
         """Store ``batch`` durably in one transaction (dropping duplicates by message id), then
         hand the new messages to the subscribers on the asyncio loop. Runs in a worker
-        thread."""
-        fits = [len(data) <= MAX_MESSAGE_BYTES for data in batch]
-        added = iter(self.store.add_many([d for d, ok in zip(batch, fits, strict=True) if ok]))
+        thread. A bundle is stored and delivered as the attestations it carries
+        (:mod:`node.gossip.bundle`); it counts as new if one of them was."""
+        parts = [attestations_in(data) for data in batch]
+        entries = [entry for part in parts for entry in part]
+        fits = [len(data) <= MAX_MESSAGE_BYTES for data in entries]
+        added = iter(self.store.add_many([d for d, ok in zip(entries, fits, strict=True) if ok]))
         new = [ok and next(added) for ok in fits]
-        fresh = [d for d, is_new in zip(batch, new, strict=True) if is_new]
+        fresh = [d for d, is_new in zip(entries, new, strict=True) if is_new]
         with self._lock:
             self.delivered_count += len(fresh)
             self.duplicates_dropped += sum(1 for ok, is_new in zip(fits, new, strict=True)
                                            if ok and not is_new)
         if fresh:
             self._notify(self._fan_out, fresh)
-        return new
+        flags = iter(new)
+        return [any([next(flags) for _ in part]) for part in parts]
 
     def _fan_out(self, fresh: list[bytes]) -> None:
         for data in fresh:

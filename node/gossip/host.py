@@ -263,6 +263,12 @@ class GossipNode:
             return {str(p) for p in self.host.get_connected_peers()}
         return await self._call(get)
 
+    async def peer_scores(self) -> dict[str, float]:
+        """Gossipsub score of every connected or retained peer (:mod:`node.gossip.scoring`)."""
+        async def get() -> dict[str, float]:
+            return self.gossipsub.peer_scores()
+        return await self._call(get)
+
     async def _call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run ``await fn()`` on this host's trio loop (:class:`~node.gossip.bridge.TrioBridge`)."""
         if self._stopped:

@@ -14,14 +14,14 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 
 from node.gossip.cache import Sha256MessageCache, sha256_msg_id
 from node.gossip.config import GOSSIPSUB_PROTOCOLS, GossipConfig
+from node.gossip.scoring import ScoredGossipSub
 
 
-class CountingGossipSub(GossipSub):
+class CountingGossipSub(ScoredGossipSub):
     """GossipSub that counts the RPCs it drops (py-libp2p only logs them at debug level):
     ``dropped[(reason, "publish" | "control")]``, reason ``queue_full`` or ``oversized``."""
 
@@ -45,7 +45,7 @@ def make_router(host: Any, cfg: GossipConfig,
         heartbeat_initial_delay=0.1, gossip_window=cfg.gossip_window,
         gossip_history=cfg.gossip_history, spam_protection_enabled=True,
         max_messages_per_topic_per_second=cfg.spam_limit_per_second,
-        min_mesh_diversity_ips=cfg.min_mesh_diversity_ips)
+        min_mesh_diversity_ips=cfg.min_mesh_diversity_ips, scoring=cfg.scoring)
     gossipsub.mcache = Sha256MessageCache(cfg.gossip_window, cfg.gossip_history)
     pubsub = Pubsub(host, gossipsub, seen_ttl=cfg.seen_ttl, strict_signing=True,
                     msg_id_constructor=sha256_msg_id)

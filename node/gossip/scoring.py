@@ -27,7 +27,7 @@ parentheses where they differ:
   ``delivery_weight * delivery_threshold**2``, stays above the gossip threshold: silence
   alone only ranks mesh peers, it never gates or graylists.
 * **Scheduled outages are not silence.** A peer whose link is down *by the contact plan*
-  (:class:`ScheduledLinks`, the same plan :func:`node.gossip.contacts.dial_on_contacts`
+  (:class:`ScheduledLink`, the same plan :func:`node.gossip.contacts.dial_on_contacts`
   follows) is exempt from P3 while the plan says its link is down, and for
   ``delivery_activation`` seconds after its next AOS (time to resume delivering).
 * **Retained scores** (the spec's ``RetainScore``) -- py-libp2p forgets a peer's counters when
@@ -49,7 +49,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from libp2p.peer.id import ID
@@ -102,33 +102,33 @@ def score_params(cfg: ScoringConfig) -> ScoreParams:
         accept_px_threshold=0.0)
 
 
-@dataclass
-class ScheduledLinks:
-    """Which neighbour is behind which link of a contact plan, and the plan's clock: a peer
-    is in a scheduled outage while no window of its link covers the plan's *now*."""
+@dataclass(frozen=True)
+class ScheduledLink:
+    """The link of the contact plan a neighbour is reached by: it is in a scheduled outage
+    while no window of ``link`` covers the plan's *now* (``clock``)."""
 
     plan: ContactPlan
+    link: str
     clock: PlanClock
-    links: Mapping[str, str] = field(default_factory=dict)
-    """Peer id (base58) -> link name in ``plan``."""
 
-    def in_outage(self, peer_id: str) -> bool:
-        link = self.links.get(peer_id)
-        return link is not None and self.plan.contact_at(link, self.clock.now()) is None
+    def in_outage(self) -> bool:
+        return self.plan.contact_at(self.link, self.clock.now()) is None
 
 
 class ContactAwareScorer(PeerScorer):
     """py-libp2p's scorer plus the P3 deficit, the scheduled-outage exemption, retained
     scores and gates that use the whole score (see the module docstring). Runs on the host's
-    trio thread; ``links`` may be replaced from another thread (one attribute write)."""
+    trio thread. ``scheduled`` maps a peer id (base58) to its :class:`ScheduledLink`; entries
+    are added from the asyncio thread (:func:`node.gossip.contacts.dial_on_contacts`), one dict
+    write each."""
 
-    def __init__(self, cfg: ScoringConfig, links: ScheduledLinks | None = None, *,
+    def __init__(self, cfg: ScoringConfig, *,
                  is_connected: Callable[[ID], bool] = lambda _peer: True,
                  mesh: Callable[[], Mapping[str, set[ID]]] = dict,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(score_params(cfg))
         self.cfg = cfg
-        self.links = links
+        self.scheduled: dict[str, ScheduledLink] = {}
         self.is_connected = is_connected
         self.mesh = mesh
         self._clock = clock
@@ -195,8 +195,8 @@ class ContactAwareScorer(PeerScorer):
     # ---- score -------------------------------------------------------------------------
 
     def _outage_check(self, peer: ID, now: float) -> bool:
-        links = self.links
-        if links is not None and links.in_outage(str(peer)):
+        link = self.scheduled.get(str(peer))
+        if link is not None and link.in_outage():
             self.quiet_until[peer] = now + self.cfg.delivery_activation
             return True
         return now < self.quiet_until.get(peer, 0.0)
@@ -230,12 +230,11 @@ class ScoredGossipSub(GossipSub):
     """GossipSub with :class:`ContactAwareScorer`: ``scoring`` configures it; IDONTWANTs
     count as mesh deliveries (P3); a graylisted peer's control messages are ignored."""
 
-    def __init__(self, *args: Any, scoring: ScoringConfig | None = None,
-                 links: ScheduledLinks | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, scoring: ScoringConfig | None = None, **kwargs: Any) -> None:
         cfg = scoring or ScoringConfig()
         super().__init__(*args, score_params=score_params(cfg), **kwargs)
         self.scorer: ContactAwareScorer = ContactAwareScorer(
-            cfg, links, is_connected=lambda peer: peer in self.peer_protocol,
+            cfg, is_connected=lambda peer: peer in self.peer_protocol,
             mesh=lambda: self.mesh)
         self.graylisted_rpcs = 0
         """Control messages ignored because their sender was graylisted."""
