@@ -21,11 +21,13 @@ parentheses where they differ:
   announces every message it received to its mesh, so in a sparse ISL topology a neighbour
   that never forwards to us -- everything it has came from us -- still shows it is alive; the
   spec's duplicate-window count is not observable in py-libp2p and IDONTWANT suppresses most
-  duplicates anyway), and ``expected = min(delivery_threshold, messages the topic carried)``
-  (both decayed by ``delivery_decay`` per heartbeat), so a quiet topic costs nobody anything.
-  It applies only after ``delivery_activation`` seconds in the mesh. Its largest value,
-  ``delivery_weight * delivery_threshold**2``, stays above the gossip threshold: silence
-  alone only ranks mesh peers, it never gates or graylists.
+  duplicates anyway), and ``expected = min(delivery_threshold, messages the topic carried)
+  - delivery_slack`` (both counts decayed by ``delivery_decay`` per heartbeat; the topic's as
+  of the last heartbeat, and ``delivery_slack`` messages allowed to be still on their way), so a
+  quiet topic costs nobody anything. It applies only after ``delivery_activation`` seconds in
+  the mesh. Its largest value, ``delivery_weight * (delivery_threshold - delivery_slack)**2``,
+  stays above the gossip threshold: silence alone only ranks mesh peers, it never gates or
+  graylists.
 * **Scheduled outages are not silence.** A peer whose link is down *by the contact plan*
   (:class:`ScheduledLink`, the same plan :func:`node.gossip.contacts.dial_on_contacts`
   follows) is exempt from P3 while the plan says its link is down, and for
@@ -33,22 +35,29 @@ parentheses where they differ:
 * **Retained scores** (the spec's ``RetainScore``) -- py-libp2p forgets a peer's counters when
   it disconnects, so a graylisted peer could reconnect with a clean slate. Counters of a
   disconnected peer are kept (and keep decaying) for ``retain_score`` seconds.
-* **Graylisting** -- below ``graylist_threshold`` every RPC from the peer is ignored: py-libp2p
-  drops its messages at the publish gate (``allow_publish``, which here uses the whole score)
-  and refuses its GRAFTs; :class:`ScoredGossipSub` also ignores its control messages (IHAVE,
-  IWANT, IDONTWANT, PRUNE), which py-libp2p would act on. Below ``publish_threshold`` nothing
-  is forwarded to it, below ``gossip_threshold`` no IHAVE is sent to it.
+* **Graylisting** -- below ``graylist_threshold`` every RPC from the peer is ignored and
+  nothing is sent to it: its messages are dropped before validation and no message is
+  forwarded to it (py-libp2p's ``allow_publish`` gate, which it applies in both directions),
+  its GRAFTs are refused, and :class:`ScoredGossipSub` also ignores its control messages
+  (IHAVE, IWANT, IDONTWANT, PRUNE), which py-libp2p would act on, and never picks it as a
+  mesh, fanout or gossip peer (py-libp2p's selection ignores scores). Below
+  ``gossip_threshold`` no IHAVE is sent to it and we do not GRAFT it. py-libp2p uses its one ``allow_publish`` gate both for accepting a
+  peer's messages and for sending to it, where the spec has a graylist threshold (ignore) below
+  a publish threshold (do not flood our publishes to it); a gate above the graylist threshold
+  would stop validating the peer's messages, and so stop counting its invalid ones, before it
+  could ever be graylisted. The gate is therefore the graylist threshold (the spec's
+  ``publish_threshold`` is not used separately).
 
-Thresholds follow the spec's ordering ``graylist < publish < gossip <= 0``. With the defaults
-a peer is graylisted after 16 invalid messages within a minute or so, or after a couple of
-GRAFT floods or spam bursts; honest peers normally score 0 (P1, P2 and P6 stay off).
+Thresholds: ``graylist < gossip <= 0``. With the defaults a peer is graylisted after 16
+invalid messages within a minute or so, or after a couple of GRAFT floods or spam bursts;
+honest peers normally score 0 (P1, P2 and P6 stay off).
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,18 +80,21 @@ class ScoringConfig:
     behaviour_threshold: float = 1.0
     behaviour_decay: float = 0.99
     delivery_weight: float = 2.0       # P3 deficit: weight * deficit**2 (max 2 * 4**2 = 32)
-    delivery_threshold: float = 4.0
+    delivery_threshold: float = 6.0
+    delivery_slack: float = 2.0        # deliveries that may still be in flight
     delivery_decay: float = 0.9
     delivery_activation: float = 10.0  # seconds in the mesh (or after AOS) before P3 counts
     gossip_threshold: float = -40.0
-    publish_threshold: float = -60.0
     graylist_threshold: float = -80.0
     retain_score: float = 600.0        # seconds a disconnected peer's counters are kept
 
     def __post_init__(self) -> None:
-        if not self.graylist_threshold < self.publish_threshold < self.gossip_threshold <= 0:
-            raise ValueError("thresholds must satisfy graylist < publish < gossip <= 0")
-        if self.delivery_weight * self.delivery_threshold ** 2 >= -self.gossip_threshold:
+        if not self.graylist_threshold < self.gossip_threshold <= 0:
+            raise ValueError("thresholds must satisfy graylist < gossip <= 0")
+        if not 0 <= self.delivery_slack <= self.delivery_threshold:
+            raise ValueError("delivery_slack must be between 0 and delivery_threshold")
+        reach = self.delivery_threshold - self.delivery_slack
+        if self.delivery_weight * reach ** 2 >= -self.gossip_threshold:
             raise ValueError("the P3 deficit penalty alone must not reach the gossip threshold")
 
 
@@ -97,7 +109,7 @@ def score_params(cfg: ScoringConfig) -> ScoreParams:
         p5_behavior_penalty_weight=cfg.behaviour_weight,
         p5_behavior_penalty_decay=cfg.behaviour_decay,
         p5_behavior_penalty_threshold=cfg.behaviour_threshold,
-        publish_threshold=cfg.publish_threshold, gossip_threshold=cfg.gossip_threshold,
+        publish_threshold=cfg.graylist_threshold, gossip_threshold=cfg.gossip_threshold,
         graylist_threshold=cfg.graylist_threshold,
         accept_px_threshold=0.0)
 
@@ -135,6 +147,7 @@ class ContactAwareScorer(PeerScorer):
         self.mesh_since: dict[ID, dict[str, float]] = defaultdict(dict)
         self.quiet_until: dict[ID, float] = {}   # end of the last scheduled outage seen
         self.topic_traffic: dict[str, float] = defaultdict(float)
+        self.expected: dict[str, float] = {}  # per topic, as of the last heartbeat
         self.gone_since: dict[ID, float] = {}
 
     # ---- events ------------------------------------------------------------------------
@@ -165,8 +178,11 @@ class ContactAwareScorer(PeerScorer):
 
     def on_heartbeat(self, dt_seconds: float = 1.0) -> None:
         super().on_heartbeat(dt_seconds)
+        cfg = self.cfg
         for topic in self.topic_traffic:
-            self.topic_traffic[topic] *= self.cfg.delivery_decay
+            self.topic_traffic[topic] *= cfg.delivery_decay
+            self.expected[topic] = (min(cfg.delivery_threshold, self.topic_traffic[topic])
+                                    - cfg.delivery_slack)
         now = self._clock()
         for peer, since in list(self.gone_since.items()):
             if self.is_connected(peer):
@@ -210,17 +226,17 @@ class ContactAwareScorer(PeerScorer):
             return 0.0
         if self._outage_check(peer, now):
             return 0.0
-        expected = min(cfg.delivery_threshold, self.topic_traffic.get(topic, 0.0))
-        deficit = expected - self.mesh_message_deliveries[peer][topic]
+        deficit = self.expected.get(topic, 0.0) - self.mesh_message_deliveries[peer][topic]
         return cfg.delivery_weight * deficit ** 2 if deficit > 0 else 0.0
 
     def topic_score(self, peer: ID, topic: str) -> float:
         return super().topic_score(peer, topic) - self.delivery_penalty(peer, topic)
 
     def allow_publish(self, peer: ID, topics: list[str]) -> bool:
-        # py-libp2p's single-topic gate leaves out the GRAFT-flood, IWANT/IHAVE-spam and
-        # equivocation penalties; the spec's gates use the whole score
-        return bool(topics) and self.score(peer, topics) >= self.params.publish_threshold
+        """Accept messages from ``peer`` and send messages to it: not graylisted (see the
+        module docstring). py-libp2p's single-topic gate leaves out the GRAFT-flood,
+        IWANT/IHAVE-spam and equivocation penalties; ours uses the whole score."""
+        return bool(topics) and not self.is_graylisted(peer, topics)
 
     def allow_gossip(self, peer: ID, topics: list[str]) -> bool:
         return bool(topics) and self.score(peer, topics) >= self.params.gossip_threshold
@@ -244,6 +260,23 @@ class ScoredGossipSub(GossipSub):
             self.graylisted_rpcs += 1
             return
         await super().handle_rpc(rpc, sender_peer_id)
+
+    def _get_in_topic_gossipsub_peers_from_minus(self, topic: str, num_to_select: int,
+                                                 minus: Iterable[ID],
+                                                 backoff_check: bool = False) -> list[ID]:
+        # py-libp2p picks mesh (backoff_check), fanout and gossip peers here without looking
+        # at scores: never a graylisted peer, and no GRAFT below the gossip threshold
+        floor = (self.scorer.cfg.gossip_threshold if backoff_check
+                 else self.scorer.cfg.graylist_threshold)
+        peers = self.pubsub.peer_topics.get(topic, ()) if self.pubsub is not None else ()
+        low = {p for p in peers if self.scorer.score(p, [topic]) < floor}
+        return super()._get_in_topic_gossipsub_peers_from_minus(
+            topic, num_to_select, set(minus) | low, backoff_check)
+
+    async def on_peer_subscribed(self, peer_id: ID, topic: str) -> None:
+        if self.scorer.score(peer_id, [topic]) < self.scorer.cfg.gossip_threshold:
+            return  # no event-driven GRAFT either
+        await super().on_peer_subscribed(peer_id, topic)
 
     async def handle_idontwant(self, idontwant_msg: Any, sender_peer_id: ID) -> None:
         for topic in self.mesh:
