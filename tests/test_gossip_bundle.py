@@ -5,17 +5,20 @@ the bundle and hands the good entries on (salvage), never the bad one."""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 
 import pytest
 
-from node.attest import DecodeError, decode
+from node.attest import DecodeError, decode, message_id
+from node.gossip import GossipNode
 from node.gossip.bundle import (
     MAX_BYTES,
     MAX_ENTRIES,
     TAG,
     BundleConfig,
     BundleError,
+    BundlePublisher,
     GossipValidator,
     attestations_in,
     decode_bundle,
@@ -138,3 +141,33 @@ def test_bundle_config_is_checked() -> None:
         BundleConfig(max_entries=MAX_ENTRIES + 1)
     with pytest.raises(ValueError):
         BundleConfig(window=-1)
+
+
+async def test_publisher_bundles_concurrent_attestations_and_refuses_a_bad_one_alone() -> None:
+    node = await GossipNode.start(key_seed="bundle publisher", validator=make_validator())
+    inbox = node.subscribe()
+    publisher = BundlePublisher(node, node.validator.attestations,
+                                BundleConfig(window=0.05, max_entries=20))
+    try:
+        async with asyncio.TaskGroup() as group:
+            runner = group.create_task(publisher.run())
+            good = entries(50)
+            bad = forgeries()["unknown signer"]
+            outcomes = await asyncio.gather(*(publisher.publish(d) for d in [*good, bad]),
+                                            return_exceptions=True)
+            assert outcomes[:50] == [message_id(d) for d in good]
+            assert isinstance(outcomes[50], BundleError)  # only its caller is refused
+            with pytest.raises(DecodeError):
+                await publisher.publish(encode_bundle(good[:2]))  # bundles are not nested
+            lone = attestation(0, epoch=999)
+            assert await publisher.publish(lone) == message_id(lone)
+            got = [await asyncio.wait_for(inbox.get(), 10) for _ in range(51)]
+            assert sorted(got) == sorted([*good, lone])  # one by one, as attestations
+            assert publisher.sizes[1] == 1  # the lone one went out as itself
+            assert sum(n for size, n in publisher.sizes.items() if size > 1) >= 3  # 50 / 20
+            assert max(publisher.sizes) <= 20
+            runner.cancel()
+        with pytest.raises(BundleError, match="stopped"):
+            await publisher.publish(lone)
+    finally:
+        await node.stop()

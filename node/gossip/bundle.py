@@ -186,7 +186,8 @@ class BundleConfig:
 
 class BundlePublisher:
     """Publishes attestations through ``node`` (a :class:`~node.gossip.host.GossipNode`) in
-    bundles. Run :meth:`run` in the owner's ``TaskGroup``; :meth:`publish` from any task.
+    bundles. Its owner runs :meth:`run` (in a ``TaskGroup``, or as the task it stops) from
+    before the first :meth:`publish` to the end; :meth:`publish` from any task.
 
     ``check`` (``bytes -> bool``, the node's attestation validator) is applied to each
     attestation as it is handed in, so a caller whose attestation is invalid gets its
@@ -200,12 +201,15 @@ class BundlePublisher:
         self.sizes: Counter[int] = Counter()
         """Published messages by number of attestations (1: a lone attestation)."""
         self._loop = asyncio.get_running_loop()
+        self._closed = False
         self._queue: asyncio.Queue[tuple[bytes, asyncio.Future[bytes] | None]] = \
             asyncio.Queue()
 
     async def publish(self, attestation: bytes) -> bytes:
         """Hand ``attestation`` (an encoded one) to the next bundle; return its message id
         (``sha256``, what delivery reports) once the bundle carrying it was published."""
+        if self._closed:
+            raise BundleError("the bundle publisher has stopped")
         data = bytes(attestation)
         codec.decode(data)  # raises DecodeError: bundles are not nested
         if self.check is not None and not self.check(data):
@@ -235,6 +239,7 @@ class BundlePublisher:
                 batch = await self._next_batch()
                 await self._publish(batch)
         finally:
+            self._closed = True
             while not self._queue.empty():
                 _, fut = self._queue.get_nowait()
                 if fut is not None and not fut.done():

@@ -62,6 +62,7 @@ from node.gossip import sync
 from node.gossip.bridge import TrioBridge
 from node.gossip.bucket import TokenBucket
 from node.gossip.config import MAX_MESSAGE_BYTES, GossipConfig, GossipError
+from node.gossip.bundle import GossipValidator
 from node.gossip.delivery import Delivery
 from node.gossip.router import make_router, stop_timed_caches
 from node.gossip.store import GossipStore
@@ -78,7 +79,10 @@ class GossipNode:
                  validator: Callable[[bytes], bool] | None, listen_port: int) -> None:
         self.config = config
         self._key_seed = key_seed
-        self._validator = validator
+        # every node takes bundles (node.gossip.bundle): ``validator`` checks each attestation
+        self.validator = validator if validator is None or isinstance(
+            validator, GossipValidator) else GossipValidator(validator)
+        self._validator = self.validator
         self._bridge = TrioBridge(f"gossip-trio-{listen_port}")
         self.store = GossipStore(config.store_path, max_message_bytes=MAX_MESSAGE_BYTES,
                                  max_messages=config.store_max_messages)
@@ -109,6 +113,9 @@ class GossipNode:
         ``key_seed`` makes the ed25519 peer identity deterministic (sha256 of the seed);
         ``validator`` (``bytes -> bool``) is installed as the topic validator: a message it
         rejects is neither delivered nor forwarded. ``None`` installs no validator (tests only).
+        A validator of single attestations is wrapped in a
+        :class:`~node.gossip.bundle.GossipValidator` (:attr:`validator`), which also takes
+        bundles, checking each attestation in them with it.
         """
         node = cls(config or GossipConfig(), key_seed, validator, listen_port)
         node._bridge.start(functools.partial(node._trio_main, listen_port))
