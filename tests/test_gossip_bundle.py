@@ -1,7 +1,8 @@
 """The attestation bundle wire format (node.gossip.bundle): round trip, the strict decoder's
 refusals (truncated, oversized, wrong types, duplicate entries, bad tag/count), and the
 validator's verdicts: a bundle is accepted only if every entry is valid, a bad entry rejects
-the bundle and hands the good entries on (salvage), never the bad one."""
+the bundle and hands the good entries on (salvage), never the bad one; the publisher groups
+concurrent attestations and refuses a bad one to its caller alone."""
 
 from __future__ import annotations
 

@@ -234,34 +234,28 @@ class BundlePublisher:
 
     async def run(self) -> None:
         """Form and publish bundles until cancelled (then fail whatever still waits)."""
+        cfg = self.config
+        batch: list[tuple[bytes, asyncio.Future[bytes] | None]] = []
         try:
             while True:
-                batch = await self._next_batch()
+                batch = [await self._queue.get()]
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(cfg.window):
+                        while len(batch) < cfg.max_entries:
+                            batch.append(await self._queue.get())
                 await self._publish(batch)
+                batch = []
         finally:
             self._closed = True
             while not self._queue.empty():
-                _, fut = self._queue.get_nowait()
-                if fut is not None and not fut.done():
-                    fut.set_exception(BundleError("bundle publisher stopped"))
-
-    async def _next_batch(self) -> list[tuple[bytes, asyncio.Future[bytes] | None]]:
-        cfg = self.config
-        batch = [await self._queue.get()]
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(cfg.window):
-                while len(batch) < cfg.max_entries:
-                    batch.append(await self._queue.get())
-        return batch
+                batch.append(self._queue.get_nowait())
+            self._fail(batch, BundleError("bundle publisher stopped"))
 
     async def _publish(self, batch: list[tuple[bytes, asyncio.Future[bytes] | None]]) -> None:
         unique = list(dict.fromkeys(data for data, _ in batch))  # same bytes twice: once
         try:
             data = unique[0] if len(unique) == 1 else encode_bundle(unique)
             await self.node.publish(data)
-        except asyncio.CancelledError:
-            self._fail(batch, BundleError("bundle publisher stopped"))
-            raise
         except Exception as exc:
             log.warning("publishing a bundle of %d failed: %r", len(unique), exc)
             self._fail(batch, exc)

@@ -119,6 +119,8 @@ class Registry:
 
 def _config_value(field: dataclasses.Field[Any], text: str) -> Any:
     kind = type(field.default)
+    if kind not in (bool, int, float, str):  # e.g. scoring: a nested dataclass
+        raise UsageError(f"gossip config {field.name} cannot be set with --gossip-config")
     if kind is bool:
         return text.lower() in ("1", "true", "yes")
     try:
