@@ -2,7 +2,8 @@
 invalid attestations (P4) or flooding past the rate limit (P7) is graylisted -- its messages
 ignored, nothing forwarded to it -- and stays graylisted when it reconnects; a neighbour whose
 link is down by the contact plan (the link emulator stalls it) is not penalised for its
-silence, while an observer that does not know the plan penalises the same silence (P3)."""
+silence, while an observer that does not know the plan penalises the same silence (P3); the scorer alone: a disconnected peer's score is retained for
+retain_score seconds, then forgotten."""
 
 from __future__ import annotations
 
@@ -196,3 +197,44 @@ async def test_silence_during_a_scheduled_outage_is_not_penalised(
             await emu.stop()
     assert informed.gossipsub.scorer.scheduled[silent.peer_id].link == LINK
     assert dataclasses.asdict(QUICK_P3.scoring)["delivery_decay"] == 0.5
+
+
+def test_scorer_retains_a_disconnected_peer_then_forgets_it_and_exempts_scheduled_outages(
+) -> None:
+    from libp2p.peer.id import ID
+
+    from node.gossip.scoring import ContactAwareScorer, ScheduledLink
+
+    now = [100.0]
+    topic = "t"
+    cfg = ScoringConfig(delivery_activation=2.0, retain_score=60.0)
+    mesh: dict[str, set[ID]] = {topic: set()}
+    connected: set[ID] = set()
+    scorer = ContactAwareScorer(cfg, is_connected=connected.__contains__,
+                                mesh=lambda: mesh, clock=lambda: now[0])
+    bad, quiet, away = (ID(bytes([0x00, 0x01, k])) for k in (1, 2, 3))
+    for _ in range(20):
+        scorer.on_invalid_message(bad, topic)
+    assert scorer.is_graylisted(bad, [topic]) and not scorer.allow_publish(bad, [topic])
+    scorer.remove_peer(bad)  # disconnected: still graylisted ...
+    now[0] += 30
+    scorer.on_heartbeat()
+    assert scorer.is_graylisted(bad, [topic])
+    now[0] += 31
+    scorer.on_heartbeat()  # ... until retain_score has passed
+    assert not scorer.is_graylisted(bad, [topic]) and scorer.score(bad, [topic]) == 0.0
+
+    # two silent mesh peers while the topic carries traffic; one's link is down by the plan
+    plan = ContactPlan((contact(-100, -50), contact(50, 60)), "isl")  # down from T0 to 50
+    clock = PlanClock(T0, 1.0, monotonic=lambda: now[0])
+    scorer.scheduled[str(away)] = ScheduledLink(plan, LINK, clock)
+    mesh[topic] |= {quiet, away}
+    connected |= {quiet, away}
+    scorer.on_heartbeat()
+    for _ in range(10):
+        scorer.on_first_delivery(ID(b"\x00\x01\x09"), topic)  # from someone else
+        now[0] += 1
+        scorer.on_heartbeat()
+    assert scorer.delivery_penalty(quiet, topic) > 0
+    assert scorer.score(quiet, [topic]) > cfg.gossip_threshold  # silence alone never gates
+    assert scorer.delivery_penalty(away, topic) == 0.0
