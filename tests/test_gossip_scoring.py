@@ -2,8 +2,9 @@
 invalid attestations (P4) or flooding past the rate limit (P7) is graylisted -- its messages
 ignored, nothing forwarded to it -- and stays graylisted when it reconnects; a neighbour whose
 link is down by the contact plan (the link emulator stalls it) is not penalised for its
-silence, while an observer that does not know the plan penalises the same silence (P3); the scorer alone: a disconnected peer's score is retained for
-retain_score seconds, then forgotten."""
+silence, while an observer that does not know the plan penalises the same silence (P3); the
+scorer alone: a disconnected peer's score is retained for retain_score seconds, then
+forgotten."""
 
 from __future__ import annotations
 
