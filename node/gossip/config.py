@@ -24,6 +24,10 @@ class GossipError(Exception):
     """The gossip host failed to start, is stopped, or an operation on it failed."""
 
 
+class UndecidedError(GossipError):
+    """Our own validator cannot decide on a message now (e.g. the registry is unreachable)."""
+
+
 @dataclass(frozen=True)
 class GossipConfig:
     """Explicit gossipsub parameters (every py-libp2p default we depend on is restated)."""
@@ -48,3 +52,4 @@ class GossipConfig:
     start_timeout: float = 15.0
     max_connections: int = 64
     sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
+    delivery_queue: int = 16_384      # accepted messages awaiting the store (see delivery.py)
