@@ -52,4 +52,6 @@ class GossipConfig:
     start_timeout: float = 15.0
     max_connections: int = 64
     sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
+    sync_max_pages: int = 64          # pages per sync before the rest goes to the background
+    sync_timeout: float = 30.0        # seconds for one sync request and its answer
     delivery_queue: int = 16_384      # accepted messages awaiting the store (see delivery.py)

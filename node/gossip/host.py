@@ -35,11 +35,12 @@ with it (the publisher's latency grows instead); 800 attestations over a 256 kbi
 dropped without it, none with it (``tests/test_gossip_link.py``). Drops that still happen are
 counted in :attr:`GossipNode.dropped_rpcs` (py-libp2p only logs them at debug).
 
-Catch-up (:mod:`node.gossip.sync`): :meth:`GossipNode.connect` runs :meth:`GossipNode.sync_from`
-after every dial with ``sync_back`` set, which makes the server sync from the dialler in turn:
-a node whose links return fetches only what it missed, and its neighbours fetch what they
-missed from it, whichever side dialled. Synced messages pass the same validator and
-deduplication as gossip.
+Catch-up (:mod:`node.gossip.sync`, :mod:`node.gossip.catchup`): :meth:`GossipNode.connect`
+runs :meth:`GossipNode.sync_from` after every dial with ``sync_back`` set, which makes the
+server sync from the dialler in turn: a node whose links return fetches only what it missed,
+and its neighbours fetch what they missed from it, whichever side dialled; what is new to a
+node spreads by sync to its other peers, not by re-publishing. Synced messages pass the same
+validator and deduplication as gossip.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class GossipNode:
                                   queue_limit=config.delivery_queue)
         self._catchup = CatchUp(config, self.store, self._delivery, call=self._call,
                                 host=lambda: self.host, validator=validator,
-                                publish=self.publish, connected_peers=self.connected_peers)
+                                connected_peers=self.connected_peers)
         self._catchup_task: asyncio.Task[None] | None = None
         self._publish_lock = asyncio.Lock()
         self._bucket = TokenBucket(config.publish_rate, config.publish_burst)
@@ -184,6 +185,11 @@ class GossipNode:
     def sync_rejected(self) -> int:
         """Synced messages our validator rejected."""
         return self._catchup.sync_rejected
+
+    @property
+    def sync_stalled(self) -> int:
+        """Sync answers that were empty but claimed more (the sync stopped there)."""
+        return self._catchup.sync_stalled
 
     @property
     def sync_undecided(self) -> int:

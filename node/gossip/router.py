@@ -88,8 +88,9 @@ class OrbitalPubsub(Pubsub):
     A message our validator could not decide (:attr:`Verdict.IGNORE`) fails py-libp2p's
     validation (so it is neither marked seen nor forwarded) but its failure is not cached: a
     later copy is validated again. Its id stays in :attr:`undecided` (the newest
-    :data:`UNDECIDED_REMEMBERED`) until a verdict is reached, so that peer scoring can tell
-    "not now" from "invalid"."""
+    :data:`UNDECIDED_REMEMBERED`, trio thread only) until a gossip copy is decided, so that
+    peer scoring can tell "not now" from "invalid" (a copy decided by sync leaves its id
+    there: harmless, the next gossip copy is validated again and removes it)."""
 
     def __init__(self, *args: Any, topic: str, deliver: Callable[[bytes], None],
                  **kwargs: Any) -> None:
