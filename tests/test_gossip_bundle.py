@@ -26,8 +26,11 @@ from node.gossip.bundle import (
     encode_bundle,
     is_bundle,
 )
+from node.gossip.validator import Verdict
 
 from gossip_attestations import attestation, forgeries, make_validator
+
+ACCEPT, REJECT, IGNORE = Verdict.ACCEPT, Verdict.REJECT, Verdict.IGNORE
 
 
 def entries(n: int) -> list[bytes]:
@@ -109,25 +112,48 @@ def test_validator_accepts_only_bundles_whose_every_entry_is_valid() -> None:
     inner = make_validator()
     validator = GossipValidator(inner, on_salvage=salvaged.append)
     good = entries(4)
-    assert validator(encode_bundle(good))
-    assert validator(good[0])  # lone attestations still pass (js-libp2p interop)
+    assert validator(encode_bundle(good)) is ACCEPT
+    assert validator(good[0]) is ACCEPT  # lone attestations still pass (js-libp2p interop)
     assert inner.accepted == 5
 
     bad_signature = forgeries()["bad signature"]
     mixed = [good[0], bad_signature, good[1]]
-    assert not validator(encode_bundle(mixed))
+    assert validator(encode_bundle(mixed)) is REJECT
     assert salvaged == [[good[0], good[1]]]  # the good ones go on, the bad one does not
     assert inner.rejections["BadSignature"] + inner.rejections["UnknownSigner"] == 1
     assert validator.counts() == {"accepted": 1, "bad_entry": 1, "salvaged": 2}
 
     only_bad = forgeries()
     for name in ("bad signature", "unknown signer", "wrong model"):
-        assert not validator(encode_bundle([only_bad[name], good[2]]))
-    assert not validator(encode_bundle(entries(2))[:-5])  # truncated
+        assert validator(encode_bundle([only_bad[name], good[2]])) is REJECT
+    assert validator(encode_bundle(entries(2))[:-5]) is REJECT  # truncated
     assert validator.counts()["malformed"] == 1
     assert len(salvaged) == 4 and all(s == [good[2]] for s in salvaged[1:])
     for forged in forgeries().values():  # lone forgeries unchanged
-        assert not validator(forged)
+        assert validator(forged) is REJECT
+
+
+def test_a_bundle_with_an_undecided_entry_and_no_invalid_one_is_ignored_as_a_whole() -> None:
+    """An entry the validator cannot decide now (its registry unreachable) makes the bundle
+    IGNORE -- not held against the sender, decided again later -- unless another entry is
+    invalid, which rejects it (and salvages the accepted ones)."""
+    inner = make_validator()
+    good = entries(3)
+    flaky = good[1]
+
+    def check(data: bytes) -> Verdict:
+        if data == flaky:
+            raise ConnectionError("registry unreachable")
+        return inner(data)
+
+    salvaged: list[list[bytes]] = []
+    validator = GossipValidator(check, on_salvage=salvaged.append)
+    assert validator(encode_bundle(good)) is IGNORE
+    assert salvaged == []
+    bad = forgeries()["unknown signer"]
+    assert validator(encode_bundle([*good, bad])) is REJECT
+    assert salvaged == [[good[0], good[2]]]
+    assert validator.counts() == {"undecided": 1, "bad_entry": 1, "salvaged": 2}
 
 
 def test_decoded_entries_are_the_attestations_put_in() -> None:

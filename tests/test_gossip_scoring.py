@@ -65,16 +65,14 @@ async def assert_ignored_both_ways(victim: GossipNode, attacker: GossipNode,
     """A valid attestation from the attacker is not delivered by the victim; one the victim
     publishes reaches the honest peer but is not forwarded to the attacker."""
     from_attacker, from_victim = attestation(0, epoch=epoch), attestation(1, epoch=epoch + 1)
-    attacker_inbox, honest_inbox = attacker.subscribe(), honest.subscribe()
     await attacker.publish(from_attacker)
     await victim.publish(from_victim)
     async with asyncio.timeout(TIMEOUT):
-        assert await honest_inbox.get() == from_victim
+        while from_victim not in honest.stored() or from_attacker not in attacker.stored():
+            await asyncio.sleep(0.05)
     await asyncio.sleep(1.5)  # what was going to arrive has arrived
     assert from_attacker not in victim.stored() and from_attacker not in honest.stored()
     assert from_victim not in attacker.stored()
-    assert [await attacker_inbox.get()] == [from_attacker]  # its own publish only
-    assert attacker_inbox.empty()
 
 
 @pytest.mark.slow

@@ -25,13 +25,16 @@ Authenticity of the bundle as a whole is gossipsub's: every message is signed by
 publisher's libp2p key (``strict_signing``); every attestation in it carries its own EIP-712
 signature, checked like a lone one.
 
-**Validation** (:class:`GossipValidator`, the topic validator): a lone attestation is checked
-by the :class:`~node.gossip.validator.AttestationValidator`; a bundle is accepted -- delivered
-and forwarded whole -- only if it decodes and *every* entry is valid. A bundle with an invalid
-entry is rejected (not forwarded; gossipsub counts it against the peer that sent it, P4 in
-:mod:`node.gossip.scoring`), and its valid entries are handed to ``on_salvage``: the node
-publishes them again in a bundle of its own (:meth:`BundlePublisher.submit_threadsafe`), so a
-bad entry never makes good ones lost and is never stored or forwarded itself.
+**Validation** (:class:`GossipValidator`, the topic validator): a lone attestation gets the
+:class:`~node.gossip.validator.AttestationValidator`'s verdict; a bundle is accepted --
+delivered and forwarded whole -- only if it decodes and *every* entry is accepted. A bundle with
+an invalid entry is rejected (not forwarded; gossipsub counts it against the peer that sent
+it, P4 in :mod:`node.gossip.scoring`), and its accepted entries are handed to ``on_salvage``:
+the node publishes them again in a bundle of its own (:meth:`BundlePublisher.submit_threadsafe`),
+so a bad entry never makes good ones lost and is never stored or forwarded itself. A bundle
+with no invalid entry but one the validator cannot decide on now is *ignored* as a whole
+(:attr:`~node.gossip.validator.Verdict.IGNORE`: not held against the sender, decided again
+when it comes back; catch-up fetches its attestations one by one from the peers' stores).
 
 **Delivery** splits an accepted bundle back into its attestations (:func:`attestations_in`)
 before the store: the store, the sync protocol and the application only ever see single
@@ -57,6 +60,8 @@ from typing import Any
 
 from node.attest import codec
 from node.attest.codec import DecodeError, message_id
+from node.gossip.config import UndecidedError
+from node.gossip.validator import Validator, Verdict, verdict_of
 
 log = logging.getLogger(__name__)
 
@@ -129,37 +134,42 @@ class GossipValidator:
 
     ``attestations`` checks one encoded attestation (an
     :class:`~node.gossip.validator.AttestationValidator`, which counts its verdicts by reason);
-    ``on_salvage`` receives the valid entries of a rejected bundle (called on whatever thread
-    validates: py-libp2p's trio thread or the asyncio loop)."""
+    ``on_salvage`` receives the accepted entries of a rejected bundle (called on whatever
+    thread validates: py-libp2p's trio thread or the asyncio loop)."""
 
-    def __init__(self, attestations: Callable[[bytes], bool],
+    def __init__(self, attestations: Validator,
                  on_salvage: Callable[[list[bytes]], None] | None = None) -> None:
         self.attestations = attestations
         self.on_salvage = on_salvage
         self.bundles: Counter[str] = Counter()
         """Bundle verdicts: ``accepted``, ``malformed``, ``bad_entry`` (rejected, some entry
-        invalid), ``salvaged`` (valid entries of rejected bundles handed on)."""
+        invalid), ``undecided`` (ignored for now), ``salvaged`` (accepted entries of rejected
+        bundles handed on)."""
         self._lock = threading.Lock()
 
-    def validate(self, data: bytes) -> bool:
+    def check(self, data: bytes) -> Verdict:
         if not is_bundle(data):
-            return self.attestations(data)
+            return verdict_of(self.attestations, data)
         try:
             entries = decode_bundle(data)
         except BundleError:
             self._count("malformed")
-            return False
-        good = [entry for entry in entries if self.attestations(entry)]
+            return Verdict.REJECT
+        verdicts = [verdict_of(self.attestations, entry) for entry in entries]
+        good = [e for e, v in zip(entries, verdicts, strict=True) if v is Verdict.ACCEPT]
         if len(good) == len(entries):
             self._count("accepted")
-            return True
+            return Verdict.ACCEPT
+        if Verdict.REJECT not in verdicts:
+            self._count("undecided")
+            return Verdict.IGNORE
         self._count("bad_entry")
         if good and self.on_salvage is not None:
             self._count("salvaged", len(good))
             self.on_salvage(good)
-        return False
+        return Verdict.REJECT
 
-    __call__ = validate
+    __call__ = check
 
     def _count(self, what: str, n: int = 1) -> None:
         with self._lock:
@@ -189,11 +199,11 @@ class BundlePublisher:
     bundles. Its owner runs :meth:`run` (in a ``TaskGroup``, or as the task it stops) from
     before the first :meth:`publish` to the end; :meth:`publish` from any task.
 
-    ``check`` (``bytes -> bool``, the node's attestation validator) is applied to each
-    attestation as it is handed in, so a caller whose attestation is invalid gets its
-    :class:`BundleError` and the others' bundle is unaffected."""
+    ``check`` (the node's attestation validator) is applied to each attestation as it is handed
+    in, so a caller whose attestation is invalid gets its :class:`BundleError` (or
+    :class:`~node.gossip.config.UndecidedError`) and the others' bundle is unaffected."""
 
-    def __init__(self, node: Any, check: Callable[[bytes], bool] | None,
+    def __init__(self, node: Any, check: Validator | None,
                  config: BundleConfig | None = None) -> None:
         self.node = node
         self.check = check
@@ -212,8 +222,12 @@ class BundlePublisher:
             raise BundleError("the bundle publisher has stopped")
         data = bytes(attestation)
         codec.decode(data)  # raises DecodeError: bundles are not nested
-        if self.check is not None and not self.check(data):
+        verdict = verdict_of(self.check, data)
+        if verdict is Verdict.REJECT:
             raise BundleError("refusing to publish an attestation our own validator rejects")
+        if verdict is Verdict.IGNORE:
+            raise UndecidedError("our own validator cannot decide on this attestation now; "
+                                 "publish it again later")
         fut: asyncio.Future[bytes] = self._loop.create_future()
         self._queue.put_nowait((data, fut))
         return await fut

@@ -26,6 +26,10 @@ class GossipError(Exception):
     """The gossip host failed to start, is stopped, or an operation on it failed."""
 
 
+class UndecidedError(GossipError):
+    """Our own validator cannot decide on a message now (e.g. the registry is unreachable)."""
+
+
 @dataclass(frozen=True)
 class GossipConfig:
     """Explicit gossipsub parameters (every py-libp2p default we depend on is restated)."""
@@ -50,4 +54,7 @@ class GossipConfig:
     start_timeout: float = 15.0
     max_connections: int = 64
     sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
+    sync_max_pages: int = 64          # pages per sync before the rest goes to the background
+    sync_timeout: float = 30.0        # seconds for one sync request and its answer
+    delivery_queue: int = 16_384      # accepted messages awaiting the store (see delivery.py)
     scoring: ScoringConfig = ScoringConfig()  # peer scoring weights (node/gossip/scoring.py)

@@ -35,11 +35,12 @@ with it (the publisher's latency grows instead); 800 attestations over a 256 kbi
 dropped without it, none with it (``tests/test_gossip_link.py``). Drops that still happen are
 counted in :attr:`GossipNode.dropped_rpcs` (py-libp2p only logs them at debug).
 
-Catch-up (:mod:`node.gossip.sync`): :meth:`GossipNode.connect` runs :meth:`GossipNode.sync_from`
-after every dial with ``sync_back`` set, which makes the server sync from the dialler in turn:
-a node whose links return fetches only what it missed, and its neighbours fetch what they
-missed from it, whichever side dialled. Synced messages pass the same validator and
-deduplication as gossip.
+Catch-up (:mod:`node.gossip.sync`, :mod:`node.gossip.catchup`): :meth:`GossipNode.connect`
+runs :meth:`GossipNode.sync_from` after every dial with ``sync_back`` set, which makes the
+server sync from the dialler in turn: a node whose links return fetches only what it missed,
+and its neighbours fetch what they missed from it, whichever side dialled; what is new to a
+node spreads by sync to its other peers, not by re-publishing. Synced messages pass the same
+validator and deduplication as gossip.
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -61,12 +61,14 @@ from node.attest.codec import message_id
 from node.gossip import sync
 from node.gossip.bridge import TrioBridge
 from node.gossip.bucket import TokenBucket
-from node.gossip.config import MAX_MESSAGE_BYTES, GossipConfig, GossipError
 from node.gossip.bundle import GossipValidator
+from node.gossip.catchup import CatchUp
+from node.gossip.config import MAX_MESSAGE_BYTES, GossipConfig, GossipError, UndecidedError
 from node.gossip.delivery import Delivery
 from node.gossip.router import make_router, stop_timed_caches
 from node.gossip.store import GossipStore
 from node.gossip.transport import forget_addresses, make_host
+from node.gossip.validator import Validator, Verdict, verdict_of
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,8 @@ class GossipNode:
     :meth:`start`."""
 
     def __init__(self, config: GossipConfig, key_seed: bytes | str | None,
-                 validator: Callable[[bytes], bool] | None, listen_port: int) -> None:
+                 validator: Validator | None, listen_port: int,
+                 store: GossipStore | None) -> None:
         self.config = config
         self._key_seed = key_seed
         # every node takes bundles (node.gossip.bundle): ``validator`` checks each attestation
@@ -84,20 +87,21 @@ class GossipNode:
             validator, GossipValidator) else GossipValidator(validator)
         self._validator = self.validator
         self._bridge = TrioBridge(f"gossip-trio-{listen_port}")
-        self.store = GossipStore(config.store_path, max_message_bytes=MAX_MESSAGE_BYTES,
-                                 max_messages=config.store_max_messages)
-        self._delivery = Delivery(self.store, self._bridge.notify)
-        self._count_lock = threading.Lock()  # counters are bumped from both threads
+        self.store = store if store is not None else GossipStore(
+            config.store_path, max_message_bytes=MAX_MESSAGE_BYTES,
+            max_messages=config.store_max_messages)
+        self._delivery = Delivery(self.store, self._bridge.notify, self._repair,
+                                  queue_limit=config.delivery_queue)
+        self._catchup = CatchUp(config, self.store, self._delivery, call=self._call,
+                                host=lambda: self.host, validator=self._validator,
+                                connected_peers=self.connected_peers)
+        self._catchup_task: asyncio.Task[None] | None = None
         self._publish_lock = asyncio.Lock()
         self._bucket = TokenBucket(config.publish_rate, config.publish_burst)
         self._stopped = False
-        self._background: set[asyncio.Task[Any]] = set()  # sync-back tasks
         self.peer_id = ""
         self.listen_addr = ""
-        self.synced_count = 0
-        self.sync_fetched = 0   # frames received over the sync protocol (new or not)
         self.backpressure_timeouts = 0  # publishes sent although a peer's queue stayed full
-        self.sync_rejected = 0
         self.host: Any = None
         self.pubsub: Any = None
         self.gossipsub: Any = None
@@ -106,34 +110,37 @@ class GossipNode:
 
     @classmethod
     async def start(cls, listen_port: int = 0, key_seed: bytes | str | None = None, *,
-                    validator: Callable[[bytes], bool] | None = None,
-                    config: GossipConfig | None = None) -> GossipNode:
+                    validator: Validator | None = None,
+                    config: GossipConfig | None = None,
+                    store: GossipStore | None = None) -> GossipNode:
         """Start a host listening on ``config.host:listen_port`` (0 = any free port).
 
         ``key_seed`` makes the ed25519 peer identity deterministic (sha256 of the seed);
-        ``validator`` (``bytes -> bool``) is installed as the topic validator: a message it
-        rejects is neither delivered nor forwarded. ``None`` installs no validator (tests only).
-        A validator of single attestations is wrapped in a
-        :class:`~node.gossip.bundle.GossipValidator` (:attr:`validator`), which also takes
-        bundles, checking each attestation in them with it.
+        ``validator`` (``bytes -> Verdict | bool``, :mod:`node.gossip.validator`) is installed
+        as the topic validator: a message it rejects or cannot decide on is neither delivered
+        nor forwarded. ``None`` installs no validator (tests only). A validator of single
+        attestations is wrapped in a :class:`~node.gossip.bundle.GossipValidator`
+        (:attr:`validator`), which also takes bundles, checking each attestation in them.
+        ``store`` replaces the store ``config.store_path`` names (the node closes it at stop).
         """
-        node = cls(config or GossipConfig(), key_seed, validator, listen_port)
+        node = cls(config or GossipConfig(), key_seed, validator, listen_port, store)
         node._bridge.start(functools.partial(node._trio_main, listen_port))
         try:
             await node._bridge.wait_ready(node.config.start_timeout)
         except BaseException:
             await node.stop()
             raise
+        node._catchup_task = asyncio.create_task(node._catchup.run(), name="gossip-catchup")
         return node
 
     async def stop(self) -> None:
         """Close the host and join its thread. Idempotent."""
         if self._stopped:
             return
-        for task in list(self._background):
-            task.cancel()
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if self._catchup_task is not None:
+            self._catchup_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._catchup_task
         if self._bridge.running:
             # close connections first so peers see EOF now, not when their keep-alive fails
             with contextlib.suppress(Exception):
@@ -154,6 +161,47 @@ class GossipNode:
         """Messages delivered again by py-libp2p or sync and dropped by the store."""
         return self._delivery.duplicates_dropped
 
+    @property
+    def handoff_overflows(self) -> int:
+        """Messages py-libp2p accepted that did not fit in the delivery queue (recovered by
+        syncing from the connected peers, see :mod:`node.gossip.delivery`)."""
+        return self._delivery.handoff_overflows
+
+    @property
+    def store_failures(self) -> int:
+        """Failed store writes of delivered messages (retried)."""
+        return self._delivery.store_failures
+
+    @property
+    def delivery_backlog(self) -> int:
+        """Messages accepted and not stored yet."""
+        return self._delivery.backlog
+
+    @property
+    def synced_count(self) -> int:
+        """Messages new to us that came by sync."""
+        return self._catchup.synced_count
+
+    @property
+    def sync_fetched(self) -> int:
+        """Frames received over the sync protocol (new or not)."""
+        return self._catchup.sync_fetched
+
+    @property
+    def sync_rejected(self) -> int:
+        """Synced messages our validator rejected."""
+        return self._catchup.sync_rejected
+
+    @property
+    def sync_stalled(self) -> int:
+        """Sync answers that were empty but claimed more (the sync stopped there)."""
+        return self._catchup.sync_stalled
+
+    @property
+    def sync_undecided(self) -> int:
+        """Synced messages our validator could not decide on (fetched again later)."""
+        return self._catchup.sync_undecided
+
     async def connect(self, addr: str, *, sync: bool = True) -> int:
         """Dial the peer at ``addr`` (a multiaddr with ``/p2p/<peer id>``), then (``sync``)
         catch up from it with :meth:`sync_from`; return how many messages were new (0 without
@@ -169,61 +217,27 @@ class GossipNode:
         return await self.sync_from(str(info.peer_id), sync_back=True) if sync else 0
 
     async def sync_from(self, peer_id: str, *, sync_back: bool = False) -> int:
-        """Catch up from a connected peer over :data:`~node.gossip.sync.SYNC_PROTOCOL`; return
-        how many messages were new to us.
-
-        Asks for what the peer stored after the last sequence number we fetched from it (0 the
-        first time, or when its ``store_id`` changed), page by page. Each offered message passes
-        our validator (else it is counted in ``sync_rejected`` and dropped); a new one is
-        stored, delivered and re-published (paced) so that peers behind us, cut off while we
-        were down, get it by ordinary gossip -- its message id is ``sha256(data)``, so nodes
-        that already have it drop the copy. The cursor moves only after a page is stored.
+        """Catch up from a connected peer over :data:`~node.gossip.sync.SYNC_PROTOCOL` (see
+        :mod:`node.gossip.catchup`); return how many messages were new to us.
 
         ``sync_back`` asks the peer to catch up from us in turn (what :meth:`connect` does): a
         link that returns is caught up in both directions whichever side dialled."""
-        page_size = self.config.sync_page
-        new = 0
-        store_id, since = self.store.cursor(peer_id)
-        more = True
-        while more:
-            asked = store_id
-            page = await self._call(functools.partial(
-                sync.fetch_page, self.host, peer_id, store_id, since, page_size, sync_back))
-            store_id, more, frames = page.store_id, page.more, page.frames
-            sync_back = False  # asked once
-            if store_id != asked:  # first contact, or the peer's store started over
-                since = 0
-            if frames and frames[0][0] <= since:
-                raise GossipError(f"peer {peer_id} answered from seq {frames[0][0]}, "
-                                  f"asked after {since}")
-            valid = [data for _, data in frames
-                     if self._validator is None or self._validator(data)]
-            with self._count_lock:
-                self.sync_rejected += len(frames) - len(valid)
-            # the page is stored in one transaction (one fsync), as gossip deliveries are
-            added = await asyncio.to_thread(self._delivery.deliver_many, valid)
-            for data, is_new in zip(valid, added, strict=True):
-                if is_new:
-                    new += 1
-                    await self.publish(data)
-            with self._count_lock:
-                self.sync_fetched += len(frames)
-            if frames:
-                since = frames[-1][0]
-            self.store.set_cursor(peer_id, store_id, since)
-        with self._count_lock:
-            self.synced_count += new
-        return new
+        return await self._catchup.sync_from(peer_id, sync_back=sync_back)
 
     async def publish(self, data: bytes) -> bytes:
         """Publish ``data`` on the topic (paced, see module docstring); return its message id.
 
         Our own validator runs on it first: a message it rejects is not sent (py-libp2p drops it
-        silently; this raises :class:`GossipError` instead).
+        silently; this raises :class:`GossipError` instead), nor one it cannot decide on now
+        (:class:`~node.gossip.config.UndecidedError`).
         """
         data = bytes(data)
-        if self._validator is not None and not self._validator(data):
+        verdict = verdict_of(self._validator, data)
+        if verdict is Verdict.REJECT:
             raise GossipError("refusing to publish a message our own validator rejects")
+        if verdict is Verdict.IGNORE:
+            raise UndecidedError("our own validator cannot decide on this message now "
+                                 "(is the registry reachable?); publish it again later")
         async with self._publish_lock:  # one publish in flight: closed loop plus the rate cap
             await self._bucket.take()
             await self._call(functools.partial(self._send_when_drained, data))
@@ -291,14 +305,18 @@ class GossipNode:
         cfg = self.config
         listen = multiaddr.Multiaddr(f"/ip4/{cfg.host}/tcp/{listen_port}")
         self.host = make_host(cfg, self._key_seed, listen)
-        self.pubsub, self.gossipsub = make_router(self.host, cfg, self._validator)
+        self.pubsub, self.gossipsub = make_router(
+            self.host, cfg, self._validator, deliver=self._delivery.offer,
+            on_publish_dropped=lambda peer: self._delivery.once_stored(
+                peer, functools.partial(self._peer_missed, peer)),
+            on_undecided=lambda peer: self._bridge.notify(self._undecided_from, peer))
         self.host.set_stream_handler(sync.SYNC_PROTOCOL, self._serve_sync)
         try:
             async with self.host.run(listen_addrs=[listen]), \
                     background_trio_service(self.pubsub), \
                     background_trio_service(self.gossipsub):
                 await self.pubsub.wait_until_ready()
-                subscription = await self.pubsub.subscribe(cfg.topic)
+                await self.pubsub.subscribe(cfg.topic)  # delivery: OrbitalPubsub -> Delivery
                 self.peer_id = self.host.get_id().to_string()
                 addrs = [str(a) for a in self.host.get_addrs()
                          if a.value_for_protocol("tcp") is not None]
@@ -306,7 +324,7 @@ class GossipNode:
                     raise GossipError("host has no TCP listen address")
                 self.listen_addr = addrs[0]
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._delivery.drain, subscription)
+                    nursery.start_soon(self._delivery.drain)
                     self._bridge.serve_commands(nursery)
                     self._bridge.set_ready()
                     await trio.sleep_forever()
@@ -317,15 +335,26 @@ class GossipNode:
         await sync.serve(stream, self.store, self.config.sync_page,
                          lambda peer: self._bridge.notify(self._sync_back, peer))
 
-    def _sync_back(self, peer_id: str) -> None:
-        """On the asyncio loop: catch up from ``peer_id`` in the background (once per ask)."""
-        if self._stopped:
-            return
-        task = asyncio.create_task(self.sync_from(peer_id), name=f"sync-back-{peer_id}")
-        self._background.add(task)
-        task.add_done_callback(self._background_done)
+    # ---- callbacks from the trio side, on the asyncio loop --------------------------------------
 
-    def _background_done(self, task: asyncio.Task[Any]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("sync back failed: %r", task.exception())
+    def _sync_back(self, peer_id: str) -> None:
+        """A peer asked us to catch up from it."""
+        if not self._stopped:
+            self._catchup.request(peer_id)
+
+    def _peer_missed(self, peer_id: str) -> None:
+        """py-libp2p dropped a publish on its way to ``peer_id`` (and we have stored it since):
+        ask the peer to sync from us."""
+        if not self._stopped:
+            self._catchup.request(peer_id, sync_back=True)
+
+    def _undecided_from(self, peer_id: str) -> None:
+        """Our validator could not decide on a message ``peer_id`` forwarded: it is neither
+        seen nor forwarded; decide again later, from that peer's store."""
+        if not self._stopped and peer_id != self.peer_id:
+            self._catchup.retry_undecided(peer_id)
+
+    def _repair(self) -> None:
+        """Delivery lost messages after py-libp2p marked them seen: sync from every peer."""
+        if not self._stopped:
+            self._catchup.repair()

@@ -229,8 +229,10 @@ class _Peer:
             self.stop.set()
 
     async def stats(self) -> dict[str, Any]:
-        """Counters: delivered, duplicates, synced / sync_rejected, accepted and rejections by
-        reason (the validator's), dropped_rpcs by ``reason/kind`` (py-libp2p's silent drops),
+        """Counters: delivered, duplicates, synced / sync_rejected / sync_undecided,
+        handoff_overflows and store_failures (delivery, see node.gossip.delivery), accepted,
+        rejections and undecided by reason (the validator's), dropped_rpcs by ``reason/kind``
+        (py-libp2p's silent drops),
         gossip_cached (messages gossipsub can still replay by IHAVE/IWANT), mesh and connected
         peers, bundle verdicts and the sizes of the bundles published, peer scores and the
         control messages ignored from graylisted peers, and the process's CPU seconds so far
@@ -243,8 +245,12 @@ class _Peer:
             "duplicates": node.duplicates_dropped,
             "synced": node.synced_count,
             "sync_rejected": node.sync_rejected,
+            "sync_undecided": node.sync_undecided,
+            "handoff_overflows": node.handoff_overflows,
+            "store_failures": node.store_failures,
             "accepted": None if v is None else v.accepted,
             "rejections": {} if v is None else dict(v.rejections),
+            "undecided": {} if v is None else dict(v.undecided),
             "dropped_rpcs": {f"{reason}/{kind}": n
                              for (reason, kind), n in node.dropped_rpcs.items()},
             "gossip_cached": len(cache.msgs) if cache is not None else None,

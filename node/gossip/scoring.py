@@ -7,7 +7,8 @@ every threshold at minus infinity, i.e. off. :func:`score_params` turns on what 
 parentheses where they differ:
 
 * **P4, invalid messages** -- every message our topic validator rejects (a forged or malformed
-  attestation, a bundle with an invalid entry) costs the peer that sent it
+  attestation, a bundle with an invalid entry; not one it cannot decide on now,
+  :attr:`~node.gossip.validator.Verdict.IGNORE`) costs the peer that sent it
   ``invalid_weight`` (py-libp2p's P4 is linear, the spec squares it), decaying by
   ``invalid_decay`` per heartbeat (1 s: half-life ~69 s).
 * **P7, behaviour penalty** (py-libp2p's ``p5_behavior_*``) -- what py-libp2p detects: more
@@ -149,6 +150,21 @@ class ContactAwareScorer(PeerScorer):
         self.topic_traffic: dict[str, float] = defaultdict(float)
         self.expected: dict[str, float] = {}  # per topic, as of the last heartbeat
         self.gone_since: dict[ID, float] = {}
+        self._excused: dict[ID, int] = {}
+
+    def excuse(self, peer: ID) -> None:
+        """The message ``peer`` forwarded, about to be counted invalid, was only undecided
+        (:attr:`node.gossip.validator.Verdict.IGNORE`): py-libp2p reports it as invalid right
+        after validation, with no await between, so the next report for ``peer`` is skipped."""
+        self._excused[peer] = self._excused.get(peer, 0) + 1
+
+    def on_invalid_message(self, peer: ID, topic: str) -> None:
+        excused = self._excused.pop(peer, 0)
+        if excused:
+            if excused > 1:
+                self._excused[peer] = excused - 1
+            return
+        super().on_invalid_message(peer, topic)
 
     # ---- events ------------------------------------------------------------------------
 

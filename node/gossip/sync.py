@@ -81,9 +81,18 @@ async def serve(stream: Any, store: GossipStore, max_page: int,
 
 
 async def fetch_page(host: Any, peer_id: str, store_id: bytes, since: int, limit: int,
-                     back: bool) -> Page:
+                     back: bool, timeout: float) -> Page:
     """On the trio loop: ask ``peer_id`` for up to ``limit`` messages after ``since`` of its
-    store ``store_id``; check the answer's framing."""
+    store ``store_id``; check the answer's framing. :class:`GossipError` if the whole
+    exchange takes longer than ``timeout`` seconds."""
+    with trio.move_on_after(timeout) as scope:
+        return await _fetch_page(host, peer_id, store_id, since, limit, back)
+    assert scope.cancelled_caught
+    raise GossipError(f"peer {peer_id} did not answer a sync request within {timeout} s")
+
+
+async def _fetch_page(host: Any, peer_id: str, store_id: bytes, since: int, limit: int,
+                      back: bool) -> Page:
     stream = await host.new_stream(ID.from_base58(peer_id), [SYNC_PROTOCOL])
     try:
         await stream.write(REQUEST.pack(store_id, since, limit, back))
