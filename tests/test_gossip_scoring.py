@@ -237,3 +237,48 @@ def test_scorer_retains_a_disconnected_peer_then_forgets_it_and_exempts_schedule
     assert scorer.delivery_penalty(quiet, topic) > 0
     assert scorer.score(quiet, [topic]) > cfg.gossip_threshold  # silence alone never gates
     assert scorer.delivery_penalty(away, topic) == 0.0
+
+
+@pytest.mark.slow
+async def test_what_the_validator_cannot_decide_costs_the_sender_nothing(
+        nodes: list[GossipNode]) -> None:
+    """Retry is not reject: 20 attestations (and a bundle) the victim cannot decide while its
+    registry is down leave the sender's score at 0; 20 forgeries would graylist it."""
+    from node.gossip.bundle import encode_bundle
+    from node.gossip.validator import AttestationValidator
+
+    from gossip_attestations import MODEL, SIGNERS
+
+    class Down:
+        up = False
+
+        def is_active(self, address: bytes) -> bool:
+            if not self.up:
+                raise ConnectionError("registry unreachable")
+            return bytes(address) in {s.address for s in SIGNERS}
+
+    registry = Down()
+    victim = await GossipNode.start(key_seed="scoring undecided victim",
+                                    validator=AttestationValidator(registry, [MODEL], CHAIN_ID,
+                                                                   CONTRACT))
+    nodes.append(victim)
+    sender = await start(nodes, "undecided sender", validate=False)
+    await sender.connect(victim.listen_addr + f"/p2p/{victim.peer_id}")
+    await meshed(victim, sender)
+    batch = [attestation(k % 3, epoch=300 + k) for k in range(22)]
+    for data in batch[:20]:
+        await sender.publish(data)
+    await sender.publish(encode_bundle(batch[20:]))
+    undecided = victim.validator.attestations.undecided
+    async with asyncio.timeout(TIMEOUT):
+        while undecided["ConnectionError"] < 22:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)
+    assert await score_of(victim, sender) == 0.0
+    assert victim.validator.counts() == {"undecided": 1}
+    registry.up = True  # decided later (catch-up), nothing lost
+    await victim.sync_from(sender.peer_id)
+    async with asyncio.timeout(TIMEOUT):
+        while set(victim.stored()) != set(batch):
+            await asyncio.sleep(0.05)
+    assert await score_of(victim, sender) == 0.0
