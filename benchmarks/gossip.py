@@ -88,6 +88,7 @@ from benchmarks.common import (
 from contracts import eip712
 from node.attest import StaticRegistry, attest, decode, encode
 from node.attest.attestation import coincurve_recover
+from node.gossip.bundle import BundleConfig
 from node.gossip.config import GossipConfig
 from node.gossip.peer_client import PeerProcess, PeerProcessError
 from node.gossip.validator import AttestationValidator
@@ -559,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
             f"messages, {r.delivered}/{r.expected} deliveries, "
             f"{statistics.fmean(r.cpu_ms_per_message):.2f} ms CPU per attestation per node, "
             f"p99 {_p(r.to_all_ms, 0.99)} ms" for r in bundled) or "none run")
-        + " (node 0 groups what arrives within 0.1 s, at most 200 per message)",
+        + f" (node 0 groups what arrives within {BundleConfig.window:g} s, at most "
+          f"{BundleConfig.max_entries} per message)",
         "dropped RPCs by node (py-libp2p's silent per-peer queue drops): "
         + (json.dumps(dirty) if dirty else "none at any rate"),
         "validation: software keys (wallet keystore signer), 1 core, best of "

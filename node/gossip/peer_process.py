@@ -57,9 +57,9 @@ from typing import IO, Any
 
 from node.attest.attestation import StaticRegistry
 from node.attest.codec import message_id
+from node.gossip.bundle import MAX_ENTRIES, BundleConfig, BundlePublisher
 from node.gossip.config import GossipConfig, GossipError
 from node.gossip.host import GossipNode
-from node.gossip.bundle import MAX_ENTRIES, BundleConfig, BundlePublisher, GossipValidator
 from node.gossip.validator import AttestationValidator
 
 log = logging.getLogger("node.gossip.peer_process")
@@ -205,11 +205,9 @@ class _Peer:
     """The running process: a node, its validator, the protocol output."""
 
     def __init__(self, node: GossipNode, validator: AttestationValidator | None,
-                 gossip_validator: GossipValidator | None, publisher: BundlePublisher,
-                 out: IO[str]) -> None:
+                 publisher: BundlePublisher, out: IO[str]) -> None:
         self.node = node
         self.validator = validator
-        self.gossip_validator = gossip_validator
         self.publisher = publisher
         self.out = out
         self.stop = asyncio.Event()
@@ -256,7 +254,7 @@ class _Peer:
             "gossip_cached": len(cache.msgs) if cache is not None else None,
             "mesh_peers": sorted(await node.mesh_peers()),
             "connected_peers": sorted(await node.connected_peers()),
-            "bundles": {} if self.gossip_validator is None else self.gossip_validator.counts(),
+            "bundles": {} if node.validator is None else node.validator.counts(),
             "bundle_sizes": {str(k): n for k, n in sorted(self.publisher.sizes.items())},
             "scores": await node.peer_scores(),
             "graylisted_rpcs": node.gossipsub.graylisted_rpcs,
@@ -340,7 +338,6 @@ def _protocol_stdout() -> IO[str]:
 async def serve(args: argparse.Namespace, out: IO[str]) -> int:
     config = gossip_config(args)
     validator: AttestationValidator | None = None
-    gossip_validator: GossipValidator | None = None
     if not args.accept_all:
         registry = registry_from_args(args)
         if not registry.signers or not registry.models:
@@ -348,17 +345,15 @@ async def serve(args: argparse.Namespace, out: IO[str]) -> int:
                              "(--signer/--model or --registry); --accept-all for none")
         validator = AttestationValidator(StaticRegistry(registry.signers), registry.models,
                                          registry.chain_id, registry.contract)
-        gossip_validator = GossipValidator(validator)
     try:
         bundling = BundleConfig(window=args.bundle_window, max_entries=args.bundle_max)
     except ValueError as exc:
         raise UsageError(f"--bundle-window/--bundle-max: {exc}") from None
-    node = await GossipNode.start(args.port, args.seed, validator=gossip_validator,
-                                  config=config)
+    node = await GossipNode.start(args.port, args.seed, validator=validator, config=config)
     publisher = BundlePublisher(node, validator, bundling)
-    if gossip_validator is not None:  # a rejected bundle's good entries go out again
-        gossip_validator.on_salvage = publisher.submit_threadsafe
-    peer = _Peer(node, validator, gossip_validator, publisher, out)
+    if node.validator is not None:  # a rejected bundle's good entries go out again
+        node.validator.on_salvage = publisher.submit_threadsafe
+    peer = _Peer(node, validator, publisher, out)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, peer.finish, signal.Signals(signum).name)
