@@ -46,6 +46,8 @@ def test_round_trip_and_layout() -> None:
     assert is_bundle(data) and not is_bundle(items[0])
     assert attestations_in(data) == items
     assert attestations_in(items[0]) == [items[0]]  # a lone attestation is itself
+    junk = bytes([TAG]) + b"not a bundle"  # only a node without a validator accepts it
+    assert attestations_in(junk) == [junk]
     full = encode_bundle(entries(MAX_ENTRIES))
     assert len(full) == MAX_BYTES < 65_535
 
