@@ -82,7 +82,7 @@ class GossipNode:
         self.config = config
         self._key_seed = key_seed
         self._validator = validator
-        self._bridge = TrioBridge(f"gossip-trio-{listen_port}")
+        self._bridge = TrioBridge(f"gossip-trio-{listen_port}", config.max_bridge_calls)
         self.store = store if store is not None else GossipStore(
             config.store_path, max_message_bytes=MAX_MESSAGE_BYTES,
             max_messages=config.store_max_messages)
