@@ -267,6 +267,16 @@ class GossipNode:
         own publishes included)."""
         return self._delivery.subscribe()
 
+    def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
+        """Stop filling a queue :meth:`subscribe` returned."""
+        self._delivery.unsubscribe(queue)
+
+    @property
+    def subscriber_backlog(self) -> int:
+        """The most delivered messages a subscriber has not taken yet (accounting for the
+        unbounded subscriber queues)."""
+        return self._delivery.subscriber_backlog
+
     async def mesh_peers(self) -> set[str]:
         """Peer ids currently in our gossipsub mesh for the topic."""
         async def get() -> set[str]:
