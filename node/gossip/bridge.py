@@ -8,6 +8,18 @@ is driven from the asyncio loop that created it, through exactly two channels:
   task runs it and resolves an asyncio ``Future`` with ``loop.call_soon_threadsafe``.
 * trio -> asyncio: :meth:`TrioBridge.notify` schedules a plain callback on the asyncio loop
   (``loop.call_soon_threadsafe``; dropped once that loop is closed).
+
+Soundness (issue #17 item 4):
+
+* bounded, with backpressure: at most ``max_calls`` calls are on the trio side at once (an
+  asyncio semaphore, released when the trio side has finished, not when the caller stopped
+  waiting); the channel holds that many, so handing a call over never fails. 5,000 concurrent
+  calls used to overflow the channel inside a ``run_sync_soon`` callback, which kills trio
+  (``TrioInternalError``);
+* cancellation crosses: each call runs in its own trio cancel scope; cancelling the asyncio
+  task awaiting it cancels that scope (a call cancelled before it started never starts);
+* no orphaned futures: when the trio loop ends, every call not finished fails with
+  :class:`~node.gossip.config.GossipError` before :meth:`TrioBridge.close` returns.
 """
 
 from __future__ import annotations
@@ -17,6 +29,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import trio
@@ -25,12 +38,34 @@ from node.gossip.config import GossipError
 
 log = logging.getLogger(__name__)
 
+MAX_CALLS = 256
+"""Default bound on calls in flight on the trio side."""
+
+
+@dataclass(eq=False)
+class _Call:
+    """One call crossing the bridge. ``scope`` and ``cancelled`` belong to the trio thread."""
+
+    fn: Callable[[], Awaitable[Any]]
+    future: asyncio.Future[Any]
+    scope: trio.CancelScope | None = None
+    cancelled: bool = False
+    finished: bool = field(default=False)  # asyncio side: the trio side is done with it
+
+    def cancel(self) -> None:
+        """On the trio loop: the asyncio caller gave up."""
+        self.cancelled = True
+        if self.scope is not None:
+            self.scope.cancel()
+
 
 class TrioBridge:
     """A trio loop in a thread, driven from the asyncio loop running when it is created."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_calls: int = MAX_CALLS) -> None:
         self.name = name
+        self.max_calls = max_calls
+        self._slots = asyncio.Semaphore(max_calls)
         self._loop = asyncio.get_running_loop()
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -38,8 +73,9 @@ class TrioBridge:
         self._cancel: trio.CancelScope | None = None
         self._ready: asyncio.Future[None] = self._loop.create_future()
         self._done: asyncio.Future[None] = self._loop.create_future()
-        self._pending: set[asyncio.Future[Any]] = set()  # asyncio side only
+        self._pending: set[_Call] = set()  # handed over, trio side not finished; asyncio only
         self._closed = False
+        self.most_in_flight = 0
 
     # ---- asyncio side ----------------------------------------------------------------------
 
@@ -58,22 +94,53 @@ class TrioBridge:
         """The trio loop is up and has not ended."""
         return self._token is not None and not self._done.done()
 
+    @property
+    def in_flight(self) -> int:
+        """Calls handed to the trio side and not finished there."""
+        return len(self._pending)
+
     async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
-        """Run ``await fn()`` on the trio loop; return its result here."""
+        """Run ``await fn()`` on the trio loop; return its result here. Waits while
+        ``max_calls`` calls are in flight; cancelling the caller cancels ``fn`` on trio."""
+        await self._slots.acquire()
+        try:
+            self._check_open()
+            call = _Call(fn, self._loop.create_future())
+            self._token.run_sync_soon(self._enqueue, call)  # type: ignore[union-attr]
+        except trio.RunFinishedError:
+            self._slots.release()
+            raise GossipError("gossip node has stopped") from None
+        except BaseException:
+            self._slots.release()
+            raise
+        self._pending.add(call)  # from here the trio side releases the slot (_finished)
+        self.most_in_flight = max(self.most_in_flight, len(self._pending))
+        try:
+            return await call.future
+        except asyncio.CancelledError:
+            if not call.finished:
+                with contextlib.suppress(trio.RunFinishedError):
+                    self._token.run_sync_soon(call.cancel)  # type: ignore[union-attr]
+            raise
+
+    def _check_open(self) -> None:
         if self._closed or self._token is None or self._cmd_send is None:
             raise GossipError("gossip node is not running")
-        fut: asyncio.Future[Any] = self._loop.create_future()
-        self._pending.add(fut)
-        fut.add_done_callback(self._pending.discard)
-        send = self._cmd_send
-        try:
-            self._token.run_sync_soon(send.send_nowait, (fn, fut))
-        except trio.RunFinishedError:
-            raise GossipError("gossip node has stopped") from None
-        return await fut
+
+    def _finished(self, call: _Call) -> None:
+        """On the asyncio loop: the trio side is done with ``call`` (its result, if any, was
+        set before: callbacks cross in order). A call the trio loop dropped while shutting
+        down fails here."""
+        if call in self._pending:
+            self._pending.discard(call)
+            call.finished = True
+            self._slots.release()
+            if not call.future.done():
+                call.future.set_exception(GossipError("gossip node stopped"))
 
     async def close(self, join_timeout: float = 10.0) -> None:
-        """Refuse new calls, cancel the trio loop and join its thread."""
+        """Refuse new calls, cancel the trio loop and join its thread; every call not finished
+        then fails with :class:`GossipError`."""
         self._closed = True
         token, scope = self._token, self._cancel
         if token is not None and scope is not None:
@@ -83,12 +150,12 @@ class TrioBridge:
             await asyncio.to_thread(self._thread.join, join_timeout)
             if self._thread.is_alive():  # pragma: no cover - diagnostic
                 raise GossipError(f"{self.name} did not stop")
+        self._fail_pending()
 
     def _fail_pending(self) -> None:
         """On the asyncio loop once the trio loop has ended: no call can finish any more."""
-        for fut in list(self._pending):
-            if not fut.done():
-                fut.set_exception(GossipError("gossip node stopped"))
+        for call in list(self._pending):
+            self._finished(call)
 
     # ---- trio side -------------------------------------------------------------------------
 
@@ -102,9 +169,19 @@ class TrioBridge:
 
     def serve_commands(self, nursery: trio.Nursery) -> None:
         """Start taking :meth:`call` s; each runs as a task of ``nursery``."""
-        cmd_send, cmd_recv = trio.open_memory_channel[Any](1024)
+        cmd_send, cmd_recv = trio.open_memory_channel[_Call](self.max_calls)
         nursery.start_soon(self._command_loop, cmd_recv, nursery)
         self._cmd_send = cmd_send
+
+    def _enqueue(self, call: _Call) -> None:
+        """On the trio loop (``run_sync_soon``): never raises -- an exception here would kill
+        trio. The semaphore keeps the channel from filling; a closed channel fails the call."""
+        try:
+            self._cmd_send.send_nowait(call)  # type: ignore[union-attr]
+        except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+            self._resolve(call.future, exc=GossipError(f"gossip node cannot take calls: "
+                                                       f"{exc!r}"))
+            self.notify(self._finished, call)
 
     def _resolve(self, fut: asyncio.Future[Any], result: Any = None,
                  exc: BaseException | None = None) -> None:
@@ -124,7 +201,6 @@ class TrioBridge:
             log.exception("%s crashed", self.name)
             self._resolve(self._ready, exc=GossipError(f"gossip host failed: {exc!r}"))
         finally:
-            self.notify(self._fail_pending)
             self._resolve(self._done)
             self._resolve(self._ready, exc=GossipError("gossip host stopped before ready"))
 
@@ -135,14 +211,20 @@ class TrioBridge:
             await main()
 
     async def _command_loop(self, cmd_recv: Any, nursery: trio.Nursery) -> None:
-        async for fn, fut in cmd_recv:
-            nursery.start_soon(self._run_command, fn, fut)
+        async for call in cmd_recv:
+            nursery.start_soon(self._run_command, call)
 
-    async def _run_command(self, fn: Callable[[], Awaitable[Any]],
-                           fut: asyncio.Future[Any]) -> None:
+    async def _run_command(self, call: _Call) -> None:
         try:
-            result = await fn()
+            with trio.CancelScope() as scope:
+                call.scope = scope
+                if call.cancelled:
+                    scope.cancel()
+                result = await call.fn()
+                self._resolve(call.future, result)
+            if scope.cancelled_caught:
+                self._resolve(call.future, exc=GossipError("call cancelled"))
         except Exception as exc:
-            self._resolve(fut, exc=exc)
-        else:
-            self._resolve(fut, result)
+            self._resolve(call.future, exc=exc)
+        finally:
+            self.notify(self._finished, call)

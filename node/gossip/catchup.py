@@ -134,6 +134,7 @@ class CatchUp:
                 log.warning("sync from %s failed %d times, giving up: %r", peer_id,
                             failures, exc)
                 self._failures.pop(peer_id, None)
+                self._undecided_backoff.pop(peer_id, None)
                 return
             self._failures[peer_id] = failures
             log.warning("sync from %s failed (retry %d in %.0f s): %r", peer_id, failures,

@@ -57,4 +57,5 @@ class GossipConfig:
     sync_max_pages: int = 64          # pages per sync before the rest goes to the background
     sync_timeout: float = 30.0        # seconds for one sync request and its answer
     delivery_queue: int = 16_384      # accepted messages awaiting the store (see delivery.py)
+    max_bridge_calls: int = 256       # asyncio -> trio calls in flight; more wait (bridge.py)
     scoring: ScoringConfig = ScoringConfig()  # peer scoring weights (node/gossip/scoring.py)

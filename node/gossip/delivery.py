@@ -70,6 +70,16 @@ class Delivery:
         self._queues.append(queue)
         return queue
 
+    def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
+        self._queues.remove(queue)
+
+    @property
+    def subscriber_backlog(self) -> int:
+        """The most messages any subscriber has not taken yet (the queues are unbounded: a
+        message is already stored when it is queued, and a subscriber that falls behind shows
+        here)."""
+        return max((q.qsize() for q in self._queues), default=0)
+
     @property
     def backlog(self) -> int:
         """Messages handed over by py-libp2p and not stored yet."""

@@ -86,7 +86,7 @@ class GossipNode:
         self.validator = validator if validator is None or isinstance(
             validator, GossipValidator) else GossipValidator(validator)
         self._validator = self.validator
-        self._bridge = TrioBridge(f"gossip-trio-{listen_port}")
+        self._bridge = TrioBridge(f"gossip-trio-{listen_port}", config.max_bridge_calls)
         self.store = store if store is not None else GossipStore(
             config.store_path, max_message_bytes=MAX_MESSAGE_BYTES,
             max_messages=config.store_max_messages)
@@ -272,6 +272,16 @@ class GossipNode:
         """A new queue receiving every message delivered from now on (validated, deduplicated;
         own publishes included)."""
         return self._delivery.subscribe()
+
+    def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
+        """Stop filling a queue :meth:`subscribe` returned."""
+        self._delivery.unsubscribe(queue)
+
+    @property
+    def subscriber_backlog(self) -> int:
+        """The most delivered messages a subscriber has not taken yet (accounting for the
+        unbounded subscriber queues)."""
+        return self._delivery.subscriber_backlog
 
     async def mesh_peers(self) -> set[str]:
         """Peer ids currently in our gossipsub mesh for the topic."""

@@ -201,6 +201,7 @@ class Mission:
                      task.epoch, task.quorum)
         for task_id in certified:
             log.info("task 0x%s certified on chain", task_id.hex())
+            self.service.forget(task_id)  # the service's memory holds open tasks only
 
     # -- the work loop -------------------------------------------------------------------
 
