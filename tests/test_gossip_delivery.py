@@ -89,6 +89,7 @@ async def test_an_overflowing_hand_over_is_counted_and_recovered_by_sync(
     assert set(b.stored()) == sent
     assert b.handoff_overflows > 0
     assert b.synced_count == b.handoff_overflows  # exactly what overflowed came by sync
+    assert await b.unrecovered() == 0
 
 
 async def test_an_oversized_message_is_rejected_not_forwarded(nodes: list[GossipNode]) -> None:

@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 UNDECIDED_MAX_DELAY = 60.0
 """Longest wait before deciding again about messages a peer offered that could not be
 decided (e.g. while the registry is unreachable)."""
+REPAIR_ROUNDS = 12
+"""Rounds of syncs from every peer after a loss before a repair gives up (about 8 min)."""
 RETRIES = 5
 """A failed background sync is asked again after 2, 4, ... 32 s, then given up (the next
 connect, sync-back or loss asks again)."""
@@ -81,6 +83,7 @@ class CatchUp:
         self._failures: dict[str, int] = {}     # consecutive failed background syncs
         self._undecided_backoff: dict[str, float] = {}  # peer -> last retry delay
         self._group: asyncio.TaskGroup | None = None
+        self._repairing = False
         self._count_lock = threading.Lock()
         self.synced_count = 0
         self.sync_fetched = 0   # frames received over the sync protocol (new or not)
@@ -115,9 +118,37 @@ class CatchUp:
         self._group.create_task(self._background(peer_id), name=f"sync-{peer_id}")
 
     def repair(self) -> None:
-        """After a loss: sync from every connected peer (in the background)."""
-        if self._group is not None:
-            self._group.create_task(self._ask_peers("", sync_back=False), name="sync-repair")
+        """After a loss: sync from every connected peer, again (after 1, 2, 4, ...
+        :data:`UNDECIDED_MAX_DELAY` s, at most :data:`REPAIR_ROUNDS` rounds) until every lost
+        message is stored; one repair at a time, in the background."""
+        if self._group is not None and not self._repairing:
+            self._repairing = True
+            self._group.create_task(self._repair(), name="sync-repair")
+
+    async def _repair(self) -> None:
+        delay = 1.0
+        try:
+            for _ in range(REPAIR_ROUNDS):
+                try:
+                    peers = await self._connected_peers()
+                except Exception as exc:  # stopping
+                    log.warning("repair: cannot list peers: %r", exc)
+                    return
+                for peer in sorted(peers):
+                    try:
+                        await self.sync_from(peer)
+                    except Exception as exc:
+                        log.warning("repair: sync from %s failed: %r", peer, exc)
+                missing = await asyncio.to_thread(self.delivery.unrecovered)
+                if not missing:
+                    return
+                log.warning("repair: %d lost messages not recovered from %d peers yet",
+                            missing, len(peers))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, UNDECIDED_MAX_DELAY)
+            log.warning("repair: giving up for now (the next loss or connect tries again)")
+        finally:
+            self._repairing = False
 
     async def _background(self, peer_id: str) -> None:
         loop = asyncio.get_running_loop()
@@ -238,17 +269,16 @@ class CatchUp:
     def _spread(self, except_peer: str) -> None:
         """New messages came by sync: ask every other connected peer to sync from us."""
         if self._group is not None:
-            self._group.create_task(self._ask_peers(except_peer, sync_back=True),
-                                    name="sync-spread")
+            self._group.create_task(self._ask_peers(except_peer), name="sync-spread")
 
-    async def _ask_peers(self, except_peer: str, *, sync_back: bool) -> None:
+    async def _ask_peers(self, except_peer: str) -> None:
         try:
             peers = await self._connected_peers()
         except Exception as exc:  # stopping
             log.warning("cannot list peers to spread to: %r", exc)
             return
         for peer in peers - {except_peer}:
-            self.request(peer, sync_back=sync_back)
+            self.request(peer, sync_back=True)
 
     def _decide(self, batch: list[bytes]) -> list[Verdict]:
         """In a worker thread: a stored message needs no verdict (it was accepted before)."""

@@ -9,8 +9,10 @@ stores in batches (one SQLite transaction each, off the trio loop). Nothing on t
 ever waits on storage. What cannot be kept is accounted, never silent:
 
 * the queue full (storage stalled for longer than the queue covers): the message is counted in
-  ``handoff_overflows`` and, once the backlog is stored, ``on_loss`` runs -- the node then syncs
-  from its connected peers (:mod:`node.gossip.catchup`), which stored what we missed;
+  ``handoff_overflows``, its id is kept (the newest :data:`OVERFLOW_IDS_KEPT`), and once the
+  backlog is stored ``on_loss`` runs -- the node then syncs from its connected peers
+  (:mod:`node.gossip.catchup`), which stored what we missed, until :meth:`Delivery.unrecovered`
+  finds every overflowed id in the store;
 * py-libp2p dropping a publish on its way to a peer (its outgoing queue was full): once what
   the node holds is stored, that peer is asked to sync from us (:meth:`Delivery.once_stored`);
 * a store write that fails (a full or failing disk): counted in ``store_failures`` and retried
@@ -27,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 
 import trio
 
+from node.attest.codec import message_id
 from node.gossip.bundle import attestations_in
 from node.gossip.config import MAX_MESSAGE_BYTES
 from node.gossip.store import GossipStore
@@ -42,6 +46,8 @@ Notify = Callable[..., None]
 
 BATCH = 256
 """Most messages stored in one transaction."""
+OVERFLOW_IDS_KEPT = 65_536
+"""Ids of overflowed messages kept until they are recovered (2 MiB)."""
 
 
 class Delivery:
@@ -56,6 +62,8 @@ class Delivery:
         self._lock = threading.Lock()  # counters are bumped from worker threads
         self._send, self._receive = trio.open_memory_channel[bytes](queue_limit)
         self._lost = False  # the queue overflowed since the last repair was asked for
+        self._overflowed: OrderedDict[bytes, None] = OrderedDict()  # ids, not yet recovered
+        self._overflow_lock = threading.Lock()  # trio thread adds, a worker thread prunes
         self._storing = False
         self._once_stored: dict[str, Callable[[], None]] = {}
         self.delivered_count = 0
@@ -94,6 +102,11 @@ class Delivery:
         except trio.WouldBlock:
             self.handoff_overflows += 1
             self._lost = True
+            with self._overflow_lock:  # a bundle is stored as its attestations: their ids
+                for entry in attestations_in(data):
+                    self._overflowed[message_id(entry)] = None
+                while len(self._overflowed) > OVERFLOW_IDS_KEPT:
+                    self._overflowed.popitem(last=False)
             return
         self.handoff_high_water = max(self.handoff_high_water, self.backlog)
 
@@ -139,6 +152,17 @@ class Delivery:
                 delay = min(delay * 2, 5.0)
 
     # ---- any thread ------------------------------------------------------------------------
+
+    def unrecovered(self) -> int:
+        """How many overflowed messages are still not in the store (forgetting those that
+        are). Blocks on the store: run it in a worker thread."""
+        with self._overflow_lock:
+            ids = list(self._overflowed)
+        stored = [i for i in ids if self.store.contains(i)]
+        with self._overflow_lock:
+            for i in stored:
+                self._overflowed.pop(i, None)
+            return len(self._overflowed)
 
     def deliver_many(self, batch: list[bytes]) -> list[bool]:
         """Store ``batch`` durably in one transaction (dropping duplicates by message id), then

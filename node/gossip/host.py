@@ -167,6 +167,10 @@ class GossipNode:
         syncing from the connected peers, see :mod:`node.gossip.delivery`)."""
         return self._delivery.handoff_overflows
 
+    async def unrecovered(self) -> int:
+        """Messages lost at the hand-over and not recovered by sync yet."""
+        return await asyncio.to_thread(self._delivery.unrecovered)
+
     @property
     def store_failures(self) -> int:
         """Failed store writes of delivered messages (retried)."""
