@@ -200,3 +200,22 @@ async def test_publisher_bundles_concurrent_attestations_and_refuses_a_bad_one_a
             await publisher.publish(lone)
     finally:
         await node.stop()
+
+
+def test_an_overflowed_bundle_counts_as_recovered_once_its_attestations_are_stored() -> None:
+    """The hand-over remembers what it could not take so that repair repeats until it is
+    stored; the store holds a bundle's attestations, never the bundle itself."""
+    from node.gossip.delivery import Delivery
+    from node.gossip.store import GossipStore
+
+    with GossipStore() as store:
+        delivery = Delivery(store, lambda *_: None, lambda: None, queue_limit=1)
+        first, second = encode_bundle(entries(2)), encode_bundle(entries(5)[2:])
+        delivery.offer(first)
+        delivery.offer(second)  # the queue holds one: this one overflows
+        assert delivery.handoff_overflows == 1
+        assert delivery.unrecovered() == 3  # its three attestations
+        store.add_many(decode_bundle(second)[:2])
+        assert delivery.unrecovered() == 1
+        store.add_many(decode_bundle(second))
+        assert delivery.unrecovered() == 0
