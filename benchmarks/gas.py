@@ -133,7 +133,7 @@ def measure(chain: DevChain, sizes: Sizes) -> tuple[list[Row], dict[str, Any]]:
 def open_chain(kind: str) -> tuple[DevChain, Any]:
     """(chain, anvil process or None) for ``kind`` in auto / anvil / eth-tester."""
     if kind in ("auto", "anvil"):
-        from anvil import AnvilNotFoundError, start_anvil
+        from node.devnet import AnvilNotFoundError, start_anvil
 
         try:
             node = start_anvil()

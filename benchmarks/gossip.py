@@ -3,9 +3,13 @@ claimed rate, and how many attestations one node validates per second.
 
 Run from the repository root (or as ``orbital node gossip-bench``, same options)::
 
-    python -m benchmarks.gossip                  # 10 nodes, 300 messages at 5, 10, 20, 50 msg/s
-    python -m benchmarks.gossip --quick          # 5 nodes, 60 messages at 20 msg/s (smoke test)
+    python -m benchmarks.gossip                  # 10 nodes, 300 messages at 5, 10, 20, 50 msg/s,
+                                                 # then 3,000 attestations in bundles at 500
+                                                 # and 1,000 attestations/s
+    python -m benchmarks.gossip --quick          # 5 nodes, 60 messages at 20 msg/s, 600
+                                                 # attestations in bundles at 200/s (smoke test)
     python -m benchmarks.gossip --rate 50 --rate 80 --messages 1000
+    python -m benchmarks.gossip --bundle-rate 500 --bundle-rate 2000 --attestations 5000
     python -m benchmarks.gossip --json           # results as JSON instead of the table
     python -m benchmarks.gossip --check          # exit 1 if a target is missed
 
@@ -26,6 +30,17 @@ is reported too. The rate we claim is the highest at which every node delivered 
 *and* p99 stayed under :data:`SUSTAINED_P99_MS` -- a rate the nodes cannot keep up with also
 loses nothing for a while, its backlog only shows as latency growing through the run. Its
 target is the node's default publish rate (``GossipConfig.publish_rate``).
+
+**Bundles** (issue #17 item 7), in the same run and the same network, after the
+one-per-message rates: node 0 is handed ``--attestations`` attestations per
+``--bundle-rate`` (attestations/s) with ``bundle: true``; its
+:class:`~node.gossip.bundle.BundlePublisher` groups what arrives within its window (0.1 s, at
+most 200) into one gossip message, and every node validates, stores and delivers each
+attestation on its own. Latency, loss and CPU are measured per *attestation* exactly as above
+(from node 0 reading the publish command to the last node delivering that attestation). The
+target row is the highest bundle rate with every attestation at every node and p99 < 1 s:
+**>= 500 attestations/s** with 10 nodes, against the named baseline, the highest such rate of
+the one-attestation-per-message path measured just before.
 
 **Validation.** :meth:`AttestationValidator.validate` (decode, domain, low-s, recovery, registry,
 model) on distinct valid attestations, on one core, the node's signature recovery (libsecp256k1
@@ -73,7 +88,8 @@ from benchmarks.common import (
 from contracts import eip712
 from node.attest import StaticRegistry, attest, decode, encode
 from node.attest.attestation import coincurve_recover
-from node.gossip.host import GossipConfig
+from node.gossip.bundle import BundleConfig
+from node.gossip.config import GossipConfig
 from node.gossip.peer_client import PeerProcess, PeerProcessError
 from node.gossip.validator import AttestationValidator
 from wallet.keys.keystore import KeystoreSigner, create_keystore
@@ -88,6 +104,7 @@ WARM_UP_RATE = 10.0
 SUSTAINED_P99_MS = 1000.0
 DELIVERY = Target("ours", 100.0)
 VALIDATION_RATIO = Target("ratio", 1.0)
+BUNDLE_TARGET = Target("ours", 500.0)  # attestations/s to all 10 nodes, p99 < 1 s, no loss
 
 
 @dataclass(frozen=True)
@@ -100,9 +117,12 @@ class Sizes:
     validations: int = 2_000             # attestations per validation run
     repeats: int = 5
     drain: float = 10.0                  # seconds to wait after the last publish
+    attestations: int = 3_000            # per bundle rate
+    bundle_rates: tuple[float, ...] = (500.0, 1000.0)  # attestations/s, in bundles
 
 
-QUICK = Sizes(nodes=5, messages=60, rates=(20.0,), validations=300, repeats=2, drain=10.0)
+QUICK = Sizes(nodes=5, messages=60, rates=(20.0,), validations=300, repeats=2, drain=10.0,
+              attestations=600, bundle_rates=(200.0,))
 
 
 @dataclass
@@ -120,6 +140,8 @@ class RateResult:
     dropped: dict[str, dict[str, int]]   # node -> reason/kind -> count, this rate only
     rejected: int                        # validator rejections (should be 0: all valid)
     cpu_ms_per_message: list[float] = field(default_factory=list)  # per node
+    bundled: bool = False                # attestations handed in with bundle: true
+    gossip_messages: int = 0             # messages node 0 published for them (bundled only)
 
     @property
     def expected(self) -> int:
@@ -237,8 +259,8 @@ class Network:
     async def stop(self) -> None:
         await asyncio.gather(*(p.stop() for p in self.peers))
 
-    async def send(self, batch: Sequence[bytes], rate: float,
-                   drain: float) -> tuple[list[dict[str, Any]], float]:
+    async def send(self, batch: Sequence[bytes], rate: float, drain: float,
+                   bundle: bool = False) -> tuple[list[dict[str, Any]], float]:
         """Hand ``batch`` to node 0 at ``rate`` on an absolute schedule, then wait (at most
         ``drain`` s after the last publish) until every node delivered every message.
         Returns node 0's publish replies and the rate actually sent."""
@@ -250,7 +272,7 @@ class Network:
             delay = start + k / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            futures.append(publisher.publish_nowait(data))
+            futures.append(publisher.publish_nowait(data, bundle=bundle))
         sent = loop.time() - start
         async with asyncio.timeout(drain + len(batch) / rate + 30.0):
             replies = list(await asyncio.gather(*futures))
@@ -270,9 +292,9 @@ def _dropped_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, i
 
 
 async def run_rate(net: Network, batch: Sequence[bytes], rate: float,
-                   drain: float) -> RateResult:
+                   drain: float, bundle: bool = False) -> RateResult:
     before = await net.stats()
-    replies, sent_rate = await net.send(batch, rate, drain)
+    replies, sent_rate = await net.send(batch, rate, drain, bundle)
     after = await net.stats()
     peers = net.peers
     to_all, to_neighbours, complete, delivered = [], [], 0, 0
@@ -295,7 +317,10 @@ async def run_rate(net: Network, batch: Sequence[bytes], rate: float,
         rejected=sum(sum(a["rejections"].values()) - sum(b["rejections"].values())
                      for b, a in zip(before, after, strict=True)),
         cpu_ms_per_message=[1000 * (a["cpu_s"] - b["cpu_s"]) / len(batch)
-                            for b, a in zip(before, after, strict=True)])
+                            for b, a in zip(before, after, strict=True)],
+        bundled=bundle,
+        gossip_messages=sum(after[0]["bundle_sizes"].values())
+        - sum(before[0]["bundle_sizes"].values()))
 
 
 async def propagation(sizes: Sizes, signers: Sequence[KeystoreSigner], registry: Path,
@@ -323,6 +348,15 @@ async def propagation(sizes: Sizes, signers: Sequence[KeystoreSigner], registry:
                 f"p50 {_p(result.to_all_ms, 0.5)} ms, p99 {_p(result.to_all_ms, 0.99)} ms, "
                 f"{result.dropped_total} RPCs dropped")
             results.append(result)
+        for rate in sizes.bundle_rates:
+            batch = make_attestations(signers, sizes.attestations, epoch)
+            epoch += sizes.attestations
+            say(f"  {sizes.attestations} attestations in bundles at {rate:g}/s ...")
+            result = await run_rate(net, batch, rate, sizes.drain, bundle=True)
+            say(f"    delivered {result.delivered}/{result.expected} in "
+                f"{result.gossip_messages} gossip messages, p50 {_p(result.to_all_ms, 0.5)} "
+                f"ms, p99 {_p(result.to_all_ms, 0.99)} ms, {result.dropped_total} RPCs dropped")
+            results.append(result)
         return results
     finally:
         await net.stop()
@@ -333,21 +367,38 @@ def _p(values: Sequence[float], fraction: float) -> str:
 
 
 def propagation_rows(results: Sequence[RateResult], quick: bool) -> list[Row]:
+    single = [r for r in results if not r.bundled]
+    rows = _rate_rows(single, quick)
+    bundled = [r for r in results if r.bundled]
+    if not bundled:
+        return rows
+    rows += _rate_rows(bundled, quick)
+    baseline = max((r.rate for r in single if r.sustained), default=0.0)
+    rows.append(Row(f"attestations/s to all {bundled[0].nodes} processes, zero loss, p99 < "
+                    f"{SUSTAINED_P99_MS / 1000:g} s: bundles vs one per message", "att/s",
+                    max((r.rate for r in bundled if r.sustained), default=0.0), baseline,
+                    None if quick else BUNDLE_TARGET))
+    return rows
+
+
+def _rate_rows(results: Sequence[RateResult], quick: bool) -> list[Row]:
     rows = []
     for r in results:
-        at = f"@ {r.rate:g} msg/s"
+        at = (f"@ {r.rate:g} att/s in bundles ({r.messages / max(r.gossip_messages, 1):.0f} "
+              f"per message)" if r.bundled else f"@ {r.rate:g} msg/s")
+        per = "att" if r.bundled else "msg"
         if r.to_all_ms:
             for name, fraction in (("p50", 0.5), ("p99", 0.99)):
                 rows.append(Row(
-                    f"propagation to all {r.nodes} nodes, {name} {at} (vs 1 hop)", "ms/msg",
+                    f"propagation to all {r.nodes} nodes, {name} {at} (vs 1 hop)", f"ms/{per}",
                     percentile(r.to_all_ms, fraction),
                     percentile(r.to_neighbours_ms, fraction) if r.to_neighbours_ms else None))
         rows.append(Row(f"delivered to all {r.nodes} nodes {at} ({r.dropped_total} RPCs "
                         "dropped)", "%", 100.0 * r.delivered / r.expected, None, DELIVERY))
-        rows.append(Row(f"node CPU per message, mean of {r.nodes} {at}", "ms/msg",
-                        statistics.fmean(r.cpu_ms_per_message)))
+        rows.append(Row(f"node CPU per {'attestation' if r.bundled else 'message'}, mean of "
+                        f"{r.nodes} {at}", f"ms/{per}", statistics.fmean(r.cpu_ms_per_message)))
     sustained = [r.rate for r in results if r.sustained]
-    if results:
+    if results and not results[0].bundled:
         rows.append(Row(f"highest rate with zero loss and p99 < {SUSTAINED_P99_MS / 1000:g} s "
                         f"({results[0].nodes} processes)", "msg/s", max(sustained, default=0.0),
                         None, None if quick else Target("ours", GossipConfig.publish_rate)))
@@ -429,6 +480,11 @@ def parse(argv: list[str] | None) -> tuple[Any, Sizes]:
     parser.add_argument("--messages", type=int, help="attestations per rate (default 300)")
     parser.add_argument("--rate", type=float, action="append",
                         help="publish rate, msg/s (repeatable; default 5, 10, 20, 50)")
+    parser.add_argument("--attestations", type=int,
+                        help="attestations per bundle rate (default 3000)")
+    parser.add_argument("--bundle-rate", type=float, action="append",
+                        help="attestations/s handed to node 0 for bundling (repeatable; "
+                             "default 500, 1000)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     changes: dict[str, Any] = {}
@@ -444,6 +500,14 @@ def parse(argv: list[str] | None) -> tuple[Any, Sizes]:
         if min(args.rate) <= 0:
             parser.error("--rate must be positive")
         changes["rates"] = tuple(sorted(args.rate))
+    if args.attestations is not None:
+        if args.attestations < 1:
+            parser.error("--attestations must be at least 1")
+        changes["attestations"] = args.attestations
+    if args.bundle_rate:
+        if min(args.bundle_rate) <= 0:
+            parser.error("--bundle-rate must be positive")
+        changes["bundle_rates"] = tuple(sorted(args.bundle_rate))
     return args, Sizes(**{**asdict(sizes), **changes})
 
 
@@ -462,11 +526,14 @@ def main(argv: list[str] | None = None) -> int:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cpu = pin_to_one_core()  # only now: node processes would inherit the affinity
     rows = propagation_rows(results, args.quick) + validation_rows(sizes, signers, say)
-    lossless = [r.rate for r in results if r.lossless]
-    sustained = [r.rate for r in results if r.sustained]
+    single = [r for r in results if not r.bundled]
+    bundled = [r for r in results if r.bundled]
+    lossless = [r.rate for r in single if r.lossless]
+    sustained = [r.rate for r in single if r.sustained]
     # CPU per message where every message reached every node (else work was skipped)
-    cpu_ms = [statistics.fmean(r.cpu_ms_per_message) for r in results if r.lossless]
-    dirty = {f"{r.rate:g}": r.dropped for r in results if r.dropped}
+    cpu_ms = [statistics.fmean(r.cpu_ms_per_message) for r in single if r.lossless]
+    dirty = {f"{r.rate:g}{' att/s' if r.bundled else ''}": r.dropped
+             for r in results if r.dropped}
     notes = [
         f"{sizes.nodes} node processes on 127.0.0.1 (py-libp2p: TCP, Noise, yamux, gossipsub "
         f"D={GossipConfig.degree}, heartbeat {GossipConfig.heartbeat_interval} s), ring + "
@@ -475,8 +542,9 @@ def main(argv: list[str] | None = None) -> int:
         "latency: node 0 reads the publish command -> the last node delivers it to its "
         "application (CLOCK_MONOTONIC across processes); baseline: the same messages to all "
         "of node 0's direct neighbours (1 hop)",
-        "publish commands sent to node 0: " + ", ".join(f"{r.rate:g} -> {r.sent_rate:.1f}/s"
-                                                        for r in results)
+        "publish commands sent to node 0: " + ", ".join(
+            f"{r.rate:g} -> {r.sent_rate:.1f}/s{' (bundles)' if r.bundled else ''}"
+            for r in results)
         + "; above what the peers absorb, node 0 holds them back (backpressure), which shows "
           "as latency, not loss",
         (f"highest rate with every message at every node: {max(lossless):g} msg/s; also with "
@@ -487,6 +555,13 @@ def main(argv: list[str] | None = None) -> int:
          f"~{1000 * cores / (sizes.nodes * statistics.fmean(cpu_ms)):.0f} msg/s on this "
          f"machine; load average {load_before} before, {os.getloadavg()[0]:.2f} after")
         if cpu_ms else f"load average {load_before} before",
+        "bundles: " + ("; ".join(
+            f"{r.rate:g} att/s: {r.messages} attestations in {r.gossip_messages} gossip "
+            f"messages, {r.delivered}/{r.expected} deliveries, "
+            f"{statistics.fmean(r.cpu_ms_per_message):.2f} ms CPU per attestation per node, "
+            f"p99 {_p(r.to_all_ms, 0.99)} ms" for r in bundled) or "none run")
+        + f" (node 0 groups what arrives within {BundleConfig.window:g} s, at most "
+          f"{BundleConfig.max_entries} per message)",
         "dropped RPCs by node (py-libp2p's silent per-peer queue drops): "
         + (json.dumps(dirty) if dirty else "none at any rate"),
         "validation: software keys (wallet keystore signer), 1 core, best of "

@@ -6,6 +6,8 @@ against the deployed SatelliteRegistry, assembled by CertificateBuilder and acce
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from node.attest import (
     CertificateBuilder,
     ChainRegistry,
     EquivocationDetector,
+    RegistryUnavailable,
     SignedAttestation,
     UnknownSigner,
     attest,
@@ -25,6 +28,7 @@ from node.attest import (
     verify_attestation,
 )
 from node.attest.attestation import attestation_only_policy
+from node.gossip.validator import AttestationValidator, Verdict
 from wallet.audit import AuditLog
 from wallet.onboard import OnboardSigner
 from wallet.policy import PolicyLedger, parse_policy
@@ -50,8 +54,9 @@ def gossip(sc: Scenario, account: LocalAccount, result: eip712.TaskResult) -> by
 def receive(sc: Scenario, data: bytes, models: set[bytes]) -> SignedAttestation:
     """What a peer does with a gossip message before the application sees it."""
     att = decode(data)
-    verify_attestation(att, ChainRegistry(sc.registry), models, chain_id=sc.chain_id,
-                       contract=contract_address(sc))
+    view = ChainRegistry(sc.registry)
+    view.refresh()
+    verify_attestation(att, view, models, chain_id=sc.chain_id, contract=contract_address(sc))
     return att
 
 
@@ -97,12 +102,17 @@ def test_chain_registry_view_follows_the_registry(sc: Scenario) -> None:
     task = sc.post_task(quorum=1)
     data = gossip(sc, extra, sc.result(task))
     view = ChainRegistry(sc.registry)
+    with pytest.raises(RegistryUnavailable):  # not read yet: undecided, not unknown
+        verify_attestation(decode(data), view, {task[1]})
+    view.refresh()
     assert verify_attestation(decode(data), view, {task[1]}) == bytes.fromhex(extra.address[2:])
     calls = view.calls
-    assert view.is_active(bytes.fromhex(extra.address[2:]))  # same block: cached
+    assert not view.refresh()  # same block: no call
     assert view.calls == calls
     sc.send(sc.registry.functions.deactivate(extra.address))
     try:
+        assert view.is_active(bytes.fromhex(extra.address[2:]))  # the snapshot, until...
+        assert view.refresh()  # ...it is refreshed at the new block
         with pytest.raises(UnknownSigner):
             verify_attestation(decode(data), view, {task[1]})
         assert view.calls == calls + 1
@@ -136,3 +146,37 @@ def test_equivocation_evidence_is_accepted(sc: Scenario, tmp_path: Path) -> None
     assert bytes(event["args"]["taskId"]) == task[0]
     assert sc.reverts(sc.attestations.functions.reportEquivocation(
         *evidence.to_contract_args())) == "AlreadyReported"
+
+
+async def test_chain_registry_refresher_and_a_stale_snapshot(sc: Scenario) -> None:
+    """One asyncio task refreshes the snapshot (web3 in a worker thread); readers on any
+    thread never call the chain. A snapshot older than ``max_age`` (the chain unreachable
+    that long) makes the gossip validator undecided, not rejecting."""
+    member = sc.satellites[0]
+    address = bytes.fromhex(member.address[2:])
+    view = ChainRegistry(sc.registry, max_age=0.3)
+    refresher = asyncio.create_task(view.run(interval=0.05))
+    try:
+        async with asyncio.timeout(10):
+            while view.snapshot is None:
+                await asyncio.sleep(0.01)
+        calls = view.calls
+        answers: list[bool] = []
+        readers = [threading.Thread(target=lambda: answers.extend(
+            view.is_active(address) for _ in range(1000))) for _ in range(4)]
+        for t in readers:
+            t.start()
+        for t in readers:
+            await asyncio.to_thread(t.join)
+        assert answers == [True] * 4000
+        assert view.calls - calls <= 1  # readers never reached the chain
+    finally:
+        refresher.cancel()
+        await asyncio.gather(refresher, return_exceptions=True)
+    await asyncio.sleep(0.4)  # no refresher: the snapshot ages past max_age
+    with pytest.raises(RegistryUnavailable):
+        view.is_active(address)
+    task = sc.post_task(quorum=1)
+    validator = AttestationValidator(view, {task[1]})
+    assert validator.check(gossip(sc, member, sc.result(task))) is Verdict.IGNORE
+    assert validator.rejected == 0 and validator.undecided == {"RegistryUnavailable": 1}

@@ -34,13 +34,17 @@ def test_gossip_benchmark_quick_run_reports_latency_delivery_and_validation() ->
     report = json.loads(done.stdout)
     names = " | ".join(row["capability"] for row in report["rows"])
     for capability in ("propagation to all 5 nodes, p50", "propagation to all 5 nodes, p99",
-                       "delivered to all 5 nodes", "coincurve vs eth-account recovery"):
+                       "delivered to all 5 nodes", "coincurve vs eth-account recovery",
+                       "att/s in bundles", "bundles vs one per message"):
         assert capability in names
     assert all(row["ours"] >= 0 for row in report["rows"])
     validation = next(r for r in report["rows"] if "validate" in r["capability"])
     assert validation["ours"] > 0 and validation["baseline"] > 0
-    (rate,) = report["rates"]
+    rate, bundles = report["rates"]
     assert rate["nodes"] == 5 and rate["expected"] == 5 * rate["messages"]
+    assert not rate["bundled"] and bundles["bundled"]
+    assert bundles["messages"] == 600 and bundles["expected"] == 5 * 600
+    assert 0 < bundles["gossip_messages"] < bundles["messages"]
     assert "propagation:" in done.stderr  # progress goes to stderr
 
 

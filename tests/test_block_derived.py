@@ -448,7 +448,8 @@ def test_cli_json_lists_the_derived_fields_as_checked(tmp_path: Path,
 
 @pytest.mark.devnet
 def test_live_anvil_blocks_verify_with_every_derived_field_checked(anvil_rpc: Any) -> None:
-    from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+    from node.devnet import CHAIN_ID, DEV_PRIVATE_KEYS
+
     from devnet_scenario import mine_every_envelope
 
     scenario = mine_every_envelope(anvil_rpc, DEV_PRIVATE_KEYS, CHAIN_ID)

@@ -14,7 +14,7 @@ import pytest
 
 from node.attest import CertificateBuilder, TaskTerms, decode
 from node.gossip import AttestationValidator, GossipConfig, GossipNode
-from node.gossip.host import GossipError
+from node.gossip.config import GossipError
 
 from gossip_attestations import (
     CHAIN_ID,
@@ -109,7 +109,8 @@ async def test_forged_attestations_are_rejected_and_never_delivered(
     forger = await start(started, "forger", validator=None)  # publishes anything
     honest = await start(started, "honest")
     behind = await start(started, "behind")
-    honest_v, behind_v = honest._validator, behind._validator
+    # the node wraps it (node.gossip.bundle.GossipValidator, bundles too); ours is inside
+    honest_v, behind_v = honest.validator.attestations, behind.validator.attestations
     assert isinstance(honest_v, AttestationValidator)
     assert isinstance(behind_v, AttestationValidator)
     honest_inbox, behind_inbox = honest.subscribe(), behind.subscribe()

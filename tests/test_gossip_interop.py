@@ -46,7 +46,7 @@ def attestation(signer: int, epoch: int) -> bytes:
 
 
 def validator_of(node: GossipNode) -> AttestationValidator:
-    v = node._validator
+    v = node.validator.attestations  # inside the node's GossipValidator (node.gossip.bundle)
     assert isinstance(v, AttestationValidator)
     return v
 

@@ -193,13 +193,15 @@ async def test_certificate_from_gossip_is_accepted_on_anvil(
         anvil: object, satellites: list[Satellite], tmp_path: Path) -> None:
     sc = Scenario(anvil_web3(anvil), satellites=4)
     contract = bytes.fromhex(sc.deployment.attestations[2:])
+    registry = ChainRegistry(sc.registry)  # one snapshot, read off both event loops
+    await asyncio.to_thread(registry.refresh)
     task = Task.create(MODEL.model_hash, INPUTS[64 * 20: 64 * 24], nonce=int.from_bytes(
         os.urandom(8)))
     sc.send(sc.attestations.functions.postTask(task.task_id, task.model_hash,
                                                task.input_hash, 3))
     for i, account in enumerate(sc.satellites):
         signer = SoftwareSigner(private_key=bytes(account.key))
-        sat = await Satellite(f"anvil-{i}", signer, ChainRegistry(sc.registry), tmp_path,
+        sat = await Satellite(f"anvil-{i}", signer, registry, tmp_path,
                               sc.chain_id, contract).start()
         assert sat.service is not None and sat.service.cosigner is not None
         sat.service.cosigner.hold(task)

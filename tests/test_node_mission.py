@@ -31,7 +31,7 @@ from node.attest.attestation import attestation_only_policy
 from node.attest.certificate import SUBMIT_CERTIFICATE
 from node.chain.hashing import keccak256
 from node.devnet import Anvil
-from node.gossip.host import peer_id_of
+from node.gossip.transport import peer_id_of
 from node.tasks import model as qmodel
 from node.tasks.task import derive_task_id
 from wallet.config import WalletConfig, save_config

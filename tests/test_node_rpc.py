@@ -177,7 +177,8 @@ def test_ground_mode_anchors_heads_signed_by_two_of_three_operators(
 
 
 def test_state_answers_equal_anvils_and_are_proven(anvil: Anvil, node: NodeProcess) -> None:
-    from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+    from node.devnet import CHAIN_ID, DEV_PRIVATE_KEYS
+
     from devnet_scenario import mine_every_envelope
 
     scenario = mine_every_envelope(anvil.rpc, DEV_PRIVATE_KEYS, CHAIN_ID)
@@ -253,7 +254,8 @@ def test_with_only_a_liar_nothing_forged_is_served(anvil: Anvil, tmp_path: Path)
 
 def test_blocks_receipts_and_logs_through_web3_equal_anvils(anvil: Anvil,
                                                            node: NodeProcess) -> None:
-    from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+    from node.devnet import CHAIN_ID, DEV_PRIVATE_KEYS
+
     from devnet_scenario import mine_every_envelope
 
     scenario = mine_every_envelope(anvil.rpc, DEV_PRIVATE_KEYS, CHAIN_ID)
@@ -308,7 +310,7 @@ def test_web3_sends_through_the_node_and_waits_for_a_verified_receipt(
 def test_cast_reads_through_the_node_unchanged(anvil: Anvil, node: NodeProcess) -> None:
     import subprocess
 
-    from anvil import find_foundry_tool
+    from node.devnet import find_foundry_tool
 
     cast = str(find_foundry_tool("cast"))
 
@@ -333,7 +335,8 @@ def test_cast_reads_through_the_node_unchanged(anvil: Anvil, node: NodeProcess) 
 
 def test_eth_call_and_estimate_gas_run_locally_and_equal_anvils(anvil: Anvil,
                                                                node: NodeProcess) -> None:
-    from anvil import CHAIN_ID, DEV_PRIVATE_KEYS
+    from node.devnet import CHAIN_ID, DEV_PRIVATE_KEYS
+
     from devnet_scenario import mine_every_envelope
 
     scenario = mine_every_envelope(anvil.rpc, DEV_PRIVATE_KEYS, CHAIN_ID)
@@ -361,7 +364,7 @@ def test_cast_call_and_send_through_the_node(tmp_path: Path) -> None:
     and cast's eth_feeHistory over the last 10 blocks needs every body verified."""
     import subprocess
 
-    from anvil import find_foundry_tool, start_anvil
+    from node.devnet import find_foundry_tool, start_anvil
 
     cast = str(find_foundry_tool("cast"))
     chain = start_anvil()
@@ -406,7 +409,7 @@ def _p256_input(message: bytes) -> bytes:
 def test_osaka_calls_through_the_node_equal_anvils(tmp_path: Path) -> None:
     """anvil --hardfork osaka: CLZ (EIP-7939) and P256VERIFY (EIP-7951) run on the node's
     own Osaka VM, picked by the block's timestamp from the fork schedule (--chain)."""
-    from anvil import start_anvil
+    from node.devnet import start_anvil
 
     chain = start_anvil(hardfork="osaka")
     clz = "0x" + "00" * 19 + "c1"

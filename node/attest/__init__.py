@@ -3,6 +3,8 @@ verify peers' attestations, assemble k-of-n certificates, detect equivocation.
 
 * :mod:`node.attest.attestation` -- :class:`SignedAttestation`, :func:`attest`,
   :func:`verify_attestation`, registry views, the :class:`AttestationError` family;
+* :mod:`node.attest.chain_registry` -- :class:`ChainRegistry`, SatelliteRegistry's active
+  signers as a snapshot that never blocks;
 * :mod:`node.attest.codec` -- the compact gossip encoding and message id;
 * :mod:`node.attest.certificate` -- :class:`CertificateBuilder`, batch certificates;
 * :mod:`node.attest.equivocation` -- :class:`EquivocationDetector`, :class:`Evidence`;
@@ -12,7 +14,6 @@ verify peers' attestations, assemble k-of-n certificates, detect equivocation.
 from node.attest.attestation import (
     AttestationError,
     BadSignature,
-    ChainRegistry,
     HighS,
     MalformedSignature,
     SignedAttestation,
@@ -30,6 +31,7 @@ from node.attest.certificate import (
     TaskTerms,
     batch_certificate,
 )
+from node.attest.chain_registry import ChainRegistry, RegistryUnavailable
 from node.attest.codec import DecodeError, decode, encode, message_id
 from node.attest.cosigner import Consideration, Cosigner
 from node.attest.equivocation import EquivocationDetector, Evidence
@@ -48,6 +50,7 @@ __all__ = [
     "Evidence",
     "HighS",
     "MalformedSignature",
+    "RegistryUnavailable",
     "SignedAttestation",
     "StaticRegistry",
     "TaskTerms",

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import coincurve
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 
 from contracts import eip712
 
@@ -247,35 +247,6 @@ class StaticRegistry:
 
     def is_active(self, address: bytes) -> bool:
         return bytes(address) in self.active
-
-
-class ChainRegistry:
-    """SatelliteRegistry.isActive over web3, answered per block: one call per (block,
-    address); the cache is dropped when the chain moves to a new block.
-
-    ``registry`` is a web3 contract bound to the registry (``contracts.deploy.contract(w3,
-    REGISTRY, address)``). ``block`` chooses the block to read at (default: ``latest``,
-    resolved to a number once per query so the answer and the cache key agree).
-    """
-
-    def __init__(self, registry: Any, block: Callable[[], int] | None = None) -> None:
-        self.registry = registry
-        self._block = block or (lambda: int(registry.w3.eth.block_number))
-        self._cache_block: int | None = None
-        self._cache: dict[bytes, bool] = {}
-        self.calls = 0
-        """How many isActive calls reached the chain (for tests and metrics)."""
-
-    def is_active(self, address: bytes) -> bool:
-        block = self._block()
-        if block != self._cache_block:
-            self._cache_block, self._cache = block, {}
-        key = bytes(address)
-        if key not in self._cache:
-            self.calls += 1
-            self._cache[key] = bool(self.registry.functions.isActive(
-                to_checksum_address(key)).call(block_identifier=block))
-        return self._cache[key]
 
 
 def verify_attestation(att: SignedAttestation, registry: RegistryView,

@@ -39,11 +39,6 @@ class TaskTerms:
     quorum: int
 
 
-Task = TaskTerms
-"""Old name, kept only for ``node/gossip/service.py`` (owned by another branch); remove it
-once that module imports :class:`TaskTerms`."""
-
-
 @dataclass(frozen=True)
 class Certificate:
     """``result`` signed by ``signers`` (ascending), ``signatures[i]`` by ``signers[i]``."""

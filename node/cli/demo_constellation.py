@@ -20,7 +20,7 @@ from node.attest import Cosigner, StaticRegistry, attest, encode
 from node.attest.attestation import attestation_only_policy
 from node.attest.certificate import TaskTerms
 from node.gossip import AttestationService, AttestationValidator, GossipConfig, GossipNode
-from node.gossip.host import GossipError
+from node.gossip.config import GossipError
 from node.tasks import model as qmodel
 from node.tasks.task import Task
 from wallet import audit as audit_log

@@ -113,6 +113,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--messages", type=uint(32), help="attestations per rate (default 300)")
     p.add_argument("--rate", type=positive, action="append", metavar="MSG_PER_S",
                    help="publish rate (repeatable; default 5, 10, 20 and 50)")
+    p.add_argument("--attestations", type=uint(32),
+                   help="attestations per bundle rate (default 3000)")
+    p.add_argument("--bundle-rate", type=positive, action="append", metavar="ATT_PER_S",
+                   help="attestations/s published in bundles (repeatable; default 500, 1000)")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")

@@ -36,6 +36,10 @@ def _gossip_bench(args: argparse.Namespace) -> int:
         argv += ["--messages", str(args.messages)]
     for rate in args.rate or ():
         argv += ["--rate", str(rate)]
+    if args.attestations is not None:
+        argv += ["--attestations", str(args.attestations)]
+    for rate in args.bundle_rate or ():
+        argv += ["--bundle-rate", str(rate)]
     return int(bench.main(argv))
 
 

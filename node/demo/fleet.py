@@ -26,7 +26,7 @@ import aiohttp
 
 from node.attest.attestation import attestation_only_policy
 from node.config import PowerConfig
-from node.gossip.host import peer_id_of
+from node.gossip.transport import peer_id_of
 from wallet.config import WalletConfig, save_config
 from wallet.keys.keystore import create_keystore
 from wallet.policy import pin_policy

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass, field
 
 from node.gossip.host import GossipNode
+from node.gossip.scoring import ScheduledLink
 from sim_link.clock import PlanClock
 from sim_link.plan import ContactPlan
 
@@ -40,9 +41,13 @@ async def dial_on_contacts(gossip: GossipNode, plan: ContactPlan, link: str, add
                            dials: ContactDials | None = None) -> ContactDials:
     """Dial ``addr`` (a multiaddr with ``/p2p/<peer id>``) in every future window of ``link``
     (``retry_s`` wall seconds between attempts); return when the plan has no more windows.
-    Cancel the task to stop following the plan."""
+    Cancel the task to stop following the plan.
+
+    The node's peer scoring learns the link too: the neighbour is not penalised for being
+    silent while the plan says its link is down (:class:`~node.gossip.scoring.ScheduledLink`)."""
     dials = dials if dials is not None else ContactDials()
     peer_id = addr.rsplit("/p2p/", 1)[-1]
+    gossip.gossipsub.scorer.scheduled[peer_id] = ScheduledLink(plan, link, clock)
     for contact in plan.for_link(link):
         if contact.end <= clock.now():
             continue

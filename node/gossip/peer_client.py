@@ -66,6 +66,7 @@ class PeerProcess:
                     accept_all: bool = False, publish_rate: float | None = None,
                     publish_burst: int | None = None, store: str | os.PathLike[str] | None = None,
                     config: Mapping[str, object] | None = None,
+                    bundle_window: float | None = None, bundle_max: int | None = None,
                     name: str | None = None, ready_timeout: float = 60.0,
                     log_level: str = "WARNING") -> PeerProcess:
         """Start a peer process and wait for it to listen (``ready``).
@@ -73,7 +74,7 @@ class PeerProcess:
         ``signers`` / ``models`` / ``chain_id`` / ``contract`` / ``registry`` become the
         validator's registry (see :mod:`node.gossip.peer_process`); ``store`` is the node's
         SQLite store file (default in memory); ``config`` sets any other
-        :class:`~node.gossip.host.GossipConfig` field by name."""
+        :class:`~node.gossip.config.GossipConfig` field by name."""
         argv = [sys.executable, "-m", "node.gossip.peer_process", "--seed", seed,
                 "--port", str(port), "--log-level", log_level]
         argv += [a for s in signers for a in ("--signer", "0x" + bytes(s).hex())]
@@ -92,6 +93,10 @@ class PeerProcess:
             argv += ["--publish-burst", str(publish_burst)]
         if store is not None:
             argv += ["--store", str(store)]
+        if bundle_window is not None:
+            argv += ["--bundle-window", str(bundle_window)]
+        if bundle_max is not None:
+            argv += ["--bundle-max", str(bundle_max)]
         for key, value in (config or {}).items():
             argv += ["--gossip-config", f"{key}={value}"]
         env = dict(os.environ)
@@ -179,12 +184,15 @@ class PeerProcess:
         """Dial ``addr`` (and catch up from it when ``sync``)."""
         return await self.request("connect", timeout, addr=addr, sync=sync)
 
-    def publish_nowait(self, data: bytes) -> asyncio.Future[dict[str, Any]]:
-        """Hand ``data`` to the node to publish now; the future gets the ``published`` reply."""
-        return self.request_nowait("publish", hex=bytes(data).hex())
+    def publish_nowait(self, data: bytes, *,
+                       bundle: bool = False) -> asyncio.Future[dict[str, Any]]:
+        """Hand ``data`` to the node to publish now (``bundle``: in its next bundle); the
+        future gets the ``published`` reply."""
+        return self.request_nowait("publish", hex=bytes(data).hex(), bundle=bundle)
 
-    async def publish(self, data: bytes, timeout: float = 30.0) -> dict[str, Any]:
-        return await self.request("publish", timeout, hex=bytes(data).hex())
+    async def publish(self, data: bytes, timeout: float = 30.0, *,
+                      bundle: bool = False) -> dict[str, Any]:
+        return await self.request("publish", timeout, hex=bytes(data).hex(), bundle=bundle)
 
     async def stats(self, timeout: float = 30.0) -> dict[str, Any]:
         return await self.request("stats", timeout)

@@ -16,7 +16,10 @@ its reply so a client can match replies to requests (ops run concurrently):
   :meth:`GossipNode.connect`); reply ``{"event": "connected", "addr", "synced"}``;
 * ``{"op": "publish", "hex": DATA}`` -- publish (paced by the node's token bucket); reply
   ``{"event": "published", "id", "t_ns", "done_ns"}``: ``t_ns`` when the op was read,
-  ``done_ns`` when py-libp2p took the message;
+  ``done_ns`` when py-libp2p took the message; with ``"bundle": true`` the attestation goes
+  out in the node's next bundle (:class:`~node.gossip.bundle.BundlePublisher`, grouped for
+  ``--bundle-window`` seconds, at most ``--bundle-max``) and ``done_ns`` is when that bundle
+  was taken;
 * ``{"op": "stats"}`` -- reply ``{"event": "stats", ...}`` (see :meth:`_Peer.stats`);
 * ``{"op": "quit"}`` -- stop cleanly. End of stdin (the parent went away), SIGTERM and SIGINT
   do the same.
@@ -54,7 +57,9 @@ from typing import IO, Any
 
 from node.attest.attestation import StaticRegistry
 from node.attest.codec import message_id
-from node.gossip.host import GossipConfig, GossipError, GossipNode
+from node.gossip.bundle import MAX_ENTRIES, BundleConfig, BundlePublisher
+from node.gossip.config import GossipConfig, GossipError
+from node.gossip.host import GossipNode
 from node.gossip.validator import AttestationValidator
 
 log = logging.getLogger("node.gossip.peer_process")
@@ -114,6 +119,8 @@ class Registry:
 
 def _config_value(field: dataclasses.Field[Any], text: str) -> Any:
     kind = type(field.default)
+    if kind not in (bool, int, float, str):  # e.g. scoring: a nested dataclass
+        raise UsageError(f"gossip config {field.name} cannot be set with --gossip-config")
     if kind is bool:
         return text.lower() in ("1", "true", "yes")
     try:
@@ -182,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "restart with the same file resumes from it")
     parser.add_argument("--gossip-config", action="append", default=[], metavar="KEY=VALUE",
                         help="any other GossipConfig field (repeatable)")
+    parser.add_argument("--bundle-window", type=float, default=BundleConfig.window,
+                        help="seconds an attestation published with bundle=true waits for "
+                             "others (default %(default)s)")
+    parser.add_argument("--bundle-max", type=int, default=MAX_ENTRIES,
+                        help="most attestations per bundle (default %(default)s)")
     parser.add_argument("--accept-all", action="store_true",
                         help="install no validator: deliver and forward anything (tests only: "
                              "plays a forger)")
@@ -193,9 +205,10 @@ class _Peer:
     """The running process: a node, its validator, the protocol output."""
 
     def __init__(self, node: GossipNode, validator: AttestationValidator | None,
-                 out: IO[str]) -> None:
+                 publisher: BundlePublisher, out: IO[str]) -> None:
         self.node = node
         self.validator = validator
+        self.publisher = publisher
         self.out = out
         self.stop = asyncio.Event()
         self.reason = "quit"
@@ -214,10 +227,14 @@ class _Peer:
             self.stop.set()
 
     async def stats(self) -> dict[str, Any]:
-        """Counters: delivered, duplicates, synced / sync_rejected, accepted and rejections by
-        reason (the validator's), dropped_rpcs by ``reason/kind`` (py-libp2p's silent drops),
+        """Counters: delivered, duplicates, synced / sync_rejected / sync_undecided,
+        handoff_overflows and store_failures (delivery, see node.gossip.delivery), accepted,
+        rejections and undecided by reason (the validator's), dropped_rpcs by ``reason/kind``
+        (py-libp2p's silent drops),
         gossip_cached (messages gossipsub can still replay by IHAVE/IWANT), mesh and connected
-        peers, and the process's CPU seconds so far (all threads)."""
+        peers, bundle verdicts and the sizes of the bundles published, peer scores and the
+        control messages ignored from graylisted peers, and the process's CPU seconds so far
+        (all threads)."""
         node, v = self.node, self.validator
         cache = getattr(node.gossipsub, "mcache", None)
         return {
@@ -226,13 +243,21 @@ class _Peer:
             "duplicates": node.duplicates_dropped,
             "synced": node.synced_count,
             "sync_rejected": node.sync_rejected,
+            "sync_undecided": node.sync_undecided,
+            "handoff_overflows": node.handoff_overflows,
+            "store_failures": node.store_failures,
             "accepted": None if v is None else v.accepted,
             "rejections": {} if v is None else dict(v.rejections),
+            "undecided": {} if v is None else dict(v.undecided),
             "dropped_rpcs": {f"{reason}/{kind}": n
                              for (reason, kind), n in node.dropped_rpcs.items()},
             "gossip_cached": len(cache.msgs) if cache is not None else None,
             "mesh_peers": sorted(await node.mesh_peers()),
             "connected_peers": sorted(await node.connected_peers()),
+            "bundles": {} if node.validator is None else node.validator.counts(),
+            "bundle_sizes": {str(k): n for k, n in sorted(self.publisher.sizes.items())},
+            "scores": await node.peer_scores(),
+            "graylisted_rpcs": node.gossipsub.graylisted_rpcs,
             "cpu_s": time.process_time(),
         }
 
@@ -255,7 +280,10 @@ class _Peer:
     async def _run(self, op: Any, command: dict[str, Any], t_ns: int) -> dict[str, Any] | None:
         if op == "publish":
             data = bytes.fromhex(str(command["hex"]).removeprefix("0x"))
-            mid = await self.node.publish(data)
+            if command.get("bundle"):
+                mid = await self.publisher.publish(data)
+            else:
+                mid = await self.node.publish(data)
             return {"event": "published", "id": mid.hex(), "t_ns": t_ns,
                     "done_ns": time.monotonic_ns()}
         if op == "connect":
@@ -317,8 +345,15 @@ async def serve(args: argparse.Namespace, out: IO[str]) -> int:
                              "(--signer/--model or --registry); --accept-all for none")
         validator = AttestationValidator(StaticRegistry(registry.signers), registry.models,
                                          registry.chain_id, registry.contract)
+    try:
+        bundling = BundleConfig(window=args.bundle_window, max_entries=args.bundle_max)
+    except ValueError as exc:
+        raise UsageError(f"--bundle-window/--bundle-max: {exc}") from None
     node = await GossipNode.start(args.port, args.seed, validator=validator, config=config)
-    peer = _Peer(node, validator, out)
+    publisher = BundlePublisher(node, validator, bundling)
+    if node.validator is not None:  # a rejected bundle's good entries go out again
+        node.validator.on_salvage = publisher.submit_threadsafe
+    peer = _Peer(node, validator, publisher, out)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, peer.finish, signal.Signals(signum).name)
@@ -328,12 +363,14 @@ async def serve(args: argparse.Namespace, out: IO[str]) -> int:
         async with asyncio.TaskGroup() as group:
             deliveries = group.create_task(peer.report_deliveries())
             commands = group.create_task(peer.read_commands(reader))
+            bundles = group.create_task(publisher.run())
             peer.emit({"event": "ready", "peer_id": node.peer_id, "addr": node.listen_addr,
                        "pid": os.getpid()})
             await peer.stop.wait()
             commands.cancel()
             await peer.cancel_ops()
             deliveries.cancel()
+            bundles.cancel()
     finally:
         await node.stop()
     peer.emit({"event": "stopped", "reason": peer.reason})

@@ -29,8 +29,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from node.attest.certificate import SUBMIT_CERTIFICATE
-from node.gossip.host import GossipConfig as HostConfig
-from node.gossip.host import GossipError, GossipNode, peer_id_of
+from node.gossip.config import GossipConfig as HostConfig
+from node.gossip.config import GossipError
+from node.gossip.host import GossipNode
+from node.gossip.transport import peer_id_of
 from node.mission.chain import RegistrySnapshot
 from node.mission.mission import Mission
 from node.mission.store import MissionStore

@@ -46,7 +46,8 @@ from typing import TYPE_CHECKING, Any
 from node.attest.certificate import Certificate, TaskTerms
 from node.chain.hashing import keccak256
 from node.contact import plan_clock
-from node.gossip.host import GossipError, GossipNode
+from node.gossip.config import GossipError
+from node.gossip.host import GossipNode
 from node.gossip.service import AttestationService
 from node.mission.chain import ChainView, RegistrySnapshot
 from node.mission.peers import keep_peer
@@ -221,6 +222,7 @@ class Mission:
                      task.epoch, task.quorum)
         for task_id in certified:
             log.info("task 0x%s certified on chain", task_id.hex())
+            self.service.forget(task_id)  # the service's memory holds open tasks only
 
     # -- the work loop -------------------------------------------------------------------
 

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from node.gossip.host import GossipError, GossipNode
+from node.gossip.config import GossipError
+from node.gossip.host import GossipNode
 
 log = logging.getLogger(__name__)
 
