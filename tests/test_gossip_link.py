@@ -148,9 +148,9 @@ async def test_without_backpressure_drops_are_counted_and_recovered_by_sync(
         nodes: list[GossipNode]) -> None:
     """The control for the test above: py-libp2p's 32-RPC queue drops what does not fit; the
     drops are counted, and the peer that missed them is asked to sync from A, so it still
-    gets all of them -- by sync, not by gossip."""
+    gets all of them (by that sync, or by gossipsub's IHAVE/IWANT if it comes first: in some
+    runs every dropped publish came back through the gossip cache)."""
     unchecked = dataclasses.replace(FAST, queue_high_water=10**9)
     a, sent, got = await _burst_over_slow_link(nodes, unchecked, 800, recovery=90)
     assert a.dropped_rpcs.get(("queue_full", "publish"), 0) > 0
     assert got == sent
-    assert nodes[-1].synced_count > 0

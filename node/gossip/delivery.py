@@ -64,7 +64,7 @@ class Delivery:
         self._lost = False  # the queue overflowed since the last repair was asked for
         self._overflowed: OrderedDict[bytes, None] = OrderedDict()  # ids, not yet recovered
         self._overflow_lock = threading.Lock()  # trio thread adds, a worker thread prunes
-        self._storing = False
+        self._unstored = 0  # offered and not stored yet (trio thread only)
         self._once_stored: dict[str, Callable[[], None]] = {}
         self.delivered_count = 0
         self.duplicates_dropped = 0
@@ -90,8 +90,9 @@ class Delivery:
 
     @property
     def backlog(self) -> int:
-        """Messages handed over by py-libp2p and not stored yet."""
-        return int(self._receive.statistics().current_buffer_used)
+        """Messages handed over by py-libp2p and not stored yet (queued, or taken by the drain
+        and being stored: a message handed straight to a waiting drain is in no buffer)."""
+        return self._unstored
 
     # ---- trio side -------------------------------------------------------------------------
 
@@ -108,12 +109,13 @@ class Delivery:
                 while len(self._overflowed) > OVERFLOW_IDS_KEPT:
                     self._overflowed.popitem(last=False)
             return
-        self.handoff_high_water = max(self.handoff_high_water, self.backlog)
+        self._unstored += 1
+        self.handoff_high_water = max(self.handoff_high_water, self._unstored)
 
     def once_stored(self, key: str, action: Callable[[], None]) -> None:
         """On the trio loop: run ``action`` on the asyncio loop once everything offered so far
         is stored (at once if it is). One pending action per ``key``."""
-        if self.backlog == 0 and not self._storing:
+        if self._unstored == 0:
             self._notify(action)
         else:
             self._once_stored[key] = action
@@ -127,10 +129,9 @@ class Delivery:
                     batch.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            self._storing = True
             await self._store(batch)
-            self._storing = False
-            if self.backlog == 0:
+            self._unstored -= len(batch)
+            if self._unstored == 0:
                 if self._lost:
                     self._lost = False
                     self._notify(self._on_loss)
