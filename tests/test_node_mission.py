@@ -30,12 +30,12 @@ from verified_node import REPO, NodeProcess, start_node, write_node_config
 from node.attest.attestation import attestation_only_policy
 from node.attest.certificate import SUBMIT_CERTIFICATE
 from node.chain.hashing import keccak256
+from node.demo.fleet import make_keystore_wallet
 from node.devnet import Anvil
 from node.gossip.transport import peer_id_of
 from node.tasks import model as qmodel
 from node.tasks.task import derive_task_id
 from wallet.config import WalletConfig, save_config
-from wallet.keys.keystore import create_keystore
 from wallet.keys.pin import PinAttempts
 from wallet.keys.pkcs11 import Pkcs11Token
 from wallet.policy import pin_policy
@@ -68,20 +68,8 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 40.0) -> Any:
 
 
 def make_wallet(home: Path, attestations: str, *, submit: bool = True) -> bytes:
-    """A wallet home as ``orbital wallet`` leaves it: one keystore (light KDF), a pinned
-    attestation policy (with submitCertificate when ``submit``), and a password file."""
-    keystores = home / "keystores"
-    keystores.mkdir(parents=True)
-    temporary = keystores / "new.json.tmp"
-    address = create_keystore(temporary, PASSWORD, kdf="pbkdf2", iterations=1000)
-    temporary.rename(keystores / f"0x{address.hex()}.json")
-    policy = home / "policy.toml"
-    policy.write_text(attestation_only_policy(31337, attestations, submit=submit))
-    save_config(WalletConfig(home, chain_id=31337, policy_sha256=pin_policy(policy)))
-    secret = home / "password"
-    secret.write_text(PASSWORD + "\n")
-    secret.chmod(0o600)
-    return address
+    """A keystore wallet home for chain 31337 (the demo's, :mod:`node.demo.fleet`)."""
+    return make_keystore_wallet(home, 31337, attestations, submit=submit, password=PASSWORD)
 
 
 @dataclass

@@ -76,24 +76,33 @@ class Satellite:
         return self.root / "node.toml"
 
 
-def make_satellite(name: str, root: Path, chain_id: int, attestations: str,
-                   gossip_port: int) -> Satellite:
-    """The on-board files of a new satellite: a keystore wallet (light KDF: a demo) with
-    the attestation policy pinned, its password file, and a gossip seed."""
-    wallet = root / "wallet"
-    keystores = wallet / "keystores"
+def make_keystore_wallet(home: Path, chain_id: int, attestations: str, *,
+                         satellite: str | None = None, submit: bool = True,
+                         password: str | None = None) -> bytes:
+    """A wallet home as ``orbital wallet`` leaves it: one keystore (light KDF: a demo or a
+    test, not flight), the attestation policy pinned (with ``submitCertificate`` when
+    ``submit``), and its password in ``home/password`` (mode 600); returns the address."""
+    keystores = home / "keystores"
     keystores.mkdir(parents=True)
-    password = os.urandom(16).hex()
+    password = os.urandom(16).hex() if password is None else password
     temporary = keystores / "new.json.tmp"
     address = create_keystore(temporary, password, kdf="pbkdf2", iterations=1000)
     temporary.rename(keystores / f"0x{address.hex()}.json")
-    policy = wallet / "policy.toml"
-    policy.write_text(attestation_only_policy(chain_id, attestations, submit=True))
-    save_config(WalletConfig(wallet, chain_id=chain_id, satellite=name,
+    policy = home / "policy.toml"
+    policy.write_text(attestation_only_policy(chain_id, attestations, submit=submit))
+    save_config(WalletConfig(home, chain_id=chain_id, satellite=satellite,
                              policy_sha256=pin_policy(policy)))
-    secret = wallet / "password"
+    secret = home / "password"
     secret.write_text(password + "\n")
     secret.chmod(0o600)
+    return address
+
+
+def make_satellite(name: str, root: Path, chain_id: int, attestations: str,
+                   gossip_port: int) -> Satellite:
+    """The on-board files of a new satellite: its wallet, a gossip seed, the directories
+    the ground uplinks into."""
+    address = make_keystore_wallet(root / "wallet", chain_id, attestations, satellite=name)
     seed = os.urandom(32)
     (root / "gossip.key").write_text(seed.hex() + "\n")
     (root / "heads").mkdir()
