@@ -1,6 +1,7 @@
 """``orbital demo`` at a small size, as a newcomer runs it (issue #18): two satellites over
 one polar station for three orbital hours at x300 with one task -- anvil started by the
-demo, every satellite an ``orbital node run`` process behind the link emulators. The task
+demo, every satellite an ``orbital node run`` process behind the link emulators, its key in
+a SoftHSM2 token (keystores in the fault runs, so both wallets fly). The task
 lands on chain through a satellite's outbox; the certified output is the one the model
 gives for the input the seed chose (so the same seed certifies the same result); the
 report, its JSON and the timeline PNG are written; the nodes verified what they served."""
@@ -8,6 +9,7 @@ report, its JSON and the timeline PNG are written; the nodes verified what they 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +53,8 @@ def test_the_demo_lands_the_certified_result_the_seed_chose(tmp_path: Path) -> N
     report = demo(out, "--satellites", "2", "--stations", "1", "--hours", "3",
                   "--time-scale", "300", "--tasks", "1", "--seed", "7")
     assert_certified_what_the_seed_chose(report)
+    # keys in SoftHSM2 tokens where it is installed (scripts/setup.sh --test installs it)
+    assert report["wallets"] == ("softhsm" if shutil.which("softhsm2-util") else "keystore")
     (task,) = report["tasks"]
     assert task["submittedBy"] and set(task["submittedBy"]) <= {"SAT1", "SAT2"}
     assert task["routedTo"]
@@ -68,7 +72,9 @@ def test_each_fault_ends_with_the_same_certified_results(tmp_path: Path, fault: 
     """Three satellites, one task: whatever the fault, the task lands with the result its
     input gives (the undisturbed run's), and the report names what the fault did or cost."""
     report = demo(tmp_path / fault, "--satellites", "3", "--stations", "2", "--hours", "4",
-                  "--time-scale", "300", "--tasks", "1", "--seed", "5", "--fault", fault)
+                  "--time-scale", "300", "--tasks", "1", "--seed", "5", "--fault", fault,
+                  "--wallets", "keystore")
+    assert report["wallets"] == "keystore"
     assert_certified_what_the_seed_chose(report)
     assert report["fault"]["name"] == fault
     if fault == "kill":

@@ -58,6 +58,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", metavar="DIR", default="demo-out",
                         help="where report.json, timeline.png and the run's files go "
                         "(default demo-out; DIR/run must not exist)")
+    parser.add_argument("--wallets", choices=("auto", "keystore", "softhsm"), default="auto",
+                        help="where the satellites' keys live: SoftHSM2 tokens (PKCS#11) or "
+                        "keystores; auto (default): SoftHSM2 when it is installed")
     parser.add_argument("--fault", choices=("station-outage", "kill", "partition", "liar"),
                         help="make something go wrong (see node/demo/faults.py): a station "
                         "lost for an orbit, a satellite killed -9 mid-task and restarted, an "
@@ -84,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit("orbital demo: --hours and --time-scale must be positive")
     options = DemoOptions(satellites=args.satellites, stations=args.stations, hours=args.hours,
                           time_scale=args.time_scale, tasks=args.tasks, seed=args.seed,
-                          out=Path(args.out), fault=args.fault)
+                          out=Path(args.out), fault=args.fault, wallets=args.wallets)
     print(f"orbital demo: {options.satellites} satellites, {options.stations} stations, "
           f"{options.hours:g} orbital hours at x{options.time_scale:g} "
           f"(about {options.hours * 3600 / options.time_scale:.0f} s of flight)")

@@ -15,9 +15,10 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,10 @@ from node.attest.attestation import attestation_only_policy
 from node.config import PowerConfig
 from node.gossip.transport import peer_id_of
 from wallet.config import WalletConfig, save_config
+from wallet.errors import WalletError
+from wallet.keys import pkcs11
 from wallet.keys.keystore import create_keystore
+from wallet.keys.pin import PinAttempts
 from wallet.policy import pin_policy
 
 POWER = PowerConfig(capacity_wh=20, solar_w=20, idle_w=8, task_w=40, task_s=600,
@@ -53,7 +57,7 @@ class Satellite:
     process: asyncio.subprocess.Process | None = None
     rpc_url: str | None = None
     restarts: int = 0
-    events: list[dict[str, Any]] = field(default_factory=list)
+    hsm: Hsm | None = None  # its wallet's key is in a SoftHSM2 token
 
     @property
     def peer_id(self) -> str:
@@ -98,16 +102,78 @@ def make_keystore_wallet(home: Path, chain_id: int, attestations: str, *,
     return address
 
 
+@dataclass(frozen=True)
+class Hsm:
+    """SoftHSM2 for the demo's satellites: its configuration (one token directory for the
+    run) and the state directory of the failed-PIN counters, given to every node."""
+
+    conf: Path
+    state: Path
+
+    @classmethod
+    def found(cls, directory: Path) -> Hsm | None:
+        """An HSM under ``directory`` if SoftHSM2 and p11-kit are installed, else None."""
+        try:
+            pkcs11.default_module()
+        except WalletError:
+            return None
+        if shutil.which("softhsm2-util") is None:
+            return None
+        tokens = directory / "tokens"
+        tokens.mkdir(parents=True)
+        conf = directory / "softhsm2.conf"
+        conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\n"
+                        "log.level = ERROR\nslots.removable = false\n")
+        return cls(conf, directory / "state")
+
+    def environ(self) -> dict[str, str]:
+        return {**os.environ, "SOFTHSM2_CONF": str(self.conf),
+                "ORBITAL_STATE_DIR": str(self.state)}
+
+
+def make_hsm_wallet(home: Path, hsm: Hsm, label: str, chain_id: int, attestations: str,
+                    *, satellite: str) -> bytes:
+    """A PKCS#11 wallet home: a SoftHSM2 token ``label`` initialised (random PINs), a key
+    generated inside it, the attestation policy pinned, the user PIN in ``home/pin``."""
+    so_pin, pin = os.urandom(8).hex(), os.urandom(8).hex()
+    saved = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(hsm.conf)  # softhsm2-util and the module read it
+    try:
+        pkcs11.init_token(None, label, so_pin, pin)
+        with pkcs11.Pkcs11Token(label, pin, attempts=PinAttempts.in_state_dir(hsm.state)
+                                ) as token:
+            address = token.generate_key()
+    finally:
+        if saved is None:
+            os.environ.pop("SOFTHSM2_CONF", None)
+        else:
+            os.environ["SOFTHSM2_CONF"] = saved
+    home.mkdir(parents=True)
+    policy = home / "policy.toml"
+    policy.write_text(attestation_only_policy(chain_id, attestations, submit=True))
+    save_config(WalletConfig(home, backend="pkcs11", token=label, chain_id=chain_id,
+                             satellite=satellite, policy_sha256=pin_policy(policy)))
+    secret = home / "pin"
+    secret.write_text(pin + "\n")
+    secret.chmod(0o600)
+    return address
+
+
 def make_satellite(name: str, root: Path, chain_id: int, attestations: str,
-                   gossip_port: int) -> Satellite:
-    """The on-board files of a new satellite: its wallet, a gossip seed, the directories
-    the ground uplinks into."""
-    address = make_keystore_wallet(root / "wallet", chain_id, attestations, satellite=name)
+                   gossip_port: int, hsm: Hsm | None = None) -> Satellite:
+    """The on-board files of a new satellite: its wallet (in a SoftHSM2 token when ``hsm``,
+    else a keystore), a gossip seed, the directories the ground uplinks into."""
+    if hsm is None:
+        address = make_keystore_wallet(root / "wallet", chain_id, attestations,
+                                       satellite=name)
+    else:
+        address = make_hsm_wallet(root / "wallet", hsm, name, chain_id, attestations,
+                                  satellite=name)
     seed = os.urandom(32)
     (root / "gossip.key").write_text(seed.hex() + "\n")
     (root / "heads").mkdir()
     (root / "inputs").mkdir()
-    return Satellite(name, root, address, seed, gossip_port)
+    return Satellite(name, root, address, seed, gossip_port, hsm=hsm)
 
 
 @dataclass(frozen=True)
@@ -128,6 +194,10 @@ def node_config(sat: Satellite, *, chain_id: int, plan: Path, clock: LinkClock,
     ``SAT-STATION`` to the emulator's URL in front of the ground's RPC; ``peers`` maps each
     neighbour's multiaddr (through the ISL emulator) to the link it crosses."""
     upstreams = [f"{link.split('-', 1)[1].lower()}={url}" for link, url in ground_links.items()]
+    wallet = ('backend = "keystore"\nhome = "wallet"\npassword_file = "wallet/password"'
+              if sat.hsm is None else
+              f'backend = "pkcs11"\nhome = "wallet"\ntoken = "{sat.name}"\n'
+              'pin_file = "wallet/pin"')
     start = json.dumps(_iso(clock.start))
     return f"""# {sat.name}: written by orbital demo
 [node]
@@ -157,9 +227,7 @@ start = {start}
 epoch = {clock.epoch}
 
 [wallet]
-backend = "keystore"
-home = "wallet"
-password_file = "wallet/password"
+{wallet}
 
 [gossip]
 listen = "127.0.0.1:{sat.gossip_port}"
@@ -199,7 +267,8 @@ async def start_node(sat: Satellite) -> str:
     try:
         sat.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "node.cli.main", "node", "run", "--config", str(sat.config),
-            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=sat.root)
+            stdout=asyncio.subprocess.PIPE, stderr=log, cwd=sat.root,
+            env=None if sat.hsm is None else sat.hsm.environ())
     finally:
         log.close()
     assert sat.process.stdout is not None

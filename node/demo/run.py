@@ -38,6 +38,7 @@ import aiohttp
 from node.demo.events import NodeEvent, read_events
 from node.demo.faults import KILL_DOWN_S, faulted_plan, liar
 from node.demo.fleet import (
+    Hsm,
     LinkClock,
     Satellite,
     make_satellite,
@@ -71,6 +72,9 @@ class DemoOptions:
     tasks: int = 3
     seed: int = 1
     out: Path = Path("demo-out")
+    wallets: str = "auto"
+    """``keystore``, ``softhsm`` (keys in SoftHSM2 tokens), or ``auto``: SoftHSM2 when it
+    is installed."""
     fault: str | None = None
     """One of :data:`node.demo.faults.FAULTS`, or None."""
     fallback_s: float = 600.0
@@ -140,10 +144,15 @@ async def run_demo(options: DemoOptions, progress: Callable[[Flight], None]) -> 
     anvil = await asyncio.to_thread(start_anvil)
     try:
         ground = await asyncio.to_thread(GroundChain.deploy, anvil, work / "ground")
+        hsm = None if options.wallets == "keystore" else Hsm.found(work / "hsm")
+        if hsm is None and options.wallets == "softhsm":
+            raise RuntimeError("--wallets softhsm: SoftHSM2 or p11-kit is not installed "
+                               "(scripts/setup.sh --test installs them)")
         satellites = []
         for i, name in enumerate(scenario.satellites):
-            sat = make_satellite(name, work / name, ground.deployment.chain_id,
-                                 ground.deployment.attestations, _free_port())
+            sat = await asyncio.to_thread(
+                make_satellite, name, work / name, ground.deployment.chain_id,
+                ground.deployment.attestations, _free_port(), hsm)
             await asyncio.to_thread(ground.register, sat.address, name, 91001 + i)
             satellites.append(sat)
         stages["ground"] = time.monotonic() - began
@@ -388,6 +397,7 @@ def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
         "options": {k: str(v) if isinstance(v, Path) else v
                     for k, v in vars(flight.options).items()},
         "satellites": flight.scenario.satellites,
+        "wallets": "softhsm" if any(s.hsm for s in flight.satellites) else "keystore",
         "stations": [s.name for s in flight.scenario.stations],
         "clock": {"planStart": start, "epoch": flight.epoch,
                   "timeScale": flight.clock.time_scale},
