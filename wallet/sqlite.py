@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from os import PathLike
@@ -35,10 +36,11 @@ def open_durable(path: str | PathLike[str], schema: str = "") -> sqlite3.Connect
     ``synchronous=FULL`` (fsync at every commit), usable from several threads (callers hold a
     lock), ``schema`` (``CREATE ... IF NOT EXISTS`` statements) applied. Closed again if any of
     that fails."""
-    conn = sqlite3.connect(str(path), timeout=30, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                           check_same_thread=False)
     try:
         if str(path) != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn)
         conn.execute("PRAGMA synchronous=FULL")
         if schema:
             conn.executescript(schema)
@@ -46,3 +48,22 @@ def open_durable(path: str | PathLike[str], schema: str = "") -> sqlite3.Connect
         conn.close()
         raise
     return conn
+
+
+BUSY_TIMEOUT_S = 30.0
+
+
+def _wal(conn: sqlite3.Connection) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while another process holds the database: the
+    switch needs an exclusive lock and SQLite answers "database is locked" at once, without
+    its busy handler, when two processes open a new database together (two signers' first
+    open of one ledger)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
