@@ -89,13 +89,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = []
+    failed = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             print(f"demo with {size} satellites...", file=sys.stderr, flush=True)
-            rows.append(one(size, args.stations, args.hours, args.time_scale, args.tasks,
-                            Path(tmp) / f"sats-{size}"))
-    print(json.dumps(rows, indent=1) if args.json else render(rows))
-    return 0
+            try:
+                rows.append(one(size, args.stations, args.hours, args.time_scale, args.tasks,
+                                Path(tmp) / f"sats-{size}"))
+            except Exception as exc:  # a size this machine cannot fly is a result too
+                failed.append(f"{size} satellites: did not fly: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0]}")
+    if args.json:
+        print(json.dumps({"rows": rows, "failed": failed}, indent=1))
+    else:
+        print(render(rows) if rows else "no size flew")
+        for line in failed:
+            print(line)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

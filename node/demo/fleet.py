@@ -41,8 +41,8 @@ POWER = PowerConfig(capacity_wh=20, solar_w=20, idle_w=8, task_w=40, task_s=600,
 for the bus, 40 W more while a task runs for 10 minutes, a 20 Wh battery kept above 6 Wh.
 A task in shadow does not fit (48 W for 10 minutes is 8 Wh); it waits for sunrise."""
 
-START_TIMEOUT = 60.0
-"""Wall seconds a node gets to print ``serving URL``."""
+START_TIMEOUT = 120.0
+"""Wall seconds a node gets to print ``serving URL`` (a loaded machine, a big fleet)."""
 
 
 @dataclass

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import socket
 import time
@@ -197,7 +198,12 @@ async def _fly_through(flight: Flight, work: Path, stages: dict[str, float],
         stages["links"] = time.monotonic() - began
         began = time.monotonic()
         try:
-            await asyncio.gather(*(start_node(sat) for sat in satellites))
+            starting = asyncio.Semaphore(2 * (os.cpu_count() or 1))  # no start-up stampede
+
+            async def start(sat: Satellite) -> None:
+                async with starting:
+                    await start_node(sat)
+            await asyncio.gather(*(start(sat) for sat in satellites))
             stages["start"] = time.monotonic() - began
             began = time.monotonic()
             async with aiohttp.ClientSession(
