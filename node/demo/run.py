@@ -209,7 +209,9 @@ async def _fly_through(flight: Flight, work: Path, stages: dict[str, float],
             async def start(sat: Satellite) -> None:
                 async with starting:
                     await start_node(sat)
-            await asyncio.gather(*(start(sat) for sat in satellites))
+            async with asyncio.TaskGroup() as group:  # one fails: the others are stopped
+                for sat in satellites:
+                    group.create_task(start(sat))
             stages["start"] = time.monotonic() - began
             began = time.monotonic()
             async with aiohttp.ClientSession(
@@ -217,7 +219,9 @@ async def _fly_through(flight: Flight, work: Path, stages: dict[str, float],
                 await _duties(flight, session, progress, end)
             stages["fly"] = time.monotonic() - began
         finally:
-            await asyncio.gather(*(stop_node(sat) for sat in satellites))
+            async with asyncio.TaskGroup() as group:
+                for sat in satellites:
+                    group.create_task(stop_node(sat))
     return flight
 
 
