@@ -96,6 +96,7 @@ the directory of the file. Durations are a number of seconds or ``"<integer><s|m
     [log]
     format = "text"                  # text | json (one JSON object per line)
     level = "info"                   # debug | info | warning | error
+    file = "node.log"                # also append the lines here (left out: stderr only)
 """
 
 from __future__ import annotations
@@ -228,6 +229,8 @@ class MetricsConfig:
 class LogConfig:
     format: str = "text"
     level: str = "info"
+    file: Path | None = None
+    """Where the log lines also go (appended), besides stderr."""
 
 
 @dataclass(frozen=True)
@@ -297,7 +300,7 @@ def parse_node_config(doc: Mapping[str, Any], base: Path,
         tasks=_tasks(_table(doc, "tasks"), base, data_dir) if "tasks" in doc else None,
         power=_power(_table(doc, "power"), doc) if "power" in doc else None,
         metrics=_metrics(_table(doc, "metrics")) if "metrics" in doc else None,
-        log=_log(_table(doc, "log", {})))
+        log=_log(_table(doc, "log", {}), base))
 
 
 def node_options(config: NodeConfig, overrides: Mapping[str, Any] | None = None
@@ -603,10 +606,11 @@ def _metrics(table: Mapping[str, Any]) -> MetricsConfig:
     return MetricsConfig(*_host_port(table["listen"], "metrics.listen"))
 
 
-def _log(table: Mapping[str, Any]) -> LogConfig:
-    _keys(table, "log", set(), {"format", "level"})
+def _log(table: Mapping[str, Any], base: Path) -> LogConfig:
+    _keys(table, "log", set(), {"format", "level", "file"})
     return LogConfig(_choice(table.get("format", "text"), "log.format", LOG_FORMATS),
-                     _choice(table.get("level", "info"), "log.level", LOG_LEVELS))
+                     _choice(table.get("level", "info"), "log.level", LOG_LEVELS),
+                     _path(table, "log.file", base) if "file" in table else None)
 
 
 def _chain(value: Any, base: Path) -> str | None:

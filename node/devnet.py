@@ -171,7 +171,8 @@ class Anvil:
     url: str
     """HTTP JSON-RPC endpoint, ``http://127.0.0.1:<port>``."""
     port: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None
+    """None: attached to a devnet another process runs (:func:`attach_anvil`)."""
     accounts: tuple[str, ...]
     """Addresses of the funded dev accounts as ``eth_accounts`` lists them (lowercase hex)."""
     private_keys: tuple[str, ...]
@@ -197,7 +198,7 @@ class Anvil:
 
     @property
     def running(self) -> bool:
-        return self.process.poll() is None
+        return self.process is not None and self.process.poll() is None
 
     def output(self) -> str:
         """What anvil wrote to stdout/stderr so far (its banner and one line per request)."""
@@ -207,8 +208,10 @@ class Anvil:
         return self._log.read().decode(errors="replace")
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Terminate anvil, kill it if it lingers, and wait until it has exited. Idempotent."""
-        _stop_process(self.process, timeout)
+        """Terminate anvil, kill it if it lingers, and wait until it has exited. Idempotent.
+        An attached devnet is left running."""
+        if self.process is not None:
+            _stop_process(self.process, timeout)
         if self._log is not None:
             self._log.close()
 
@@ -217,6 +220,36 @@ class Anvil:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def anvil_arguments(host: str, port: int, accounts: int = len(DEV_PRIVATE_KEYS),
+                    hardfork: str | None = None) -> list[str]:
+    """anvil's command line after the binary: the project's devnet (chain id
+    :data:`CHAIN_ID`, :data:`HARDFORK`, the dev mnemonic's ``accounts`` funded), listening on
+    ``host:port`` -- for :func:`start_anvil` and the compose file's ``anvil`` service."""
+    return ["--host", host, "--port", str(port), "--chain-id", str(CHAIN_ID),
+            "--hardfork", hardfork or HARDFORK, "--mnemonic", DEV_MNEMONIC,
+            "--accounts", str(accounts)]
+
+
+def attach_anvil(url: str, timeout: float = STARTUP_TIMEOUT) -> Anvil:
+    """The project's devnet already running at ``url`` (the compose file's ``anvil``
+    service), once it answers chain id :data:`CHAIN_ID`; :meth:`Anvil.stop` leaves it running."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            chain_id = int(rpc_call(url, "eth_chainId", timeout=2.0), 16)
+            break
+        except (OSError, ValueError) as exc:
+            if time.monotonic() > deadline:
+                raise AnvilStartError(f"no devnet answers at {url} after {timeout:g} s: "
+                                      f"{exc}") from None
+            time.sleep(0.5)
+    if chain_id != CHAIN_ID:
+        raise AnvilStartError(f"{url} answers chain id {chain_id}, expected {CHAIN_ID}")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    return Anvil(url=url, port=port, process=None, accounts=tuple(rpc_call(url, "eth_accounts")),
+                 private_keys=DEV_PRIVATE_KEYS, binary=Path("anvil"))
 
 
 def start_anvil(
@@ -241,16 +274,7 @@ def start_anvil(
     # Port 0: the kernel picks a free port at anvil's own bind and anvil prints it, so no other
     # process (a parallel test session's anvil) can take the port between choosing and binding.
     log = tempfile.TemporaryFile(prefix="anvil-")  # noqa: SIM115 - Anvil.stop() closes it
-    command = [
-        str(binary),
-        "--host", "127.0.0.1",
-        "--port", "0",
-        "--chain-id", str(CHAIN_ID),
-        "--hardfork", hardfork or HARDFORK,
-        "--mnemonic", DEV_MNEMONIC,
-        "--accounts", str(accounts),
-        *extra_args,
-    ]  # fmt: skip
+    command = [str(binary), *anvil_arguments("127.0.0.1", 0, accounts, hardfork), *extra_args]
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log,
                                stderr=subprocess.STDOUT)
     _live.add(process)

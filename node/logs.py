@@ -17,6 +17,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 FORMATS = ("text", "json")
@@ -81,20 +82,25 @@ def _text(value: Any) -> str:
 
 
 def setup_logging(format: str = "text", level: str = "info",
-                  stream: TextIO | None = None) -> logging.Handler:
+                  stream: TextIO | None = None, file: Path | None = None) -> logging.Handler:
     """Send the root logger's records at ``level`` and above to ``stream`` (default
-    stderr) as ``format`` lines, replacing handlers a previous call installed. Returns the
-    handler."""
+    stderr) as ``format`` lines, and append them to ``file`` too when given, replacing
+    handlers a previous call installed. Returns the stream's handler."""
     if format not in FORMATS:
         raise ValueError(f"log format {format!r}: want one of {', '.join(FORMATS)}")
     if level not in LEVELS:
         raise ValueError(f"log level {level!r}: want one of {', '.join(LEVELS)}")
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
-    handler._orbital = True  # type: ignore[attr-defined]
+    handlers: list[logging.Handler] = [handler]
+    if file is not None:
+        handlers.append(logging.FileHandler(file, encoding="utf-8"))
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_orbital", False)]:
         root.removeHandler(old)
-    root.addHandler(handler)
+        old.close()
+    for each in handlers:
+        each.setFormatter(JsonFormatter() if format == "json" else TextFormatter())
+        each._orbital = True  # type: ignore[attr-defined]
+        root.addHandler(each)
     root.setLevel(LEVELS[level])
     return handler

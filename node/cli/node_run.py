@@ -113,6 +113,7 @@ def _run_node(args: argparse.Namespace) -> int:
         "max_head_age": args.max_head_age}
     metrics = None
     log_format = args.log_format or "text"
+    log_level, log_file = "info", None
     try:
         if args.config:
             config = load_node_config(args.config)
@@ -120,6 +121,7 @@ def _run_node(args: argparse.Namespace) -> int:
             if config.metrics is not None:
                 metrics = (config.metrics.host, config.metrics.port)
             log_format = args.log_format or config.log.format
+            log_level, log_file = config.log.level, config.log.file
         else:
             missing = [flag for flag, key in (("--upstream", "upstreams"), ("--trust", "trust"),
                                               ("--chain-id", "chain_id"),
@@ -134,7 +136,11 @@ def _run_node(args: argparse.Namespace) -> int:
     except ServiceError as exc:
         print(f"orbital: {exc}", file=sys.stderr)
         return 2
-    setup_logging(log_format)
+    try:
+        setup_logging(log_format, log_level, file=log_file)
+    except OSError as exc:
+        print(f"orbital: log file {log_file}: {exc.strerror}", file=sys.stderr)
+        return 2
 
     def ready(url: str) -> None:
         print(f"serving {url}", flush=True)

@@ -27,6 +27,7 @@ import aiohttp
 
 from node.attest.attestation import attestation_only_policy
 from node.config import PowerConfig
+from node.demo.placement import LOCAL, Placement
 from node.gossip.transport import peer_id_of
 from wallet.config import WalletConfig, save_config
 from wallet.errors import WalletError
@@ -189,10 +190,12 @@ class LinkClock:
 def node_config(sat: Satellite, *, chain_id: int, plan: Path, clock: LinkClock,
                 ground_links: dict[str, str], peers: dict[str, str],
                 operators: list[str], threshold: int, attestations: str, registry: str,
-                from_block: int, fallback: float) -> str:
+                from_block: int, fallback: float, placement: Placement = LOCAL) -> str:
     """The satellite's ``node.toml`` (TOML text). ``ground_links`` maps each link
     ``SAT-STATION`` to the emulator's URL in front of the ground's RPC; ``peers`` maps each
-    neighbour's multiaddr (through the ISL emulator) to the link it crosses."""
+    neighbour's multiaddr (through the ISL emulator) to the link it crosses. In the compose
+    placement the node serves on every interface of its container and also writes its log
+    into its volume (``node.log``), where the ground reads its events."""
     upstreams = [f"{link.split('-', 1)[1].lower()}={url}" for link, url in ground_links.items()]
     wallet = ('backend = "keystore"\nhome = "wallet"\npassword_file = "wallet/password"'
               if sat.hsm is None else
@@ -203,7 +206,7 @@ def node_config(sat: Satellite, *, chain_id: int, plan: Path, clock: LinkClock,
 [node]
 chain_id = {chain_id}
 data_dir = "data"
-rpc = "127.0.0.1:0"
+rpc = "{placement.node_rpc}"
 history = 1024
 refresh = "1s"
 chain = "anvil"
@@ -230,7 +233,7 @@ epoch = {clock.epoch}
 {wallet}
 
 [gossip]
-listen = "127.0.0.1:{sat.gossip_port}"
+listen = "{placement.gossip_host}:{sat.gossip_port}"
 peers = {json.dumps(sorted(peers))}
 key = "gossip.key"
 
@@ -253,6 +256,7 @@ initial_wh = {POWER.initial_wh:g}
 [log]
 format = "json"
 level = "info"
+{'file = "node.log"' if placement.compose else ""}
 """
 
 
@@ -311,3 +315,22 @@ async def rpc(session: aiohttp.ClientSession, url: str, method: str, *params: An
     if "error" in body:
         raise RuntimeError(f"{method}: {body['error'].get('message')}")
     return body["result"]
+
+
+async def await_node(sat: Satellite, url: str, timeout: float = START_TIMEOUT) -> str:
+    """Wait until the node of ``sat`` that something else started (its container, in the
+    compose placement) answers ``orbital_status`` at ``url``; return ``url``."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    with contextlib.suppress(aiohttp.ClientError, TimeoutError, RuntimeError):
+                        await rpc(session, url, "orbital_status")
+                        break
+                    await asyncio.sleep(0.5)
+        except TimeoutError:
+            tail = sat.log.read_text(errors="replace")[-1500:] if sat.log.exists() else ""
+            raise RuntimeError(f"{sat.name}: no node answers at {url} after {timeout:g} s "
+                               f"(is its container running?)\n{tail}") from None
+    sat.rpc_url = url
+    return url

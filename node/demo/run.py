@@ -31,6 +31,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from node.demo.fleet import (
     Hsm,
     LinkClock,
     Satellite,
+    await_node,
     make_satellite,
     node_config,
     rpc,
@@ -50,9 +52,10 @@ from node.demo.fleet import (
 )
 from node.demo.ground import HEAD_THRESHOLD, GroundChain, PostedTask
 from node.demo.liar import LyingUpstream
+from node.demo.placement import GOSSIP_PORT, LOCAL, Placement
 from node.demo.scenario import Scenario, build
 from node.demo.timeline import plot_demo
-from node.devnet import Anvil, start_anvil
+from node.devnet import Anvil, attach_anvil, start_anvil
 from node.tasks import model as qmodel
 from sim_link.clock import PlanClock
 from sim_link.plan import ContactPlan
@@ -87,6 +90,13 @@ class DemoOptions:
     fallback_s: float = 600.0
     """Plan seconds a certificate signer waits per rank before it submits in another's
     place (the mission's turns; given to the nodes in wall seconds)."""
+    placement: Placement = LOCAL
+    """Local processes, or the ground container of compose.yaml (:mod:`node.demo.placement`)."""
+    anvil_url: str | None = None
+    """The devnet to use (the compose file's ``anvil``); None: start one."""
+    satellites_dir: Path | None = None
+    """Where the satellites' files go (the compose placement: their volumes, mounted in the
+    ground); None: beside the run's other files."""
 
 
 @dataclass
@@ -148,18 +158,22 @@ async def run_demo(options: DemoOptions, progress: Callable[[Flight], None]) -> 
     stages["plan"] = time.monotonic() - began
 
     began = time.monotonic()
-    anvil = await asyncio.to_thread(start_anvil)
+    anvil = await asyncio.to_thread(
+        start_anvil if options.anvil_url is None else partial(attach_anvil, options.anvil_url))
+    placement = options.placement
     try:
         ground = await asyncio.to_thread(GroundChain.deploy, anvil, work / "ground")
-        hsm = None if options.wallets == "keystore" else Hsm.found(work / "hsm")
+        hsm = None if options.wallets == "keystore" or placement.compose \
+            else Hsm.found(work / "hsm")
         if hsm is None and options.wallets == "softhsm":
             raise RuntimeError("--wallets softhsm: SoftHSM2 or p11-kit is not installed "
                                "(scripts/setup.sh --test installs them)")
         satellites = []
         for i, name in enumerate(scenario.satellites):
             sat = await asyncio.to_thread(
-                make_satellite, name, work / name, ground.deployment.chain_id,
-                ground.deployment.attestations, _free_port(), hsm)
+                make_satellite, name, (options.satellites_dir or work) / name,
+                ground.deployment.chain_id, ground.deployment.attestations,
+                GOSSIP_PORT if placement.compose else _free_port(), hsm)
             await asyncio.to_thread(ground.register, sat.address, name, 91001 + i)
             satellites.append(sat)
         stages["ground"] = time.monotonic() - began
@@ -187,7 +201,8 @@ async def _fly(options: DemoOptions, scenario: Scenario, anvil: Anvil, ground: G
         if options.fault == "liar":
             lying = stack.enter_context(LyingUpstream(anvil.url, liar(options.seed)))
             upstreams[satellites[0].name] = lying.url
-        emulator = Emulator(_emulators(scenario, plan, satellites, upstreams, clock))
+        emulator = Emulator(_emulators(scenario, plan, satellites, upstreams, clock,
+                                       options.placement))
         flight = Flight(options, scenario, ground, satellites, clock, epoch, emulator,
                         schedule, stages=stages)
         return await _fly_through(flight, work, stages, progress, end)
@@ -207,6 +222,9 @@ async def _fly_through(flight: Flight, work: Path, stages: dict[str, float],
             starting = asyncio.Semaphore(2 * (os.cpu_count() or 1))  # no start-up stampede
 
             async def start(sat: Satellite) -> None:
+                if flight.options.placement.compose:  # its container waits for node.toml
+                    await await_node(sat, flight.options.placement.node_url(sat.name))
+                    return
                 async with starting:
                     await start_node(sat)
             async with asyncio.TaskGroup() as group:  # one fails: the others are stopped
@@ -220,43 +238,50 @@ async def _fly_through(flight: Flight, work: Path, stages: dict[str, float],
             stages["fly"] = time.monotonic() - began
         finally:
             async with asyncio.TaskGroup() as group:
-                for sat in satellites:
+                for sat in satellites:  # (containers stop with the compose project)
                     group.create_task(stop_node(sat))
     return flight
 
 
 def _emulators(scenario: Scenario, plan: ContactPlan, satellites: list[Satellite],
-               upstreams: dict[str, str], clock: PlanClock) -> list[LinkEmulator]:
+               upstreams: dict[str, str], clock: PlanClock, placement: Placement
+               ) -> list[LinkEmulator]:
     """Every link of ``plan``: a satellite's ground links lead to ``upstreams[name]``."""
-    out = []
+    out: list[LinkEmulator] = []
     for sat in satellites:
         host, port = upstreams[sat.name].removeprefix("http://").rsplit(":", 1)
         for station in scenario.stations:
             link = f"{sat.name}-{station.name}"
             if plan.for_link(link):
-                out.append(LinkEmulator(plan, link, ("127.0.0.1", 0), (host, int(port)),
-                                        clock))
+                out.append(LinkEmulator(plan, link, placement.emulator_listen(len(out)),
+                                        (host, int(port)), clock))
     by_name = {s.name: s for s in satellites}
     pairs = sorted({tuple(sorted((c.source, c.target))) for c in plan.contacts
                     if c.source in by_name and c.target in by_name})
     for a, b in pairs:
         for near, far in ((a, b), (b, a)):
-            out.append(LinkEmulator(plan, f"{near}-{far}", ("127.0.0.1", 0),
-                                    ("127.0.0.1", by_name[far].gossip_port), clock))
+            out.append(LinkEmulator(plan, f"{near}-{far}", placement.emulator_listen(len(out)),
+                                    (placement.satellite_host(far), by_name[far].gossip_port),
+                                    clock))
     return out
 
 
 def _config(flight: Flight, sat: Satellite, ports: dict[str, int], work: Path) -> str:
-    ground = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()
+    placement = flight.options.placement
+    ground = {name: f"http://{placement.link_host}:{port}" for name, port in ports.items()
               if name.startswith(sat.name + "-") and name.split("-", 1)[1]
               in {s.name for s in flight.scenario.stations}}
     by_name = {s.name: s for s in flight.satellites}
-    peers = {f"/ip4/127.0.0.1/tcp/{port}/p2p/{by_name[name.split('-', 1)[1]].peer_id}": name
+    peers = {placement.peer_multiaddr(port, by_name[name.split('-', 1)[1]].peer_id): name
              for name, port in ports.items()
              if name.startswith(sat.name + "-") and name.split("-", 1)[1] in by_name}
     deployment = flight.ground.deployment
+    plan = work / "plan.json"
+    if placement.compose:  # the satellite's own copy, in its volume
+        (sat.root / "plan.json").write_bytes(plan.read_bytes())
+        plan = Path("plan.json")
     return node_config(
-        sat, chain_id=deployment.chain_id, plan=work / "plan.json",
+        sat, chain_id=deployment.chain_id, plan=plan, placement=placement,
         clock=LinkClock(flight.clock.plan_start, flight.epoch, flight.clock.time_scale),
         ground_links=ground, peers=peers, operators=flight.ground.operator_addresses,
         threshold=HEAD_THRESHOLD, attestations=deployment.attestations,
@@ -307,12 +332,18 @@ async def _duties(flight: Flight, session: aiohttp.ClientSession,
             await _kill_and_restart(flight, now)
         progress(flight)
         if len(flight.tasks) == flight.options.tasks and all(
-                r.landed_at is not None for r in flight.tasks) and not any(
-                sat.process is None or sat.process.returncode is not None
-                for sat in flight.satellites):  # a killed node is back first
+                r.landed_at is not None for r in flight.tasks) and all(
+                _serving(flight, sat) for sat in flight.satellites):  # a killed node is back
             flight.event("all_landed")
             break
         await asyncio.sleep(0.25)
+
+
+def _serving(flight: Flight, sat: Satellite) -> bool:
+    """Whether the node of ``sat`` runs (in the compose placement: it answered once)."""
+    if flight.options.placement.compose:
+        return sat.rpc_url is not None
+    return sat.process is not None and sat.process.returncode is None
 
 
 async def _kill_and_restart(flight: Flight, now: float) -> None:
@@ -410,7 +441,8 @@ def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
             "certifiedOutput": None if record.output is None else "0x" + record.output.hex(),
             "routedTo": sorted({e.detail[0] for e in mine if e.kind == "routed"})})
     return {
-        "options": {k: str(v) if isinstance(v, Path) else v
+        "options": {k: str(v) if isinstance(v, Path) else
+                    ("compose" if v.compose else "local") if isinstance(v, Placement) else v
                     for k, v in vars(flight.options).items()},
         "satellites": flight.scenario.satellites,
         "wallets": "softhsm" if any(s.hsm for s in flight.satellites) else "keystore",
