@@ -21,6 +21,7 @@ import argparse
 import copy
 import dataclasses
 import json
+import sys
 import tempfile
 from collections.abc import Callable
 from importlib import resources
@@ -65,6 +66,17 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="make something go wrong (see node/demo/faults.py): a station "
                         "lost for an orbit, a satellite killed -9 mid-task and restarted, an "
                         "ISL partition that heals, a lying upstream in front of SAT1")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--containers", action="store_true",
+                       help="run it as containers (compose.yaml for these options, written "
+                       "into --out): anvil, the ground, each satellite in its own; needs "
+                       "Docker and the image (scripts/containers.sh runs it all)")
+    where.add_argument("--write-compose", metavar="FILE",
+                       help="write the compose file for these options to FILE and exit")
+    where.add_argument("--compose-ground", action="store_true",
+                       help="be the ground container of the compose file (--containers "
+                       "starts it): the devnet is http://anvil:8545, the satellites' volumes "
+                       "are under /sats, their containers start their nodes")
     parser.add_argument("--offline", action="store_true",
                         help="verify bundled devnet data and gossip in one process instead")
     parser.add_argument("--store", metavar="FILE",
@@ -85,9 +97,25 @@ def _run(args: argparse.Namespace) -> int:
             raise SystemExit(f"orbital demo: --{name} must be at least {low}")
     if args.time_scale <= 0 or args.hours <= 0:
         raise SystemExit("orbital demo: --hours and --time-scale must be positive")
+    if args.containers or args.write_compose or args.compose_ground:
+        if args.fault == "kill":
+            raise SystemExit("orbital demo: --fault kill needs the nodes as child processes "
+                             "(not in containers); the other faults fly in containers")
+        if args.wallets == "softhsm":
+            raise SystemExit("orbital demo: in containers the satellites' wallets are "
+                             "keystores (--wallets softhsm is the local demo's)")
+    if args.containers or args.write_compose:
+        return _containers(args)
     options = DemoOptions(satellites=args.satellites, stations=args.stations, hours=args.hours,
                           time_scale=args.time_scale, tasks=args.tasks, seed=args.seed,
                           out=Path(args.out), fault=args.fault, wallets=args.wallets)
+    if args.compose_ground:
+        from node.demo.compose import SATELLITES_DIR
+        from node.demo.placement import ANVIL_HOST, COMPOSE
+
+        options = dataclasses.replace(options, placement=COMPOSE, wallets="keystore",
+                                      anvil_url=f"http://{ANVIL_HOST}:8545",
+                                      satellites_dir=Path(SATELLITES_DIR))
     print(f"orbital demo: {options.satellites} satellites, {options.stations} stations, "
           f"{options.hours:g} orbital hours at x{options.time_scale:g} "
           f"(about {options.hours * 3600 / options.time_scale:.0f} s of flight)")
@@ -96,6 +124,34 @@ def _run(args: argparse.Namespace) -> int:
     print()
     print(summary(document))
     print(f"report: {report_path}\ntimeline: {png}")
+    return 0 if document["landed"] == document["posted"] else 1
+
+
+def _containers(args: argparse.Namespace) -> int:
+    """``--write-compose`` and ``--containers`` (:mod:`node.demo.compose`)."""
+    from node.demo.compose import ComposeOptions, ContainersError, compose_text, run_containers
+
+    options = ComposeOptions(satellites=args.satellites, stations=args.stations,
+                             hours=args.hours, time_scale=args.time_scale, tasks=args.tasks,
+                             seed=args.seed, fault=args.fault)
+    if args.write_compose:
+        Path(args.write_compose).write_text(compose_text(options))
+        print(f"wrote {args.write_compose}")
+        return 0
+    out = Path(args.out).resolve()
+    print(f"orbital demo --containers: {options.satellites} satellites, {options.stations} "
+          f"stations, {options.hours:g} orbital hours at x{options.time_scale:g}; compose file "
+          f"{out / 'compose.yaml'}", flush=True)
+    try:
+        code, report = run_containers(options, out)
+    except ContainersError as exc:
+        print(f"orbital demo: {exc}", file=sys.stderr)
+        return 2
+    if not report.exists():
+        print(f"orbital demo: the ground wrote no report (exit {code})", file=sys.stderr)
+        return code or 1
+    document = json.loads(report.read_text())  # (the ground printed its summary above)
+    print(f"copied out of the ground's volume: {report}, {out / 'timeline.png'}")
     return 0 if document["landed"] == document["posted"] else 1
 
 

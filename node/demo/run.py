@@ -60,6 +60,7 @@ from node.tasks import model as qmodel
 from sim_link.clock import PlanClock
 from sim_link.plan import ContactPlan
 from sim_link.proxy import Emulator, LinkEmulator
+from wallet.files import write_atomic
 
 TILE_BYTES = 64
 TILES_PER_TASK = 8
@@ -215,7 +216,8 @@ async def _fly_through(flight: Flight, work: Path, stages: dict[str, float],
     async with emulator:
         ports = {name: link.port for name, link in emulator.links.items()}
         for sat in satellites:
-            sat.config.write_text(_config(flight, sat, ports, work))
+            # whole or absent: a satellite's container starts its node once it exists
+            write_atomic(sat.config, _config(flight, sat, ports, work).encode())
         stages["links"] = time.monotonic() - began
         began = time.monotonic()
         try:
