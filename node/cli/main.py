@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except OSError as exc:  # a path that is not what it must be (a file for a directory...)
         where = f": {exc.filename}" if exc.filename is not None else ""
-        print(f"orbital: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        print(f"orbital: {exc.strerror or exc or type(exc).__name__}{where}", file=sys.stderr)
         return EXIT_MALFORMED
     except Exception as exc:  # a bug: one line (and the traceback with --debug), never 1
         if args.debug:

@@ -16,8 +16,8 @@ the default options, written by ``orbital demo --write-compose compose.yaml``):
 The file keeps to what Docker Compose v2, Debian's ``docker-compose`` 1.29 and ``docker
 stack deploy`` all accept: ``version: "3.8"``, images (build with ``docker build -t orbital .``
 first: 1.29 cannot pass a build secret), ``depends_on`` as a list (a stack ignores it: the
-satellites wait for their configuration themselves), ``deploy.restart_policy`` for the
-stack's one-shot ground.
+satellites wait for their configuration themselves), ``deploy`` for the stack only (its
+one-shot ground, names resolved to containers: :data:`DNS_ROUND_ROBIN`).
 
 :func:`run_containers` is ``orbital demo --containers``: write the file for the options,
 bring the project up, follow the ground's output (the same live status and report as the
@@ -46,11 +46,16 @@ SATELLITES_DIR = "/sats"
 WAIT_FOR_CONFIG = ("until [ -f /data/node.toml ]; do sleep 1; done; "
                    "exec orbital node run --config /data/node.toml")
 """A satellite's entry: its node starts once the ground has provisioned its volume."""
-DROP_TO_ORBITAL = ('chown orbital:orbital /out "$$0"/* && '
+DROP_TO_ORBITAL = ('chown orbital:orbital /out "$$0"/* && export HOME=/data && '
                    'exec setpriv --reuid=orbital --regid=orbital --init-groups "$$@"')
 """The ground's entry, as root: give the freshly mounted volumes to the image's user, then
 run the demo as that user (``$0`` is the satellites' directory; compose reads ``$$`` as
 ``$``)."""
+
+DNS_ROUND_ROBIN = {"endpoint_mode": "dnsrr"}
+"""A stack's service names resolve to their containers, not to a virtual IP: the swarm's
+IPVS balancer is not in every kernel (on these machines the VIP timed out while the
+container's own address answered), and one container a service needs none."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ def compose_document(options: ComposeOptions) -> dict[str, Any]:
             "networks": [CHAIN_NETWORK],
             "healthcheck": {"test": [*health, "http://127.0.0.1:8545", "eth_chainId"],
                             "interval": "5s", "timeout": "5s", "retries": 5},
+            "deploy": DNS_ROUND_ROBIN,
         },
         GROUND_HOST: {
             "image": options.image,
@@ -102,7 +108,7 @@ def compose_document(options: ComposeOptions) -> dict[str, Any]:
             "volumes": ["ground-out:/out",
                         *(f"{service_name(n)}:{SATELLITES_DIR}/{n}" for n in names)],
             "healthcheck": {"disable": True},
-            "deploy": {"restart_policy": {"condition": "none"}},
+            "deploy": {**DNS_ROUND_ROBIN, "restart_policy": {"condition": "none"}},
         },
     }
     for name in names:
@@ -116,6 +122,7 @@ def compose_document(options: ComposeOptions) -> dict[str, Any]:
             "healthcheck": {"test": [*health, f"http://127.0.0.1:{NODE_RPC_PORT}"],
                             "interval": "10s", "timeout": "6s", "retries": 3,
                             "start_period": "120s"},
+            "deploy": DNS_ROUND_ROBIN,
         }
     return {
         "version": "3.8",
@@ -185,7 +192,11 @@ class ContainersError(RuntimeError):
 
 
 def compose_command() -> list[str]:
-    """``docker compose`` (v2) when the Docker CLI has it, else ``docker-compose``."""
+    """``$ORBITAL_COMPOSE`` (``docker compose`` or ``docker-compose``) if set, else
+    ``docker compose`` (v2) when the Docker CLI has it, else ``docker-compose``."""
+    chosen = os.environ.get("ORBITAL_COMPOSE")
+    if chosen:
+        return chosen.split()
     docker = shutil.which("docker")
     if docker is None:
         raise ContainersError("no docker command: apt-get install docker.io "

@@ -64,6 +64,11 @@ from wallet.files import write_atomic
 
 TILE_BYTES = 64
 TILES_PER_TASK = 8
+CONTAINER_START_S = 30.0
+"""Wall seconds more the satellites' containers are given to start their nodes after their
+configuration appears (a swarm took 15 s for two on 2 cores, then missed the first passes)."""
+ATTACH_TIMEOUT = 180.0
+"""Wall seconds the compose placement's ground waits for the devnet's container."""
 SETTLE_WALL_S = 3.0
 """Wall seconds between the nodes serving and the plan's clock starting (peers dial)."""
 def start_margin(satellites: int) -> float:
@@ -159,8 +164,9 @@ async def run_demo(options: DemoOptions, progress: Callable[[Flight], None]) -> 
     stages["plan"] = time.monotonic() - began
 
     began = time.monotonic()
-    anvil = await asyncio.to_thread(
-        start_anvil if options.anvil_url is None else partial(attach_anvil, options.anvil_url))
+    anvil = await asyncio.to_thread(  # (a swarm may take a minute to start the devnet)
+        start_anvil if options.anvil_url is None else
+        partial(attach_anvil, options.anvil_url, timeout=ATTACH_TIMEOUT))
     placement = options.placement
     try:
         ground = await asyncio.to_thread(GroundChain.deploy, anvil, work / "ground")
@@ -187,7 +193,8 @@ async def run_demo(options: DemoOptions, progress: Callable[[Flight], None]) -> 
 async def _fly(options: DemoOptions, scenario: Scenario, anvil: Anvil, ground: GroundChain,
                satellites: list[Satellite], work: Path, stages: dict[str, float],
                progress: Callable[[Flight], None]) -> Flight:
-    epoch = time.time() + SETTLE_WALL_S + start_margin(len(satellites))
+    epoch = time.time() + SETTLE_WALL_S + start_margin(len(satellites)) + (
+        CONTAINER_START_S if options.placement.compose else 0.0)
     clock = PlanClock.from_epoch(scenario.start, options.time_scale, epoch)
     rng = random.Random(options.seed)
     end = scenario.start + options.hours * 3600
