@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A private Docker daemon for orbital's container tests, on a machine that has none running.
 #
-#   scripts/dockerd.sh start     install docker.io, docker-compose and debootstrap (Debian
-#                                packages) if missing, start dockerd with its own data root,
+#   scripts/dockerd.sh start     install docker.io, docker-compose (1.29) and debootstrap
+#                                (Debian packages) and Docker Compose v2 (the CLI plugin,
+#                                from Debian 13) if missing, start dockerd with its own data root,
 #                                exec root, pid file and socket under $ORBITAL_DOCKER_ROOT
 #                                (default /var/tmp/orbital-docker), wait until it answers,
 #                                and print the line to export DOCKER_HOST
@@ -25,6 +26,37 @@ usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"; }
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'dockerd.sh: error: %s\n' "$*" >&2; exit 1; }
 
+# Docker Compose v2 (the `docker compose` CLI plugin) is not in Debian 12; Debian 13's
+# package is a static binary. Fetched from Debian's mirror and checked the way apt checks it:
+# InRelease signed by the Debian archive keys, Packages.xz by InRelease's SHA256, the .deb
+# by Packages' SHA256.
+COMPOSE_V2_SUITE=trixie
+compose_v2_plugin() {
+    local plugins=/usr/local/lib/docker/cli-plugins mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+    [ -x "$plugins/docker-compose" ] && return
+    local work; work="$(mktemp -d)"
+    say "Docker Compose v2 from Debian $COMPOSE_V2_SUITE (signature and hashes checked)"
+    curl -fsS -o "$work/InRelease" "$mirror/dists/$COMPOSE_V2_SUITE/InRelease"
+    gpgv --keyring /usr/share/keyrings/debian-archive-keyring.gpg --output "$work/Release" \
+        "$work/InRelease" 2>/dev/null || die "InRelease of $COMPOSE_V2_SUITE: bad signature"
+    curl -fsS -o "$work/Packages.xz" "$mirror/dists/$COMPOSE_V2_SUITE/main/binary-amd64/Packages.xz"
+    local want got
+    want="$(awk '/^SHA256:/{s=1;next} /^[A-Za-z]/{s=0} s&&$3=="main/binary-amd64/Packages.xz"{print $1}' "$work/Release")"
+    got="$(sha256sum "$work/Packages.xz" | cut -d' ' -f1)"
+    [ -n "$want" ] && [ "$want" = "$got" ] || die "Packages.xz: sha256 $got, Release says $want"
+    local entry file
+    entry="$(xz -dc "$work/Packages.xz" | awk '/^Package: docker-compose$/{p=1} p&&/^(Filename|SHA256):/{print $2} /^$/{p=0}')"
+    file="$(printf '%s\n' "$entry" | sed -n 1p)"; want="$(printf '%s\n' "$entry" | sed -n 2p)"
+    [ -n "$file" ] || die "no docker-compose in $COMPOSE_V2_SUITE's Packages"
+    curl -fsS -o "$work/compose.deb" "$mirror/$file"
+    got="$(sha256sum "$work/compose.deb" | cut -d' ' -f1)"
+    [ "$want" = "$got" ] || die "$file: sha256 $got, Packages says $want"
+    dpkg-deb -x "$work/compose.deb" "$work/root"
+    mkdir -p "$plugins"
+    install -m 755 "$work/root/usr/libexec/docker/cli-plugins/docker-compose" "$plugins/"
+    rm -rf "$work"
+}
+
 answers() { DOCKER_HOST="unix://$sock" docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 install_missing() {
@@ -32,22 +64,27 @@ install_missing() {
     command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
     command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
     command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
-    [ "${#missing[@]}" -eq 0 ] && return
-    command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
-    say "apt-get install ${missing[*]}"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-        "${missing[@]}" >/dev/null
+    command -v gpgv >/dev/null 2>&1 || missing+=(gpgv)
+    [ -f /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        command -v apt-get >/dev/null 2>&1 || die "missing ${missing[*]} and no apt-get to install them"
+        say "apt-get install ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "${missing[@]}" >/dev/null
+    fi
+    [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ] && compose_v2_plugin
+    return 0
 }
 
 start() {
     [ "$(id -u)" -eq 0 ] || die "needs root (dockerd manages network namespaces and iptables)"
+    install_missing
     if answers; then
         say "already running ($sock)"
         printf 'export DOCKER_HOST=unix://%s\n' "$sock"
         return
     fi
-    install_missing
     mkdir -p "$root/data" "$root/exec"
     # What the daemon changes on the host, restored by `stop`.
     cat /proc/sys/net/ipv4/ip_forward >"$root/ip_forward.before"
