@@ -25,16 +25,20 @@ RUN set -eu; \
     apt-get install -y -q --no-install-recommends gcc libc6-dev libgmp-dev $extra; \
     rm -rf /var/lib/apt/lists/*
 RUN python3 -m venv /opt/orbital
+# The dependencies first, from pyproject.toml alone: a change to the code rebuilds only the
+# project's own layer (seconds), not the venv (a minute).
 COPY pyproject.toml README.md /src/
+RUN --mount=type=secret,id=ca,required=false \
+    set -eu; \
+    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
+    python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' > /tmp/requirements.txt; \
+    /opt/orbital/bin/pip install -q -r /tmp/requirements.txt "setuptools>=77"
 COPY node /src/node
 COPY wallet /src/wallet
 COPY sim_link /src/sim_link
 COPY contracts /src/contracts
-RUN --mount=type=secret,id=ca,required=false \
-    set -eu; \
-    if [ -s /run/secrets/ca ]; then export PIP_CERT=/run/secrets/ca; fi; \
-    /opt/orbital/bin/pip install -q /src; \
-    /opt/orbital/bin/orbital --help >/dev/null
+RUN /opt/orbital/bin/pip install -q --no-deps --no-build-isolation /src \
+    && /opt/orbital/bin/orbital --help >/dev/null
 COPY tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil /opt/orbital/bin/anvil
 
 FROM ${BASE}
