@@ -398,3 +398,49 @@ def test_shipped_mission_sections_load_once_uncommented(path: Path) -> None:
     config = parse_node_config(tomllib.loads(text), path.parent)
     assert config.gossip is not None and config.tasks is not None
     assert config.tasks.attestations == b"\x11" * 20 and config.gossip.peers
+
+
+def test_the_log_file_follows_the_config_and_gets_every_line(tmp_path: Path) -> None:
+    """``[log] file`` (the compose placement's satellites: their log in their volume, where
+    the ground reads their events) is resolved against the file and receives the lines the
+    stream does, in the same format; a second setup does not duplicate them."""
+    import io
+    import logging
+
+    from node.logs import setup_logging
+
+    config = parse_node_config(_doc(log={"format": "json", "file": "logs/node.log"}), tmp_path)
+    assert config.log.file == tmp_path / "logs" / "node.log"
+    assert config.log.level == "info"
+    config.log.file.parent.mkdir()
+    stream = io.StringIO()
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        setup_logging("json", "info", stream, file=config.log.file)
+        setup_logging("json", "info", stream, file=config.log.file)  # replaces, not adds
+        logging.getLogger("orbital.test").info("hello %s", "there")
+        logging.getLogger("orbital.test").debug("not at info")
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+            handler.close()
+    written = config.log.file.read_text().splitlines()
+    assert written == stream.getvalue().splitlines()
+    assert len(written) == 1 and json.loads(written[0])["msg"] == "hello there"
+    assert parse_node_config(_doc(), tmp_path).log.file is None
+
+
+def test_a_log_file_that_cannot_be_opened_fails_the_node_in_one_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "node.toml"
+    path.write_text('[node]\nchain_id = 31337\ndata_dir = "d"\n[upstreams]\n'
+                    'urls = ["http://127.0.0.1:9"]\n[trust]\nmode = "quorum"\n'
+                    '[log]\nfile = "no/such/dir/node.log"\n')
+    done = subprocess.run([sys.executable, "-m", "node.cli.main", "node", "run", "--config",
+                           str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"orbital: log file {tmp_path / 'no/such/dir/node.log'}: No such file or directory"]
