@@ -10,6 +10,11 @@ satellites learn the tasks from verified logs, run them, gossip and co-sign atte
 and land certificates through their outboxes; the contract says what landed. A live
 status while it runs; at the end a report, ``report.json`` and ``timeline.png`` in --out.
 
+``--containers`` flies the same scenario as containers of the image (``docker build -t
+orbital .``): anvil, the ground (head signer, link emulators) and one container per satellite
+on a network of its own, from the compose file it writes into --out (``--write-compose``
+writes only the file); the same status and report, copied out of the ground's volume.
+
 ``--offline`` instead verifies bundled devnet data (headers, a block, a state proof, each
 tampered copy refused), the wallet's policy and audit log, and a three-satellite gossip
 certificate in one process: no devnet needed.
