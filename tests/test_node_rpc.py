@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from verified_node import NodeProcess, NodeRpcError, start_node, write_node_config
 from web3 import Web3
 
 from node.devnet import Anvil
+from node.testing.node_process import NodeProcess, NodeRpcError, start_node, write_node_config
 
 pytestmark = pytest.mark.devnet
 
