@@ -69,7 +69,7 @@ class KeystoreWallet:
 
     home: Path
     address: str
-    """The key's address, ``0x`` + lower-case hex."""
+    """The key's address, EIP-55 checksummed (as web3.py wants it)."""
     password: str
     chain_id: int = CHAIN_ID
     destinations: list[Destination] = field(default_factory=list)
@@ -88,7 +88,9 @@ class KeystoreWallet:
         secret = home / "password"
         secret.write_text(password + "\n")
         secret.chmod(0o600)
-        wallet = cls(home, "0x" + address.hex(), password, chain_id,
+        from eth_utils import to_checksum_address
+
+        wallet = cls(home, to_checksum_address(address), password, chain_id,
                      [Destination(a, label=f"anvil dev account {i}")
                       for i, a in enumerate(dev_addresses())])
         wallet._pin()
