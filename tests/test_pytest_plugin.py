@@ -87,11 +87,11 @@ def test_the_default_node_is_quorum_over_anvil(orbital_node, anvil):
     assert w3.eth.get_balance(who, block) == int(anvil.rpc("eth_getBalance", who, hex(block)), 16)
 
 
-@pytest.mark.parametrize("orbital_node", ["quorum", "checkpoint"], indirect=True)
+@pytest.mark.parametrize("orbital_node", ["quorum", "checkpoint", "ground"], indirect=True)
 def test_indirect_trust_mode(orbital_node):
     status = orbital_node.status()
     assert status["trustMode"] == orbital_node.trust
-    expected = {"quorum": "quorum", "checkpoint": "user"}[orbital_node.trust]
+    expected = {"quorum": "quorum", "checkpoint": "user", "ground": "ground"}[orbital_node.trust]
     assert status["head"]["source"] == expected
 
 
@@ -101,6 +101,21 @@ def test_checkpoint_stays_at_anvils_block_at_start(orbital_node, anvil):
     anvil.rpc("evm_mine")
     time.sleep(1.5)  # three refreshes
     assert orbital_node.status()["head"]["hash"] == anchored["hash"]
+
+
+@pytest.mark.orbital_trust("ground", operators=3, threshold=2)
+def test_ground_heads_are_signed_by_two_of_three_and_wait_for_the_link(orbital_node, anvil, link):
+    assert orbital_node.status()["head"]["detail"].startswith("2-of-3 operators")
+    assert len(orbital_node.ground.addresses) == 3
+    anvil.rpc("evm_mine")
+    number = int(anvil.rpc("eth_blockNumber"), 16)
+    orbital_node.wait_for_head(number)
+    link.los()
+    anvil.rpc("evm_mine")
+    time.sleep(2)  # four deliveries skipped: no uplink
+    assert orbital_node.status()["head"]["number"] == number
+    link.aos()
+    orbital_node.wait_for_head(number + 1)
 
 
 def test_restart_keeps_the_url_and_the_data(orbital_node):
@@ -170,7 +185,7 @@ def test_a_module_written_only_against_the_fixtures_passes_in_a_fresh_session(
         pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_user=textwrap.dedent(USER_TESTS))
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=540)
-    result.assert_outcomes(passed=10)
+    result.assert_outcomes(passed=12)
 
 
 @pytest.mark.devnet

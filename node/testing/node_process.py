@@ -34,6 +34,8 @@ class NodeProcess:
     timeout: float = 60.0
     trust: str = ""
     """The trust mode, when the pytest plugin started it."""
+    ground: Any = None
+    """The ground operators signing its heads (``ground`` trust, pytest plugin)."""
 
     @property
     def log(self) -> Path:

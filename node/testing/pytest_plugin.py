@@ -43,6 +43,8 @@ Importing this module is cheap: everything heavy is imported inside the fixtures
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +54,13 @@ import pytest
 
 if TYPE_CHECKING:
     from node.devnet import Anvil
+    from node.testing.ground import GroundOperators
     from node.testing.link import EmulatedLink
     from node.testing.node_process import NodeProcess
     from node.testing.softhsm import SoftHsm
     from node.testing.wallet import KeystoreWallet
 
-TRUST_MODES = ("quorum", "checkpoint")
+TRUST_MODES = ("quorum", "checkpoint", "ground")
 DEFAULT_REFRESH = 0.5
 """Seconds between the node's refreshes (its probe of a forced link, too)."""
 HEAD_TIMEOUT = 30.0
@@ -67,9 +70,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "orbital_trust(mode='quorum', **options): the trust mode of the "
         "orbital_node fixture: 'quorum' (the default: anvil's answer, one upstream -- not "
-        "anchored by anything else) or 'checkpoint' (anvil's block at start, an explicit "
-        "anchor; checkpoint='NUMBER:HASH' to choose); options refresh=SECONDS, "
-        "args=[extra `orbital node run` flags]")
+        "anchored by anything else), 'checkpoint' (anvil's block at start, an explicit "
+        "anchor; checkpoint='NUMBER:HASH' to choose) or 'ground' (heads signed by "
+        "threshold=2 of operators=3 keys, delivered while the link is up); options "
+        "refresh=SECONDS, args=[extra `orbital node run` flags]")
     config.addinivalue_line(
         "markers", "orbital_link(windows=[(start_s, end_s), ...], time_scale=1.0, "
         "rate_bps=2e6, delay_s=0.005): the link fixture follows this contact plan (plan "
@@ -159,7 +163,9 @@ class TrustChoice:
         if mode not in TRUST_MODES:
             raise ValueError(f"orbital_node: trust mode {mode!r} is not one the plugin runs "
                              f"({', '.join(TRUST_MODES)})")
-        known = {"refresh", "args"} | ({"checkpoint"} if mode == "checkpoint" else set())
+        known = {"refresh", "args"} | {"checkpoint": {"checkpoint"},
+                                        "ground": {"operators", "threshold", "interval"}
+                                        }.get(mode, set())
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValueError(f"orbital_node ({mode}): unknown option(s) {', '.join(unknown)};"
@@ -183,9 +189,12 @@ def orbital_node(request: pytest.FixtureRequest, anvil: Anvil, tmp_path: Path
     * ``"checkpoint"``: anvil's latest block when the node starts (or
       ``checkpoint="NUMBER:HASH"``), an explicit anchor the test gives; the head stays
       there, so later blocks are not served.
+    * ``"ground"``: m-of-n operators. ``operators`` (default 3) fresh keys are the node's
+      operators; ``threshold`` (default 2) of them sign anvil's newest block every
+      ``interval`` seconds (0.5) and deliver it with ``orbital_submitHead`` while the link
+      is up (:class:`node.testing.ground.GroundOperators`, as ``orbital_node.ground``).
+      The node anchors only heads with enough of their signatures.
 
-    ``ground`` trust (m-of-n operators sign heads) is not offered by the plugin: start
-    the node with :func:`node.testing.node_process.start_node` and ``trust="ground"``.
     Options: ``refresh`` (seconds between refreshes, default 0.5), ``args`` (extra
     ``orbital node run`` flags). anvil is mined to block 2 first if it is below (the node
     refuses anvil's genesis state root, which does not match anvil's own proofs).
@@ -202,7 +211,8 @@ def orbital_node(request: pytest.FixtureRequest, anvil: Anvil, tmp_path: Path
         anvil.rpc("anvil_mine", "0x2")
     directory = tmp_path / "orbital-node"
     directory.mkdir()
-    config = _write_config(directory, choice, anvil, behind)
+    ground = _ground(directory, choice, anvil, behind)
+    config = _write_config(directory, choice, anvil, behind, ground)
     extra = [str(a) for a in choice.options.get("args", ())]
     try:
         node = start_node([], directory / "data", "--config", str(config), "--refresh",
@@ -210,20 +220,55 @@ def orbital_node(request: pytest.FixtureRequest, anvil: Anvil, tmp_path: Path
                           trust="", chain_id=0)
     except NodeStartError as exc:
         pytest.fail(f"orbital_node: {exc}", pytrace=False)
-    node.trust = choice.mode
+    node.trust, node.ground = choice.mode, ground
     try:
         if behind is None or behind.up:
+            if ground is not None:
+                _first_head(ground, node)
             node.wait_for_head(0, timeout=HEAD_TIMEOUT)
+        if ground is not None:
+            ground.start(node)
         yield node
     finally:
+        if ground is not None:
+            ground.stop()
         code = node.stop()
         if code != 0:
             pytest.fail(f"orbital_node exited with code {code} at teardown; its log "
                         f"{node.log} ends:\n{node.log_tail()}", pytrace=False)
 
 
+def _ground(directory: Path, choice: TrustChoice, anvil: Anvil,
+            behind: EmulatedLink | None) -> GroundOperators | None:
+    """The operators of a ``ground`` node (None in the other modes)."""
+    if choice.mode != "ground":
+        return None
+    from node.testing.ground import GroundOperators
+
+    options = choice.options
+    try:
+        return GroundOperators.create(
+            directory / "operators", int(options.get("operators", 3)),
+            int(options.get("threshold", 2)), anvil.url, anvil.chain_id,
+            interval=float(options.get("interval", 0.5)),
+            link_up=(lambda: behind.up) if behind is not None else (lambda: True))
+    except ValueError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _first_head(ground: GroundOperators, node: NodeProcess) -> None:
+    """Deliver the first signed head (the node has none before)."""
+    deadline = time.monotonic() + HEAD_TIMEOUT
+    while not ground.deliver(node):
+        if time.monotonic() > deadline:
+            pytest.fail(f"orbital_node (ground): the node took no signed head in "
+                        f"{HEAD_TIMEOUT} s: {ground.errors[-1:]}; its log ends:\n"
+                        f"{node.log_tail()}", pytrace=False)
+        time.sleep(0.2)
+
+
 def _write_config(directory: Path, choice: TrustChoice, anvil: Anvil,
-                  behind: EmulatedLink | None) -> Path:
+                  behind: EmulatedLink | None, ground: GroundOperators | None) -> Path:
     """The node's TOML: anvil (or the link) as its one upstream, the trust section, and
     the link's ``[link]`` section when it follows a plan."""
     from node.testing.node_process import write_node_config
@@ -235,6 +280,8 @@ def _write_config(directory: Path, choice: TrustChoice, anvil: Anvil,
             block = anvil.rpc("eth_getBlockByNumber", "latest", False)
             anchor = f"{int(block['number'], 16)}:{block['hash']}"
         trust += f'checkpoint = "{anchor}"\n'
+    if ground is not None:
+        trust += f"operators = {json.dumps(ground.addresses)}\nthreshold = {ground.threshold}\n"
     upstream = f"ground={behind.url}" if behind is not None else f"anvil={anvil.url}"
     sections = trust + (behind.node_config() if behind is not None else "")
     return write_node_config(directory / "node.toml", upstream, sections)
