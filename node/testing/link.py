@@ -95,7 +95,11 @@ class EmulatedLink:
         self._thread = threading.Thread(target=serve, name=f"link {LINK}", daemon=True)
         self._thread.start()
         ready.wait(30)
-        self.emulator = self._run(self._start())
+        try:
+            self.emulator = self._run(self._start())
+        except BaseException:
+            self.close()
+            raise
         self.url = f"http://127.0.0.1:{self.emulator.port}"
         return self
 
