@@ -1,6 +1,7 @@
 """The PKCS#11 backend on a real SoftHSM2 token through p11-kit-proxy: key generation inside
 the token, signatures, PIN handling with the wallet's own lockout, and signing from many
-threads at once. Each test takes a fresh token from the session's pool (tests/softhsm.py)."""
+threads at once. Each test takes a fresh token from the session's pool (the pytest plugin's
+``softhsm_token``, node/testing/softhsm.py)."""
 
 from __future__ import annotations
 
