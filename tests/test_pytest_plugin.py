@@ -42,6 +42,39 @@ def test_importing_the_plugin_imports_nothing_heavy() -> None:
     assert done.stdout.strip() == "[]"
 
 
+def test_link_plans_are_checked_with_one_line_errors() -> None:
+    from node.testing.link import plan_link
+
+    assert plan_link({"windows": [(0, 5), (10, 20)], "rate_bps": 1e6}).rate_bps == (1e6, 1e6)
+    for options, message in (({}, "needs a window"), ({"windows": [(5, 5)]}, "start < end"),
+                             ({"windows": [(0, 1)], "time_scale": 0}, "time_scale"),
+                             ({"windows": [(0, 1)], "speed": 2}, "unknown option")):
+        with pytest.raises(ValueError, match=message):
+            plan_link(options)
+
+
+@pytest.mark.devnet
+def test_a_wrong_trust_mode_or_option_fails_the_test_in_one_line(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_wrong=textwrap.dedent("""
+        import pytest
+
+        @pytest.mark.orbital_trust("beacon")
+        def test_mode(orbital_node):
+            pass
+
+        @pytest.mark.orbital_trust("quorum", checkpoint="1:0x00")
+        def test_option(orbital_node):
+            pass
+    """))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([
+        "*orbital_node: trust mode 'beacon' is not one the plugin runs (quorum, checkpoint,"
+        " ground)*", "*orbital_node (quorum): unknown option(s) checkpoint; known: args,"
+        " refresh*"])
+
+
 def test_the_readme_shows_the_example_file_as_it_is() -> None:
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Testing your dApp against an orbital node (pytest plugin)")[1]

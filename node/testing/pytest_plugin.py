@@ -207,6 +207,9 @@ def orbital_node(request: pytest.FixtureRequest, anvil: Anvil, tmp_path: Path
         pytest.fail(str(exc), pytrace=False)
     behind: EmulatedLink | None = (request.getfixturevalue("link")
                                    if "link" in request.fixturenames else None)
+    if behind is not None and not hasattr(behind, "node_config"):
+        pytest.fail(f"orbital_node: the test's `link` fixture ({type(behind).__name__}) is "
+                    "not the plugin's emulated link; rename one of them", pytrace=False)
     if int(anvil.rpc("eth_blockNumber"), 16) < 2:
         anvil.rpc("anvil_mine", "0x2")
     directory = tmp_path / "orbital-node"
