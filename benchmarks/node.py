@@ -67,17 +67,11 @@ import aiohttp
 
 from benchmarks.common import Row, Target, as_json, benchmark_parser, environment, render
 from node.chain.hashing import keccak256
+from node.devnet import Anvil, start_anvil
+from node.testing.node_process import NodeProcess, start_node
 from sim_link.clock import PlanClock
 from sim_link.plan import Contact, ContactPlan
 from sim_link.proxy import LinkEmulator
-
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO / "tests") not in sys.path:
-    sys.path.insert(0, str(REPO / "tests"))
-
-from verified_node import NodeProcess, start_node  # noqa: E402
-
-from node.devnet import Anvil, start_anvil  # noqa: E402
 
 WARM_BEATS_LINK = Target("ratio", 1.0)
 """Warm verified calls over the link faster than the unverified call across it."""

@@ -77,6 +77,10 @@ has one serialiser that every pump of that direction takes turns on.
   later chunks wait behind it; the other connections use the link meanwhile. Bytes are
   never dropped.
 
+**Forcing.** :meth:`LinkEmulator.force` holds a link up or down whatever the plan says
+(a test's LOS and AOS on demand: the pytest plugin's ``link.los()``/``link.aos()``), and
+``force(None)`` gives it back to the plan; a forced LOS is an LOS like the plan's.
+
 **Many links.** :class:`Emulator` runs several link emulators (one per link, each with its
 own listening port and upstream) behind one event queue and one status endpoint.
 
@@ -424,6 +428,7 @@ class LinkEmulator:
         self._server: asyncio.Server | None = None
         self._status_server: asyncio.Server | None = None
         self._schedule: asyncio.Task[None] | None = None
+        self._forced: bool | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
     # -- life cycle -----------------------------------------------------------------------
@@ -542,7 +547,8 @@ class LinkEmulator:
         return {
             "link": self.link, "side_a": self.side_a, "side_b": self.side_b,
             "plan_time": now, "time_scale": self.clock.time_scale,
-            "up": self.is_up, "gate": self.gate, "on_los": self.on_los,
+            "up": self.is_up, "forced": self._forced, "gate": self.gate,
+            "on_los": self.on_los,
             "contact": None if contact is None else _contact_dict(contact),
             "next_aos": None if following is None else following.start,
             "next_los": None if contact is None else contact.end,
@@ -566,23 +572,66 @@ class LinkEmulator:
         current = next((c for c in self.contacts if c.contains(now)), None)
         self._gate_listener(up=current is not None)
         if current is not None:
-            if not self.is_up:
-                self.contact = current
-                self._up.set()
-                self._publish("aos", current, plan_time=now)
-            elif current is not self.contact:  # hand-over between back-to-back contacts
-                self.contact = current
-                self._publish("aos", current, "hand-over", plan_time=now)
+            self._go_up(current, now)
             return current.end
+        self._go_down(now)
+        following = self.next_aos(now)
+        return None if following is None else following.start
+
+    def _go_up(self, contact: Contact, now: float, detail: str = "") -> None:
+        """AOS under ``contact`` (a hand-over if the link is up under another one)."""
+        if not self.is_up:
+            self.contact = contact
+            self._up.set()
+            self._publish("aos", contact, detail, plan_time=now)
+        elif contact is not self.contact:  # hand-over between back-to-back contacts
+            self.contact = contact
+            self._publish("aos", contact, detail or "hand-over", plan_time=now)
+
+    def _go_down(self, now: float, detail: str = "") -> None:
+        """LOS, if the link is up: open connections reset (``on_los="reset"``) or frozen."""
         if self.is_up:
             ended = self.contact
             self._up.clear()
-            self._publish("los", ended, plan_time=now)
+            self._publish("los", ended, detail, plan_time=now)
             if self.on_los == "reset":
                 for conn in list(self._connections.values()):
                     self._cut(conn, "reset at LOS")
-        following = self.next_aos(now)
-        return None if following is None else following.start
+
+    # -- forcing the link (tests) ---------------------------------------------------------
+
+    @property
+    def forced(self) -> bool | None:
+        """``True``/``False``: held up/down by :meth:`force`; ``None``: following the plan."""
+        return self._forced
+
+    async def force(self, up: bool | None) -> None:
+        """Hold the link up (``True``) or down (``False``) whatever the plan says, or give
+        it back to the plan (``None``). Down is an LOS as the plan makes one (``on_los``
+        and ``gate`` apply); up is an AOS under the contact in progress, else the last one
+        the link had, else the link's first (its rate and delay apply). The plan's task is
+        stopped while the link is forced and restarted by ``force(None)``. Events carry
+        the detail ``"forced"``. Call it on the emulator's event loop, after
+        :meth:`start`."""
+        if self._server is None:
+            raise EmulatorError("force(): start() the emulator first")
+        if self._schedule is not None:
+            self._schedule.cancel()
+            await asyncio.gather(self._schedule, return_exceptions=True)
+            self._schedule = None
+        self._forced = up
+        now = self.clock.now()
+        if up is None:
+            self._update(now)
+            self._schedule = asyncio.create_task(self._follow_plan(),
+                                                 name=f"plan {self.link}")
+            return
+        self._gate_listener(up=up)
+        if up:
+            current = next((c for c in self.contacts if c.contains(now)), None)
+            self._go_up(current or self.contact or self.contacts[0], now, "forced")
+        else:
+            self._go_down(now, "forced")
 
     def _gate_listener(self, up: bool) -> None:
         """Silent gate: the listening sockets drop every packet while the link is down."""

@@ -25,10 +25,9 @@ from eth_utils import keccak
 
 from node.cli import argtypes
 from node.cli.main import build_parser, main
+from node.testing.softhsm import USER_PIN, SoftHsm
 from wallet.keys import pkcs11 as hsm
 from wallet.keys.keystore import create_keystore
-
-from softhsm import USER_PIN, SoftHsm
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET_PIN = "7318-secret-pin-6642"

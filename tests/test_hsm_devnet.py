@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 from node.devnet import Anvil
+from node.testing.pytest_plugin import SoftHsmToken
+from node.testing.softhsm import USER_PIN, SoftHsm
 from wallet.keys.pin import PinAttempts
 from wallet.keys.pkcs11 import Pkcs11Token
 from wallet.transactions import request_from_json, sign_transaction
-
-from softhsm import USER_PIN, SoftHsm
 
 pytestmark = [pytest.mark.devnet, pytest.mark.hsm]
 
@@ -20,9 +20,9 @@ FEES = {"maxFeePerGas": "20000000000", "maxPriorityFeePerGas": "1000000000"}
 
 
 def test_every_envelope_signed_in_the_hsm_is_mined(anvil: Anvil, softhsm: SoftHsm,
-                                                   hsm_token: str,
+                                                   softhsm_token: SoftHsmToken,
                                                    pin_attempts: PinAttempts) -> None:
-    with Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+    with Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:
         address = token.generate_key()
         signer = token.signer(address)
         try:

@@ -1,6 +1,7 @@
 """The PKCS#11 backend on a real SoftHSM2 token through p11-kit-proxy: key generation inside
 the token, signatures, PIN handling with the wallet's own lockout, and signing from many
-threads at once. Each test takes a fresh token from the session's pool (tests/softhsm.py)."""
+threads at once. Each test takes a fresh token from the session's pool (the pytest plugin's
+``softhsm_token``, node/testing/softhsm.py)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from eth_account import Account
 from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
+from node.testing.pytest_plugin import SoftHsmToken
+from node.testing.softhsm import SO_PIN, USER_PIN, SoftHsm, write_conf
 from wallet.errors import (
     BadPinError,
     KeyNotFoundError,
@@ -31,8 +34,6 @@ from wallet.errors import (
 from wallet.keys import pkcs11 as hsm
 from wallet.keys.pin import PinAttempts, read_pin
 from wallet.keys.signer import HALF_N, Signer, recover_address
-
-from softhsm import SO_PIN, USER_PIN, SoftHsm, write_conf
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,10 +64,10 @@ def test_secp256k1_params_are_the_der_oid_1_3_132_0_10() -> None:
 
 @pytest.mark.hsm
 def test_generated_key_stays_in_the_token_and_is_fixed_at_generation(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:
         address = token.generate_key()
-        session = session_on(hsm_token)
+        session = session_on(softhsm_token.label)
         try:
             [private] = session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY})
             [public] = session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY})
@@ -103,9 +104,9 @@ def test_generated_key_stays_in_the_token_and_is_fixed_at_generation(
 
 @pytest.mark.hsm
 def test_signatures_are_low_s_and_recover_to_the_address_of_the_ec_point(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
-    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts) as signer:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(softhsm_token.label, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(softhsm_token.label, address, USER_PIN, attempts=pin_attempts) as signer:
         assert isinstance(signer, Signer)
         assert signer.address == address
         for digest in digests(100, seed=1):
@@ -114,11 +115,11 @@ def test_signatures_are_low_s_and_recover_to_the_address_of_the_ec_point(
 
 @pytest.mark.hsm
 def test_raw_ckm_ecdsa_is_r_s_and_about_half_high_s(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
     """Why finalize_signature exists: the token returns raw r || s, high s half the time."""
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:
         address = token.generate_key()
-        session = session_on(hsm_token)
+        session = session_on(softhsm_token.label)
         try:
             key = hsm.private_key_of(session, address)
             raws = [key.sign(d, mechanism=Mechanism.ECDSA) for d in digests(200, seed=2)]
@@ -131,11 +132,11 @@ def test_raw_ckm_ecdsa_is_r_s_and_about_half_high_s(
 
 @pytest.mark.hsm
 def test_list_keys_finds_orbital_keys_with_and_without_login(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:
         first, second = token.generate_key(), token.generate_key()
         # A P-256 key with a 20-byte id is not an orbital key.
-        session = hsm.load_module().get_token(token_label=hsm_token).open(rw=True)
+        session = hsm.load_module().get_token(token_label=softhsm_token.label).open(rw=True)
         try:
             params = session.create_domain_parameters(
                 KeyType.EC, {Attribute.EC_PARAMS: encode_named_curve_parameters("secp256r1")},
@@ -144,21 +145,22 @@ def test_list_keys_finds_orbital_keys_with_and_without_login(
         finally:
             session.close()
         assert token.list_keys() == sorted([first, second])
-    assert hsm.list_keys(hsm_token) == sorted([first, second])  # public keys, no PIN
-    assert hsm.list_keys(hsm_token, USER_PIN, attempts=pin_attempts) == sorted([first, second])
+    assert hsm.list_keys(softhsm_token.label) == sorted([first, second])  # public keys, no PIN
+    assert hsm.list_keys(softhsm_token.label, USER_PIN,
+                         attempts=pin_attempts) == sorted([first, second])
 
 
 @pytest.mark.hsm
 def test_missing_key_token_or_bad_digest_are_clear_errors(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
     with pytest.raises(KeyNotFoundError, match="no public key 0x2222"):
-        hsm.Pkcs11Signer(hsm_token, b"\x22" * 20, USER_PIN, attempts=pin_attempts)
+        hsm.Pkcs11Signer(softhsm_token.label, b"\x22" * 20, USER_PIN, attempts=pin_attempts)
     with pytest.raises(KeyNotFoundError, match="no token labelled 'no-such-token'"):
         hsm.Pkcs11Signer("no-such-token", b"\x22" * 20, USER_PIN, attempts=pin_attempts)
     with pytest.raises(MalformedRequestError, match="20 bytes"):
-        hsm.Pkcs11Signer(hsm_token, "0x1234", USER_PIN, attempts=pin_attempts)
-    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
-    with (hsm.Pkcs11Signer(hsm_token, "0x" + address.hex(), USER_PIN,
+        hsm.Pkcs11Signer(softhsm_token.label, "0x1234", USER_PIN, attempts=pin_attempts)
+    address = hsm.generate_key(softhsm_token.label, USER_PIN, attempts=pin_attempts)
+    with (hsm.Pkcs11Signer(softhsm_token.label, "0x" + address.hex(), USER_PIN,
                            attempts=pin_attempts) as signer,
           pytest.raises(SigningError, match="31 bytes")):
         signer.sign_digest(b"\x00" * 31)
@@ -168,13 +170,13 @@ def test_missing_key_token_or_bad_digest_are_clear_errors(
 
 @pytest.mark.hsm
 def test_closing_the_last_user_logs_the_process_out(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
-    token = hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts)
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(softhsm_token.label, USER_PIN, attempts=pin_attempts)
+    token = hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts)
     signer = token.signer(address)  # shares the login
     token.close()
     signer.sign_digest(b"\x01" * 32)  # still logged in: the signer holds the login
-    session = session_on(hsm_token)
+    session = session_on(softhsm_token.label)
     try:
         assert list(session.get_objects({Attribute.CLASS: ObjectClass.PRIVATE_KEY}))
         signer.close()
@@ -186,9 +188,9 @@ def test_closing_the_last_user_logs_the_process_out(
 
 @pytest.mark.hsm
 def test_a_key_that_could_leave_the_token_is_refused(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
-        session = hsm.load_module().get_token(token_label=hsm_token).open(rw=True)
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:
+        session = hsm.load_module().get_token(token_label=softhsm_token.label).open(rw=True)
         try:
             params = session.create_domain_parameters(
                 KeyType.EC, {Attribute.EC_PARAMS: hsm.SECP256K1_EC_PARAMS}, local=True)
@@ -207,28 +209,29 @@ def test_a_key_that_could_leave_the_token_is_refused(
 
 @pytest.mark.hsm
 def test_wrong_pin_says_how_many_attempts_are_left_and_is_counted_durably(
-        hsm_token: str, tmp_path: Path) -> None:
+        softhsm_token: SoftHsmToken, tmp_path: Path) -> None:
     attempts = PinAttempts(tmp_path / "pins.sqlite", limit=5)
-    with pytest.raises(BadPinError, match=f"wrong PIN for token '{hsm_token}': 4 attempts left"):
-        hsm.Pkcs11Token(hsm_token, "not-the-pin", attempts=attempts)
+    with pytest.raises(BadPinError,
+                       match=f"wrong PIN for token '{softhsm_token.label}': 4 attempts left"):
+        hsm.Pkcs11Token(softhsm_token.label, "not-the-pin", attempts=attempts)
     with pytest.raises(BadPinError, match="3 attempts left"):
-        hsm.generate_key(hsm_token, "still-not-it", attempts=attempts)
+        hsm.generate_key(softhsm_token.label, "still-not-it", attempts=attempts)
     restarted = PinAttempts(tmp_path / "pins.sqlite", limit=5)  # a new process, same file
-    counter = hsm.pin_counter_key(hsm_token)  # per serial number
+    counter = hsm.pin_counter_key(softhsm_token.label)  # per serial number
     assert restarted.failures(counter) == 2
     assert restarted.remaining(counter) == 3
-    hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=restarted).close()
+    hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=restarted).close()
     assert attempts.failures(counter) == 0  # a right PIN clears the count
 
 
 @pytest.mark.hsm
 def test_a_different_pin_while_logged_in_counts_as_wrong(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts):
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts):
         with pytest.raises(BadPinError, match="4 attempts left"):
-            hsm.Pkcs11Token(hsm_token, "another-pin", attempts=pin_attempts)
-        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts).close()
-    assert pin_attempts.failures(hsm.pin_counter_key(hsm_token)) == 0
+            hsm.Pkcs11Token(softhsm_token.label, "another-pin", attempts=pin_attempts)
+        hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts).close()
+    assert pin_attempts.failures(hsm.pin_counter_key(softhsm_token.label)) == 0
 
 
 LOCKED_CHILD = textwrap.dedent("""
@@ -247,48 +250,49 @@ LOCKED_CHILD = textwrap.dedent("""
 
 @pytest.mark.hsm
 def test_lockout_after_the_limit_survives_a_restart_until_the_so_unlocks(
-        hsm_token: str, tmp_path: Path) -> None:
+        softhsm_token: SoftHsmToken, tmp_path: Path) -> None:
     path = tmp_path / "pins.sqlite"
     attempts = PinAttempts(path, limit=3)
     for left in (2, 1):
         with pytest.raises(BadPinError, match=f"{left} attempts? left"):
-            hsm.Pkcs11Token(hsm_token, "0000", attempts=attempts)
+            hsm.Pkcs11Token(softhsm_token.label, "0000", attempts=attempts)
     with pytest.raises(TokenLockedError, match="3 failed attempts in a row"):
-        hsm.Pkcs11Token(hsm_token, "0000", attempts=attempts)
+        hsm.Pkcs11Token(softhsm_token.label, "0000", attempts=attempts)
     with pytest.raises(TokenLockedError, match="nothing was tried"):  # even the right PIN
-        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=attempts)
+        hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=attempts)
     with pytest.raises(TokenLockedError):
-        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=PinAttempts(path, limit=3))
+        hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=PinAttempts(path, limit=3))
     # A real restart: another process with the same state file.
-    child = subprocess.run([sys.executable, "-c", LOCKED_CHILD, hsm_token, str(path), USER_PIN],
-                           cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
+    child = subprocess.run([sys.executable, "-c", LOCKED_CHILD, softhsm_token.label, str(path),
+                            USER_PIN], cwd=REPO, capture_output=True, text=True,
+                           timeout=60, check=True)
     assert json.loads(child.stdout)["locked"] is True
 
     with pytest.raises(BadPinError, match="wrong SO PIN"):
-        hsm.unlock_token(hsm_token, "wrong-so-pin", attempts=attempts)
-    counter = hsm.pin_counter_key(hsm_token)
+        hsm.unlock_token(softhsm_token.label, "wrong-so-pin", attempts=attempts)
+    counter = hsm.pin_counter_key(softhsm_token.label)
     assert attempts.is_locked(counter)
     assert attempts.failures(counter + hsm.SO_SUFFIX) == 1
-    hsm.unlock_token(hsm_token, SO_PIN, attempts=attempts, new_user_pin="fresh-pin-99")
+    hsm.unlock_token(softhsm_token.label, SO_PIN, attempts=attempts, new_user_pin="fresh-pin-99")
     assert not attempts.is_locked(counter)
     assert attempts.failures(counter + hsm.SO_SUFFIX) == 0  # the SO's count is cleared too
     with pytest.raises(BadPinError, match="2 attempts left"):  # the old PIN is gone
-        hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=attempts)
-    hsm.Pkcs11Token(hsm_token, "fresh-pin-99", attempts=attempts).close()
+        hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=attempts)
+    hsm.Pkcs11Token(softhsm_token.label, "fresh-pin-99", attempts=attempts).close()
 
 
 @pytest.mark.hsm
 def test_unlock_needs_this_process_s_signers_closed(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
-    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts) as signer:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(softhsm_token.label, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(softhsm_token.label, address, USER_PIN, attempts=pin_attempts) as signer:
         signer.sign_digest(b"\x05" * 32)  # opens this thread's read-only session
         with pytest.raises(MalformedRequestError, match="close this process's signers"):
-            hsm.unlock_token(hsm_token, SO_PIN, attempts=pin_attempts)
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts), \
+            hsm.unlock_token(softhsm_token.label, SO_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts), \
             pytest.raises(MalformedRequestError, match="close this process's signers"):
-        hsm.unlock_token(hsm_token, SO_PIN, attempts=pin_attempts)
-    hsm.unlock_token(hsm_token, SO_PIN, attempts=pin_attempts)
+        hsm.unlock_token(softhsm_token.label, SO_PIN, attempts=pin_attempts)
+    hsm.unlock_token(softhsm_token.label, SO_PIN, attempts=pin_attempts)
 
 
 def test_pin_attempts_rejects_a_zero_limit(tmp_path: Path) -> None:
@@ -379,19 +383,19 @@ def sign_in_threads(signer: hsm.Pkcs11Signer, threads: int, each: int) -> list[E
 
 @pytest.mark.hsm
 def test_four_threads_sign_fifty_each_on_their_own_sessions(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
     assert hsm.is_thread_safe(hsm.load_module())  # p11-kit-proxy: a session per thread
-    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
-    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts) as signer:
+    address = hsm.generate_key(softhsm_token.label, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(softhsm_token.label, address, USER_PIN, attempts=pin_attempts) as signer:
         assert signer.concurrent
         assert sign_in_threads(signer, threads=4, each=50) == []
 
 
 @pytest.mark.hsm
 def test_a_module_not_known_thread_safe_gets_one_session_and_a_lock(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
-    with hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts,
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    address = hsm.generate_key(softhsm_token.label, USER_PIN, attempts=pin_attempts)
+    with hsm.Pkcs11Signer(softhsm_token.label, address, USER_PIN, attempts=pin_attempts,
                           concurrent=False) as signer:
         assert sign_in_threads(signer, threads=4, each=25) == []
 
@@ -399,11 +403,11 @@ def test_a_module_not_known_thread_safe_gets_one_session_and_a_lock(
 @pytest.mark.hsm
 @pytest.mark.slow
 def test_stress_many_threads_two_keys_and_session_churn(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
     """The check that a session per thread through p11-kit-proxy is safe (SoftHSM2 loaded
     directly crashes under this): 8 threads on two keys at once, three rounds of fresh
     threads (each opens its sessions, which close when it ends)."""
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:
         signers = [token.signer(token.generate_key()) for _ in range(2)]
         try:
             for _ in range(3):
@@ -555,9 +559,9 @@ def _import_key(label: str, *, store_label: str = "orbital:imported") -> bytes:
 
 @pytest.mark.hsm
 def test_an_imported_key_is_refused_naming_cka_local(
-        hsm_token: str, pin_attempts: PinAttempts) -> None:
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:
-        imported = _import_key(hsm_token)
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts) -> None:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:
+        imported = _import_key(softhsm_token.label)
         assert imported in token.list_keys()  # listed (it is there) ...
         with pytest.raises(SigningError) as refused:  # ... but never used
             token.signer(imported)
@@ -568,18 +572,19 @@ def test_an_imported_key_is_refused_naming_cka_local(
         with token.signer(generated) as signer:
             assert_valid(b"\x07" * 32, signer.sign_digest(b"\x07" * 32), generated)
     with pytest.raises(SigningError, match="CKA_LOCAL"):
-        hsm.Pkcs11Signer(hsm_token, imported, USER_PIN, attempts=pin_attempts)
+        hsm.Pkcs11Signer(softhsm_token.label, imported, USER_PIN, attempts=pin_attempts)
 
 
 @pytest.mark.hsm
 def test_an_imported_key_is_refused_by_the_cli_in_one_line(
-        hsm_token: str, pin_attempts: PinAttempts, tmp_path: Path) -> None:
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts):
-        imported = _import_key(hsm_token)
+        softhsm_token: SoftHsmToken, pin_attempts: PinAttempts, tmp_path: Path) -> None:
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts):
+        imported = _import_key(softhsm_token.label)
     home = tmp_path / "home"
     home.mkdir()
     (home / "wallet.toml").write_text(
-        f'backend = "pkcs11"\nkey = "0x{imported.hex()}"\n[pkcs11]\ntoken = "{hsm_token}"\n')
+        f'backend = "pkcs11"\nkey = "0x{imported.hex()}"\n[pkcs11]\n'
+        f'token = "{softhsm_token.label}"\n')
     env = {**os.environ, "ORBITAL_HOME": str(home), "ORBITAL_HSM_PIN": USER_PIN,
            "ORBITAL_STATE_DIR": str(tmp_path / "state"), "PYTHONPATH": str(REPO)}
     for argv in (["wallet", "sign-message", "hello"],

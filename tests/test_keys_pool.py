@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from node.testing.pytest_plugin import SoftHsmToken
+from node.testing.softhsm import USER_PIN
 from wallet.errors import SigningError
 from wallet.keys import pkcs11 as hsm
 from wallet.keys.keystore import KeystoreSigner, create_keystore
 from wallet.keys.pin import PinAttempts
 from wallet.keys.pool import AsyncSigner
 from wallet.keys.signer import HALF_N, Signature, recover_address
-
-from softhsm import USER_PIN
 
 
 def digests(count: int, seed: int) -> list[bytes]:
@@ -27,9 +27,10 @@ def digests(count: int, seed: int) -> list[bytes]:
 
 
 @pytest.fixture
-def hsm_signer(hsm_token: str, pin_attempts: PinAttempts) -> Iterator[hsm.Pkcs11Signer]:
-    address = hsm.generate_key(hsm_token, USER_PIN, attempts=pin_attempts)
-    signer = hsm.Pkcs11Signer(hsm_token, address, USER_PIN, attempts=pin_attempts)
+def hsm_signer(softhsm_token: SoftHsmToken, pin_attempts: PinAttempts
+               ) -> Iterator[hsm.Pkcs11Signer]:
+    address = hsm.generate_key(softhsm_token.label, USER_PIN, attempts=pin_attempts)
+    signer = hsm.Pkcs11Signer(softhsm_token.label, address, USER_PIN, attempts=pin_attempts)
     try:
         yield signer
     finally:

@@ -25,11 +25,11 @@ from typing import Any
 import coincurve
 import pytest
 from test_outbox import sign_tx
-from verified_node import REPO, NodeProcess, NodeRpcError, start_node, write_node_config
 
 from node.config import LinkConfig
 from node.contact import ContactSchedule, ground_contacts, merge_windows
 from node.devnet import Anvil
+from node.testing.node_process import REPO, NodeProcess, NodeRpcError, start_node, write_node_config
 from sim_link.clock import PlanClock
 from sim_link.plan import Contact, ContactPlan
 

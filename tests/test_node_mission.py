@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 from eth_utils import to_checksum_address
-from verified_node import REPO, NodeProcess, start_node, write_node_config
 
 from node.attest.attestation import attestation_only_policy
 from node.attest.certificate import SUBMIT_CERTIFICATE
@@ -35,13 +34,15 @@ from node.devnet import Anvil
 from node.gossip.transport import peer_id_of
 from node.tasks import model as qmodel
 from node.tasks.task import derive_task_id
+from node.testing.node_process import REPO, NodeProcess, start_node, write_node_config
+from node.testing.pytest_plugin import SoftHsmToken
+from node.testing.softhsm import USER_PIN
 from wallet.config import WalletConfig, save_config
 from wallet.keys.pin import PinAttempts
 from wallet.keys.pkcs11 import Pkcs11Token
 from wallet.policy import pin_policy
 
 from contracts_chain import Scenario, anvil_web3
-from softhsm import USER_PIN
 
 PASSWORD = "mission-test"
 MODEL = qmodel.load()
@@ -271,12 +272,12 @@ def test_a_submitter_killed_after_the_certificate_formed_submits_once_after_rest
 @pytest.mark.slow
 @pytest.mark.hsm
 def test_a_node_with_its_key_in_an_hsm_certifies_a_quorum_one_task_alone(
-        ground: Ground, hsm_token: str, tmp_path: Path) -> None:
+        ground: Ground, softhsm_token: SoftHsmToken, tmp_path: Path) -> None:
     """The wallet's PKCS#11 backend (SoftHSM2 through p11-kit-proxy): the same mission, the
     key never leaving the token."""
     home = tmp_path / "hsm-sat" / "wallet"
     home.mkdir(parents=True)
-    with Pkcs11Token(hsm_token, USER_PIN,
+    with Pkcs11Token(softhsm_token.label, USER_PIN,
                      attempts=PinAttempts.in_state_dir(home)) as token:
         address = token.generate_key()
     policy = home / "policy.toml"
@@ -290,7 +291,7 @@ def test_a_node_with_its_key_in_an_hsm_certifies_a_quorum_one_task_alone(
     ground.sc.send(ground.sc.registry.functions.register(checksummed, "HSM-SAT", 71000))
     ground.sc.send({"to": checksummed, "value": 10**18, "gas": 21000})
     sat = Satellite("HSM", home.parent, address, os.urandom(32), _free_port(),
-                    wallet=f'backend = "pkcs11"\nhome = "wallet"\ntoken = "{hsm_token}"\n'
+                    wallet=f'backend = "pkcs11"\nhome = "wallet"\ntoken = "{softhsm_token.label}"\n'
                            f'pin_file = "wallet/pin"\n')
     (sat.root / "gossip.key").write_text(sat.seed.hex() + "\n")
     ground.satellites = [sat]  # alone: no peers

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from verified_node import NodeProcess, NodeRpcError, start_node, write_node_config
 from web3 import Web3
 
 from node.devnet import Anvil
+from node.testing.node_process import NodeProcess, NodeRpcError, start_node, write_node_config
 
 pytestmark = pytest.mark.devnet
 
@@ -124,9 +124,8 @@ def test_a_block_beyond_the_anchored_head_is_an_error_saying_so(node: NodeProces
         node.rpc("eth_getBalance", "0x" + "00" * 20, hex(head + 1000))
 
 
-def test_sigterm_stops_the_node_cleanly(anvil: Anvil, tmp_path: Path) -> None:
-    process = start_node([anvil.url], tmp_path / "data")
-    assert process.stop() == 0
+def test_sigterm_stops_the_node_cleanly(orbital_node: NodeProcess) -> None:
+    assert orbital_node.stop() == 0
 
 
 def test_ground_mode_anchors_heads_signed_by_two_of_three_operators(

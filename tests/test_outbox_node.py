@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from verified_node import REPO, NodeProcess, NodeRpcError, start_node
 from web3 import Web3
 
 from node.chain.anchor import Anchor, AnchorSource
@@ -39,6 +38,7 @@ from node.outbox.store import STATES, InvalidTransition, Outbox
 from node.rpc.heads import TrustedHeads
 from node.rpc.upstream_api import DirectUpstream
 from node.rpc.verified_node import VerifiedNode
+from node.testing.node_process import REPO, NodeProcess, NodeRpcError, start_node
 
 pytestmark = [pytest.mark.devnet, pytest.mark.slow]
 GWEI = 10**9

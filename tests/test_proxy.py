@@ -441,6 +441,39 @@ async def test_unreachable_upstream_resets_the_client() -> None:
         assert "upstream" in (await next_event(events, "refuse")).detail
 
 
+async def test_force_holds_the_link_down_or_up_against_the_plan_then_gives_it_back() -> None:
+    """``force(False)`` is an LOS inside a window (open connections cut, new ones reset),
+    ``force(True)`` an AOS outside one (forwarded under the last contact), ``force(None)``
+    the plan again (its next boundary is kept)."""
+    async with server(echo) as up, emulator(plan(contact(0, 2.0)), up) as (emu, events):
+        await next_event(events, "aos")
+        reader, writer = await connect(emu)
+        writer.write(b"before")
+        assert await asyncio.wait_for(reader.readexactly(6), 5) == b"before"
+        await emu.force(False)
+        los = await next_event(events, "los")
+        assert los.detail == "forced" and emu.state()["forced"] is False
+        assert "forced" not in (await next_event(events, "cut")).detail
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(100), 5)
+        writer.close()
+        await assert_reset(emu)
+        await emu.force(True)
+        assert (await next_event(events, "aos")).detail == "forced"
+        reader, writer = await connect(emu)
+        writer.write(b"after")
+        assert await asyncio.wait_for(reader.readexactly(5), 5) == b"after"
+        writer.close()
+        await emu.force(None)  # still inside the plan's window: stays up, then its LOS
+        assert emu.is_up and emu.state()["forced"] is None
+        los = await next_event(events, "los", timeout=5)
+        assert los.detail == "" and los.plan_time >= T0 + 2.0
+        await emu.force(True)  # after the plan's last contact: up under that contact
+        assert emu.is_up and emu.contact is not None and emu.contact.end == T0 + 2.0
+    with pytest.raises(EmulatorError, match="start"):
+        await LinkEmulator(plan(contact(0, 1)), "SAT-GS", LOCAL, up).force(True)
+
+
 # -- LOS ---------------------------------------------------------------------------------
 
 async def test_reset_at_los_cuts_an_in_flight_transfer() -> None:

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from node.devnet import Anvil
-
-from softhsm import SO_PIN, USER_PIN, require_softhsm, write_conf
+from node.testing.softhsm import SO_PIN, USER_PIN, require_softhsm, write_conf
 
 pytestmark = [pytest.mark.devnet, pytest.mark.hsm, pytest.mark.slow]
 

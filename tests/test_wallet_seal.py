@@ -23,6 +23,7 @@ from test_signer_hardening import (
     orbital,
 )
 
+from node.testing.pytest_plugin import SoftHsmToken
 from wallet.audit import AuditLog
 from wallet.config import WalletConfig, load_config, save_config
 from wallet.keys.keystore import create_keystore, keystore_address
@@ -241,30 +242,29 @@ def test_a_wallet_from_before_seals_is_sealed_only_explicitly(tmp_path: Path) ->
 
 
 def test_the_pkcs11_seal_is_an_hmac_by_a_key_generated_in_the_token(
-        hsm_token: str, pin_attempts: object, tmp_path: Path) -> None:
+        softhsm_token: SoftHsmToken, pin_attempts: object, tmp_path: Path) -> None:
     """PKCS#11: the seal's MAC is CKM_SHA256_HMAC by a secret generated in the token
     (local, sensitive, never extractable); an edited wallet.toml is refused; deleting the
     seal file is caught because the token still holds the seal key."""
     from pkcs11 import Attribute, ObjectClass
 
+    from node.testing.softhsm import USER_PIN
     from wallet.keys import pkcs11 as hsm
     from wallet.seal import SealError, check_seal
 
-    from softhsm import USER_PIN
-
     home = tmp_path / "home"
     home.mkdir()
-    with hsm.Pkcs11Token(hsm_token, USER_PIN, attempts=pin_attempts) as token:  # type: ignore[arg-type]
+    with hsm.Pkcs11Token(softhsm_token.label, USER_PIN, attempts=pin_attempts) as token:  # type: ignore[arg-type]
         address = token.generate_key()
         signer = token.signer(address)
-        config = WalletConfig(home, backend="pkcs11", token=hsm_token, chain_id=31337,
+        config = WalletConfig(home, backend="pkcs11", token=softhsm_token.label, chain_id=31337,
                               operators=(bytes(20),), threshold=1, policy_sha256="00" * 32)
         with AuditLog(home / "audit.sqlite", signer) as audit:
             check_seal(config, signer, audit)  # first open of an empty wallet: sealed
             doc = json.loads((home / "wallet.seal").read_text())
             assert doc["auth"] == "hmac-sha256" and len(bytes.fromhex(doc["mac"][2:])) == 32
             check_seal(config, signer, audit)  # and it verifies
-            session = hsm.find_token(hsm.load_module(), hsm_token).open(user_pin=None)
+            session = hsm.find_token(hsm.load_module(), softhsm_token.label).open(user_pin=None)
             try:
                 (key,) = session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY})
                 assert key[Attribute.LOCAL] and key[Attribute.SENSITIVE]
@@ -273,7 +273,7 @@ def test_the_pkcs11_seal_is_an_hmac_by_a_key_generated_in_the_token(
             finally:
                 session.close()
             with pytest.raises(SealError, match="differs from its seal"):
-                check_seal(WalletConfig(home, backend="pkcs11", token=hsm_token,
+                check_seal(WalletConfig(home, backend="pkcs11", token=softhsm_token.label,
                                         chain_id=31337, operators=(b"\x01" * 20,),
                                         threshold=1, policy_sha256="00" * 32), signer, audit)
             doc["fields"]["threshold"] = 2

@@ -1,4 +1,5 @@
-"""A throwaway SoftHSM2 token directory for the tests, used through p11-kit-proxy.
+"""A throwaway SoftHSM2 token directory for tests (the pytest plugin's ``softhsm_token``),
+used through p11-kit-proxy.
 
 SoftHSM2 is the real PKCS#11 token of the tests (DESIGN.md, "Real parts"): Debian's
 ``softhsm2`` package, registered with p11-kit (``/usr/share/p11-kit/modules/softhsm2.module``)
@@ -87,7 +88,7 @@ class SoftHsm:
         :data:`USER_PIN`)."""
         if not self.pool:
             raise RuntimeError(f"all {POOL_SIZE} pre-initialised SoftHSM2 tokens are used: "
-                               "raise tests/softhsm.py POOL_SIZE")
+                               "raise node/testing/softhsm.py POOL_SIZE")
         return self.pool.pop(0)
 
 
