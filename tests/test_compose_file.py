@@ -12,16 +12,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from node.demo.compose import ComposeOptions, compose_document, compose_text, to_yaml
+from node.demo.compose import compose_document, compose_text, to_yaml
 from node.demo.placement import COMPOSE, LINK_PORT_BASE, LOCAL
+from node.demo.run import DemoOptions
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def test_the_committed_compose_file_is_what_the_demo_writes() -> None:
-    assert (REPO / "compose.yaml").read_text() == compose_text(ComposeOptions())
+    assert (REPO / "compose.yaml").read_text() == compose_text(DemoOptions())
     assert yaml.safe_load((REPO / "compose.yaml").read_text()) == \
-        compose_document(ComposeOptions())
+        compose_document(DemoOptions())
 
 
 def test_write_compose_writes_the_options_it_is_given(tmp_path: Path) -> None:
@@ -46,7 +47,7 @@ def test_what_cannot_fly_in_containers_is_refused_in_one_line(argument: list[str
 
 
 def test_each_satellite_reaches_only_the_ground_on_an_internal_network() -> None:
-    document = compose_document(ComposeOptions(satellites=4))
+    document = compose_document(DemoOptions(satellites=4))
     services, networks = document["services"], document["networks"]
     assert all(network["internal"] for network in networks.values())  # no way out
     members: dict[str, set[str]] = {}

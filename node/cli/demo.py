@@ -109,11 +109,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.wallets == "softhsm":
             raise SystemExit("orbital demo: in containers the satellites' wallets are "
                              "keystores (--wallets softhsm is the local demo's)")
-    if args.containers or args.write_compose:
-        return _containers(args)
     options = DemoOptions(satellites=args.satellites, stations=args.stations, hours=args.hours,
                           time_scale=args.time_scale, tasks=args.tasks, seed=args.seed,
                           out=Path(args.out), fault=args.fault, wallets=args.wallets)
+    if args.containers or args.write_compose:
+        return _containers(options, args.write_compose)
     if args.compose_ground:
         from node.demo.compose import SATELLITES_DIR
         from node.demo.placement import ANVIL_HOST, COMPOSE
@@ -132,18 +132,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if document["landed"] == document["posted"] else 1
 
 
-def _containers(args: argparse.Namespace) -> int:
-    """``--write-compose`` and ``--containers`` (:mod:`node.demo.compose`)."""
-    from node.demo.compose import ComposeOptions, ContainersError, compose_text, run_containers
+def _containers(options: Any, write_compose: str | None) -> int:
+    """``--write-compose`` and ``--containers`` (:mod:`node.demo.compose`) for ``options``
+    (a :class:`node.demo.run.DemoOptions`)."""
+    from node.demo.compose import ContainersError, compose_text, run_containers
 
-    options = ComposeOptions(satellites=args.satellites, stations=args.stations,
-                             hours=args.hours, time_scale=args.time_scale, tasks=args.tasks,
-                             seed=args.seed, fault=args.fault)
-    if args.write_compose:
-        Path(args.write_compose).write_text(compose_text(options))
-        print(f"wrote {args.write_compose}")
+    if write_compose:
+        Path(write_compose).write_text(compose_text(options))
+        print(f"wrote {write_compose}")
         return 0
-    out = Path(args.out).resolve()
+    out = options.out.resolve()
     print(f"orbital demo --containers: {options.satellites} satellites, {options.stations} "
           f"stations, {options.hours:g} orbital hours at x{options.time_scale:g}; compose file "
           f"{out / 'compose.yaml'}", flush=True)

@@ -32,11 +32,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from node.demo.placement import ANVIL_HOST, GROUND_HOST, NODE_RPC_PORT, service_name
+from node.demo.run import DemoOptions
 from node.devnet import anvil_arguments
 
 IMAGE = "orbital"
@@ -58,27 +58,13 @@ IPVS balancer is not in every kernel (on these machines the VIP timed out while 
 container's own address answered), and one container a service needs none."""
 
 
-@dataclass(frozen=True)
-class ComposeOptions:
-    """What the ground flies (``orbital demo``'s options) and the image it runs."""
-
-    satellites: int = 3
-    stations: int = 2
-    hours: float = 6.0
-    time_scale: float = 150.0
-    tasks: int = 3
-    seed: int = 1
-    fault: str | None = None
-    image: str = IMAGE
-
-
 def satellite_names(count: int) -> list[str]:
     """The scenario's names (:func:`node.demo.scenario.constellation`)."""
     return [f"SAT{k + 1}" for k in range(count)]
 
 
-def compose_document(options: ComposeOptions) -> dict[str, Any]:
-    """The compose file for ``options`` (module docstring)."""
+def compose_document(options: DemoOptions, image: str = IMAGE) -> dict[str, Any]:
+    """The compose file that flies ``options`` (module docstring) with ``image``."""
     names = satellite_names(options.satellites)
     health = ["CMD", "python3", "-m", "node.health"]
     ground_command = [
@@ -89,7 +75,7 @@ def compose_document(options: ComposeOptions) -> dict[str, Any]:
         *(["--fault", options.fault] if options.fault else [])]
     services: dict[str, Any] = {
         ANVIL_HOST: {
-            "image": options.image,
+            "image": image,
             "entrypoint": ["anvil"],
             "command": anvil_arguments("0.0.0.0", 8545),
             "networks": [CHAIN_NETWORK],
@@ -98,7 +84,7 @@ def compose_document(options: ComposeOptions) -> dict[str, Any]:
             "deploy": DNS_ROUND_ROBIN,
         },
         GROUND_HOST: {
-            "image": options.image,
+            "image": image,
             "user": "0:0",
             "entrypoint": ["sh", "-c", DROP_TO_ORBITAL, SATELLITES_DIR],
             "command": ground_command,
@@ -113,7 +99,7 @@ def compose_document(options: ComposeOptions) -> dict[str, Any]:
     }
     for name in names:
         services[service_name(name)] = {
-            "image": options.image,
+            "image": image,
             "entrypoint": ["sh", "-c", WAIT_FOR_CONFIG],
             "init": True,
             "depends_on": [GROUND_HOST],
@@ -176,7 +162,7 @@ def _scalar(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def compose_text(options: ComposeOptions) -> str:
+def compose_text(options: DemoOptions, image: str = IMAGE) -> str:
     """The file's text, with a header saying what wrote it and how to run it."""
     return (f"# orbital demo as containers: anvil, the ground station, {options.satellites} "
             "satellites.\n"
@@ -184,7 +170,7 @@ def compose_text(options: ComposeOptions) -> str:
             "see README.md, \"Containers\".\n"
             "#   docker build -t orbital .     (or scripts/containers.sh build)\n"
             "#   docker compose up -d && docker compose logs -f ground\n"
-            + to_yaml(compose_document(options)) + "\n")
+            + to_yaml(compose_document(options, image)) + "\n")
 
 
 class ContainersError(RuntimeError):
@@ -235,15 +221,15 @@ def check_docker(image: str) -> None:
                               "(or DOCKER_BUILDKIT=1 docker build -t orbital .)")
 
 
-def run_containers(options: ComposeOptions, out: Path, project: str = "orbital-demo",
-                   echo: Any = sys.stdout) -> tuple[int, Path]:
+def run_containers(options: DemoOptions, out: Path, image: str = IMAGE,
+                   project: str = "orbital-demo", echo: Any = sys.stdout) -> tuple[int, Path]:
     """``orbital demo --containers``: returns the ground's exit code and where
     ``report.json`` was copied (module docstring). The project is taken down (volumes
     too) whatever happened."""
-    check_docker(options.image)
+    check_docker(image)
     out.mkdir(parents=True, exist_ok=True)
     compose_file = out / "compose.yaml"
-    compose_file.write_text(compose_text(options))
+    compose_file.write_text(compose_text(options, image))
     compose = [*compose_command(), "-p", project, "-f", str(compose_file)]
     _compose(compose, "down", "-v", "--remove-orphans")  # a leftover of an interrupted run
     try:
