@@ -415,7 +415,7 @@ def test_the_log_file_follows_the_config_and_gets_every_line(tmp_path: Path) -> 
     config.log.file.parent.mkdir()
     stream = io.StringIO()
     root = logging.getLogger()
-    before = list(root.handlers)
+    before, level = list(root.handlers), root.level
     try:
         setup_logging("json", "info", stream, file=config.log.file)
         setup_logging("json", "info", stream, file=config.log.file)  # replaces, not adds
@@ -425,6 +425,7 @@ def test_the_log_file_follows_the_config_and_gets_every_line(tmp_path: Path) -> 
         for handler in [h for h in root.handlers if h not in before]:
             root.removeHandler(handler)
             handler.close()
+        root.setLevel(level)
     written = config.log.file.read_text().splitlines()
     assert written == stream.getvalue().splitlines()
     assert len(written) == 1 and json.loads(written[0])["msg"] == "hello there"
