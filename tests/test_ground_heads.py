@@ -51,6 +51,7 @@ from wallet.heads import (
     head_digest,
     head_typed_data,
     sign_head,
+    sign_head_by,
     signed_head_from_json,
     signed_head_to_json,
     verify_signed_head,
@@ -72,10 +73,7 @@ PASSWORD = "operator password"
 
 
 def signed(*signers: Any, head: Head = HEAD) -> SignedHead:
-    result = sign_head(head, signers[0])
-    for signer in signers[1:]:
-        result = add_signature(result, signer)
-    return result
+    return sign_head_by(head, signers)
 
 
 def check(head: SignedHead, threshold: int = 2, *, chain_id: int = CHAIN, now: float = T0 + 12,
@@ -843,3 +841,13 @@ def test_head_of_a_block_from_the_future_is_refused(
     code, _, err = _cli(capsys, "ground", "verify-head", str(path), "--operators", addresses,
                         "--threshold", "2", "--chain-id", "31337")
     assert code == 1 and err.startswith("orbital: head rejected (future): block 1 has ")
+
+
+def test_sign_head_by_signs_in_turn_and_refuses_no_signer_or_one_twice() -> None:
+    both = sign_head_by(HEAD, [A, B])
+    assert [s.signer for s in both.signatures] == [bytes(A.address), bytes(B.address)]
+    assert both == add_signature(sign_head(HEAD, A), B)
+    with pytest.raises(ValueError, match="no signers"):
+        sign_head_by(HEAD, [])
+    with pytest.raises(MalformedRequestError, match="already signed"):
+        sign_head_by(HEAD, [A, B, A])

@@ -51,7 +51,7 @@ a file that cannot be read is a :class:`~wallet.errors.MalformedRequestError`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,6 +230,17 @@ def sign_head(head: Head, signer: Signer) -> SignedHead:
     """A new signed head carrying ``signer``'s signature of ``head``'s EIP-712 digest
     (checked to be low-s and to recover to ``signer.address``)."""
     return SignedHead(head, (_signature(head, signer),))
+
+
+def sign_head_by(head: Head, signers: Sequence[Signer]) -> SignedHead:
+    """``head`` signed by each of ``signers`` in turn (:func:`sign_head` by the first,
+    :func:`add_signature` by the others): what operators who sign together produce."""
+    if not signers:
+        raise ValueError("sign_head_by: no signers")
+    signed = sign_head(head, signers[0])
+    for signer in signers[1:]:
+        signed = add_signature(signed, signer)
+    return signed
 
 
 def add_signature(signed: SignedHead, signer: Signer) -> SignedHead:

@@ -26,7 +26,7 @@ from node.chain.hashing import keccak256
 from node.devnet import DEV_PRIVATE_KEYS, Anvil
 from node.tasks.task import derive_task_id
 from wallet.files import write_atomic
-from wallet.heads import Head, add_signature, sign_head, signed_head_to_json
+from wallet.heads import Head, sign_head_by, signed_head_to_json
 from wallet.keys.keystore import KeystoreSigner, create_keystore
 
 OPERATORS = 3
@@ -90,10 +90,7 @@ class GroundChain:
         block = self.w3.eth.get_block("latest")
         head = Head(self.deployment.chain_id, block["number"], bytes(block["hash"]),
                     block["timestamp"])
-        signed = sign_head(head, self.head_signers[0])
-        for signer in self.head_signers[1:]:
-            signed = add_signature(signed, signer)
-        return head.number, signed_head_to_json(signed)
+        return head.number, signed_head_to_json(sign_head_by(head, self.head_signers))
 
     @staticmethod
     def uplink(directory: Path, name: str, data: bytes) -> None:

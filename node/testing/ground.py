@@ -65,14 +65,12 @@ class GroundOperators:
     def signed_head(self) -> tuple[int, str]:
         """anvil's newest block signed by the first ``threshold`` operators: its number
         and the signed-head JSON ``orbital_submitHead`` takes."""
-        from wallet.heads import Head, add_signature, sign_head, signed_head_to_json
+        from wallet.heads import Head, sign_head_by, signed_head_to_json
 
         block = rpc_call(self.anvil_url, "eth_getBlockByNumber", "latest", False)
         head = Head(self.chain_id, int(block["number"], 16),
                     bytes.fromhex(block["hash"][2:]), int(block["timestamp"], 16))
-        signed = sign_head(head, self.signers[0])
-        for signer in self.signers[1:self.threshold]:
-            signed = add_signature(signed, signer)
+        signed = sign_head_by(head, self.signers[:self.threshold])
         return head.number, signed_head_to_json(signed)
 
     def deliver(self, node: Any) -> bool:
