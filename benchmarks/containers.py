@@ -25,11 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from node.devnet import DEV_PRIVATE_KEYS, anvil_arguments
+from node.devnet import DEV_PRIVATE_KEYS, anvil_arguments, rpc_call
 
 IMAGE = "orbital"
 CONFIG = """
@@ -53,17 +52,6 @@ def _docker(*args: str) -> str:
     if done.returncode != 0:
         raise SystemExit(f"docker {' '.join(args[:2])}: {done.stderr.strip()[-500:]}")
     return done.stdout.strip()
-
-
-def _call(url: str, method: str, *params: Any) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-    request = urllib.request.Request(url, data=body.encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        reply = json.loads(response.read())
-    if "error" in reply:
-        raise RuntimeError(f"{method}: {reply['error']}")
-    return reply["result"]
 
 
 def _published(container: str) -> str:
@@ -119,7 +107,7 @@ def measure(calls: int) -> dict[str, Any]:
         deadline = time.monotonic() + 60
         while True:
             try:
-                _call(devnet, "evm_mine")  # past genesis (anvil's genesis proofs do not verify)
+                rpc_call(devnet, "evm_mine")  # past genesis (anvil's genesis proofs do not verify)
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -132,7 +120,7 @@ def measure(calls: int) -> dict[str, Any]:
             containers.append(container)
             account = Account.from_key(DEV_PRIVATE_KEYS[3]).address
             for url in (host_url, container_url):  # both anchored past genesis
-                while int(_call(url, "eth_blockNumber"), 16) < 1:
+                while int(rpc_call(url, "eth_blockNumber"), 16) < 1:
                     time.sleep(0.2)
             latency: dict[str, dict[str, list[float]]] = {}
             for method, params in (("eth_blockNumber", ()), ("eth_getBalance",
@@ -141,7 +129,7 @@ def measure(calls: int) -> dict[str, Any]:
                 for _ in range(calls):
                     for where, url in (("host", host_url), ("container", container_url)):
                         began = time.perf_counter()
-                        _call(url, method, *params)
+                        rpc_call(url, method, *params)
                         samples[where].append(time.perf_counter() - began)
                 latency[method] = samples
     finally:

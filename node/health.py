@@ -5,16 +5,16 @@ Asks the node's local JSON-RPC for ``orbital_status`` (default ``http://127.0.0.
 either way: what Docker's ``HEALTHCHECK`` shows in ``docker inspect``. Another METHOD
 (``eth_chainId`` for the devnet's container) only needs a result. A node that serves
 but has no anchored head yet (before its first contact) is healthy: it answers, and says
-"no anchored head". Imports only the standard library: it runs every few seconds.
+"no anchored head". One call through :func:`node.devnet.rpc_call` (standard library only:
+it runs every few seconds).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
+
+from node.devnet import RpcError, rpc_call
 
 DEFAULT_URL = "http://127.0.0.1:8545"
 
@@ -22,20 +22,15 @@ DEFAULT_URL = "http://127.0.0.1:8545"
 def check(url: str, method: str = "orbital_status", timeout: float = 5.0
           ) -> tuple[bool, str]:
     """(healthy, one line) for the JSON-RPC server at ``url``."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode()
-    request = urllib.request.Request(url, data=body,
-                                     headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            reply = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        return False, f"unhealthy: {url}: {getattr(exc, 'reason', exc)}"
-    if not isinstance(reply, dict) or "result" not in reply:
-        error = reply.get("error") if isinstance(reply, dict) else reply
-        return False, f"unhealthy: {method}: {error}"
+        result = rpc_call(url, method, timeout=timeout)
+    except RpcError as exc:
+        return False, f"unhealthy: {method}: {exc.rpc_message} ({exc.code})"
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # no server, not JSON-RPC
+        return False, f"unhealthy: {url}: {getattr(exc, 'reason', None) or exc!r}"
     if method != "orbital_status":
-        return True, f"healthy: {method} = {reply['result']}"
-    status = reply["result"] if isinstance(reply["result"], dict) else {}
+        return True, f"healthy: {method} = {result}"
+    status = result if isinstance(result, dict) else {}
     head = status.get("head")
     if not isinstance(head, dict) or head.get("number") is None:
         return True, f"healthy: serving ({status.get('trustMode')}), no anchored head yet"
