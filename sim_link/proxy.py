@@ -521,6 +521,10 @@ class LinkEmulator:
     async def wait_up(self) -> None:
         await self._up.wait()
 
+    def contact_at(self, t: float) -> Contact | None:
+        """The link's contact in progress at plan time ``t`` (None: out of contact)."""
+        return next((c for c in self.contacts if c.contains(t)), None)
+
     def next_aos(self, after: float | None = None) -> Contact | None:
         """The first contact of the link starting after ``after`` (default: now)."""
         t = self.clock.now() if after is None else after
@@ -569,7 +573,7 @@ class LinkEmulator:
     def _update(self, now: float) -> float | None:
         """Bring the link to the state the plan says for ``now``; return the plan time of
         the next change (``None``: none left)."""
-        current = next((c for c in self.contacts if c.contains(now)), None)
+        current = self.contact_at(now)
         self._gate_listener(up=current is not None)
         if current is not None:
             self._go_up(current, now)
@@ -628,7 +632,7 @@ class LinkEmulator:
             return
         self._gate_listener(up=up)
         if up:
-            current = next((c for c in self.contacts if c.contains(now)), None)
+            current = self.contact_at(now)
             self._go_up(current or self.contact or self.contacts[0], now, "forced")
         else:
             self._go_down(now, "forced")
