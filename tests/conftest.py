@@ -5,7 +5,6 @@ loaded through its ``pytest11`` entry point): ``anvil``, ``anvil_rpc``, ``orbita
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +19,10 @@ from contracts_chain import DevChain, Scenario, anvil_web3, ethtester_web3
 def orbital_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Wrong-PIN counts (``$ORBITAL_STATE_DIR``, default /var/lib/orbital) go to a directory
     of this test session, never to the machine's; a test that needs its own sets its own."""
-    previous = os.environ.get("ORBITAL_STATE_DIR")
     state = tmp_path_factory.mktemp("orbital-state")
-    os.environ["ORBITAL_STATE_DIR"] = str(state)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ORBITAL_STATE_DIR", str(state))
         yield state
-    finally:
-        if previous is None:
-            os.environ.pop("ORBITAL_STATE_DIR", None)
-        else:
-            os.environ["ORBITAL_STATE_DIR"] = previous
 
 
 @pytest.fixture

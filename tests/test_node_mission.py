@@ -371,19 +371,11 @@ def _run_config(path: Path, timeout: float = 60.0) -> subprocess.CompletedProces
                                if k != "ORBITAL_KEYSTORE_PASSWORD"})
 
 
-_BASE = """
-[node]
-chain_id = 31337
-data_dir = "data"
-rpc = "127.0.0.1:0"
-refresh = "1s"
-chain = "anvil"
-[upstreams]
-urls = ["http://127.0.0.1:9"]
+_TRUST = f"""
 [trust]
 mode = "checkpoint"
-checkpoint = "1:0x{hash}"
-""".replace("{hash}", "ab" * 32)
+checkpoint = "1:0x{"ab" * 32}"
+"""
 _ATT = "0x" + "11" * 20
 _REG = "0x" + "22" * 20
 _MISSION = f"""
@@ -410,8 +402,8 @@ registry = "{_REG}"
 def test_a_bad_mission_config_is_refused_in_one_line_naming_the_key(
         tmp_path: Path, sections: dict[str, str], key: str, fragment: str) -> None:
     make_wallet(tmp_path / "wallet", _ATT)
-    text = _BASE + _MISSION.format(**{"wallet": "", "gossip": "", "tasks": "", **sections})
-    (tmp_path / "node.toml").write_text(text)
+    write_node_config(tmp_path / "node.toml", "http://127.0.0.1:9", _TRUST + _MISSION.format(
+        **{"wallet": "", "gossip": "", "tasks": "", **sections}))
     done = _run_config(tmp_path / "node.toml")
     assert done.returncode == 2
     line = done.stderr.strip()
@@ -425,8 +417,8 @@ def test_a_bad_mission_config_is_refused_in_one_line_naming_the_key(
 def test_a_wallet_that_cannot_serve_the_mission_stops_the_start_in_one_line(
         tmp_path: Path, wallet: str, submit: bool, fragment: str) -> None:
     make_wallet(tmp_path / "wallet", _ATT, submit=submit)
-    (tmp_path / "node.toml").write_text(
-        _BASE + _MISSION.format(wallet=wallet, gossip="", tasks=""))
+    write_node_config(tmp_path / "node.toml", "http://127.0.0.1:9",
+                      _TRUST + _MISSION.format(wallet=wallet, gossip="", tasks=""))
     done = _run_config(tmp_path / "node.toml")
     assert done.returncode == 2, done.stderr[-2000:]
     line = done.stderr.strip().splitlines()[-1]

@@ -315,24 +315,18 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
     ``scripts/setup.sh --test`` installs them), or when the PKCS#11 module was loaded in
     this process before (it would not see the new tokens).
     """
-    import os
-
     from node.testing.softhsm import SoftHsmMissingError, start_softhsm
 
-    previous = os.environ.get("SOFTHSM2_CONF")
-    try:
-        hsm = start_softhsm(tmp_path_factory.mktemp("softhsm"))
-    except SoftHsmMissingError as exc:
-        pytest.fail(f"softhsm fixture: {exc}", pytrace=False)
-    try:
+    # start_softhsm sets SOFTHSM2_CONF; the context puts back what was there before. The
+    # module stays initialised with this directory for the rest of the process; children
+    # started later get the environment they had before.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("SOFTHSM2_CONF", raising=False)
+        try:
+            hsm = start_softhsm(tmp_path_factory.mktemp("softhsm"))
+        except SoftHsmMissingError as exc:
+            pytest.fail(f"softhsm fixture: {exc}", pytrace=False)
         yield hsm
-    finally:
-        # The module stays initialised with this directory for the rest of the process;
-        # children started later get the environment they had before.
-        if previous is None:
-            os.environ.pop("SOFTHSM2_CONF", None)
-        else:
-            os.environ["SOFTHSM2_CONF"] = previous
 
 
 @pytest.fixture
