@@ -12,6 +12,8 @@ which turns the skip into a failure. The image is built once per session with
   image as its non-root user through p11-kit;
 * ``orbital demo --containers`` with each compose implementation present (Docker Compose v2,
   Debian's docker-compose 1.29): the certified task lands on chain;
+* a lying upstream in front of one satellite's ground link, in containers: caught, counted,
+  never served;
 * the same file deployed with ``docker stack deploy`` on a one-node swarm.
 """
 
@@ -220,6 +222,25 @@ def test_the_compose_constellation_lands_its_certified_task(
     assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     leftovers = _docker("ps", "-aq", "--filter", "label=com.docker.compose.project=orbital-demo")
     assert leftovers.stdout.strip() == ""  # taken down
+
+
+def test_a_lying_upstream_in_front_of_one_satellite_container_is_caught_not_served(
+        image: str, tmp_path: Path) -> None:
+    """The ``liar`` fault in containers: the ground's link to SAT1 leads to an upstream that
+    tampers with answers. SAT1's node counts the lies its verification caught (nothing of
+    them is served), the others see none, and the task still lands with the model's output."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-m", "node.cli.main", "demo", "--containers", "--satellites", "3",
+         "--stations", "2", "--hours", "4", "--time-scale", "300", "--tasks", "1", "--seed",
+         "5", "--fault", "liar", "--out", str(out)], cwd=REPO, capture_output=True,
+        text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    _assert_landed_as_the_model_says(report)
+    lies = report["fault"]["lies"]
+    assert lies["SAT1"] and sum(lies["SAT1"].values()) > 0, lies
+    assert not (lies["SAT2"] or {}) and not (lies["SAT3"] or {}), lies
 
 
 def test_the_compose_file_deploys_as_a_swarm_stack(image: str, tmp_path: Path) -> None:
