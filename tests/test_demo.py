@@ -6,10 +6,12 @@ lands on chain through a satellite's outbox; the certified output is the one the
 gives for the input the seed chose (so the same seed certifies the same result); the
 report, its JSON and the timeline PNG are written; the nodes verified what they served.
 
-Four hours, not three: the orbits' epoch is the wall clock, so where the passes fall depends
-on the time of day; at some (14:35 UTC, seen) the certificate was submitted just after the
-carrying satellite's pass and its next pass over the one station came after three hours
-(uplink, run, co-sign and downlink need about two passes of each satellite)."""
+Four hours, not three: uplink, run, co-sign and downlink need about two passes of each
+satellite, and a satellite passes over the one station once an orbit (about 95 minutes; at
+14:35 UTC, seen, the certificate was submitted just after the carrying satellite's pass and
+its next came after three hours). The orbits' epoch is the wall clock: the scenario flies
+the 10:30 plane that sees the station on every orbit at the time of day the test runs
+(``tests/test_demo_scenario.py``)."""
 
 from __future__ import annotations
 
@@ -58,6 +60,7 @@ def test_the_demo_lands_the_certified_result_the_seed_chose(tmp_path: Path) -> N
     report = demo(out, "--satellites", "2", "--stations", "1", "--hours", "4",
                   "--time-scale", "300", "--tasks", "1", "--seed", "7")
     assert_certified_what_the_seed_chose(report)
+    assert report["plane"] in ("10:30 descending", "10:30 ascending")
     # keys in SoftHSM2 tokens where it is installed (scripts/setup.sh --test installs it)
     assert report["wallets"] == ("softhsm" if shutil.which("softhsm2-util") else "keystore")
     (task,) = report["tasks"]

@@ -78,7 +78,7 @@ def status_lines(flight: Flight) -> list[str]:
 def summary(report: dict[str, Any]) -> str:
     """The final report in plain text."""
     out = [f"orbital demo: {len(report['satellites'])} satellites ({report['wallets']} "
-           "wallets), "
+           f"wallets, {report['plane']} plane), "
            f"{len(report['stations'])} stations, {report['options']['hours']:g} orbital "
            f"hours at x{report['clock']['timeScale']:g}",
            f"tasks: {report['posted']} posted, {report['landed']} landed on chain"]

@@ -456,6 +456,7 @@ def report(flight: Flight, events: list[NodeEvent]) -> dict[str, Any]:
         "satellites": flight.scenario.satellites,
         "wallets": "softhsm" if any(s.hsm for s in flight.satellites) else "keystore",
         "stations": [s.name for s in flight.scenario.stations],
+        "plane": flight.scenario.plane,
         "clock": {"planStart": start, "epoch": flight.epoch,
                   "timeScale": flight.clock.time_scale},
         "tasks": tasks,

@@ -2,8 +2,9 @@
 
 The satellites are Earth-observation smallsats as they are usually flown: sun-synchronous
 (the inclination that keeps the orbit's plane at a fixed local time, here 10:30 at the
-descending node, so every orbit has an eclipse), 550 km, launched together and spread
-along the orbit as a *train* (``spacing_deg`` of mean anomaly apart: about 2,400 km at 20
+descending node, or at the ascending node when that plane sees the stations more often in
+the run (:func:`build`); either way every orbit has an eclipse), 550 km, launched together
+and spread along the orbit as a *train* (``spacing_deg`` of mean anomaly apart: about 2,400 km at 20
 degrees, inside the optical inter-satellite links' 5,000 km), one train per plane, the
 planes ``plane_spacing_deg`` of right ascension apart. Element sets are generated
 (:func:`sim_link.tle.make_tle`: real columns and checksums) at the demo's start.
@@ -45,6 +46,9 @@ LINKS = LinkConfig(
 ALTITUDE_KM = 550.0
 LTDN_HOURS = 10.5
 """Local time at the descending node: a 10:30 sun-synchronous orbit, as many imagers."""
+PLANES = (LTDN_HOURS, (LTDN_HOURS + 12.0) % 24.0)
+"""The two 10:30 planes, by local time at the descending node: descending at 10:30, or
+ascending at 10:30 (descending at 22:30). Both have an eclipse on every orbit."""
 
 
 @dataclass(frozen=True)
@@ -56,21 +60,29 @@ class Scenario:
     plan: ContactPlan
     start: float
     hours: float
+    ltdn_hours: float = LTDN_HOURS  # which of :data:`PLANES` the satellites fly
 
     @property
     def satellites(self) -> list[str]:
         return [t.name for t in self.tles]
 
+    @property
+    def plane(self) -> str:
+        """Which of :data:`PLANES` the satellites fly, in words."""
+        return "10:30 descending" if self.ltdn_hours == PLANES[0] else "10:30 ascending"
 
-def constellation(count: int, start: float, *, per_plane: int = 3, spacing_deg: float = 20.0,
+
+def constellation(count: int, start: float, *, ltdn_hours: float = LTDN_HOURS,
+                  per_plane: int = 3, spacing_deg: float = 20.0,
                   plane_spacing_deg: float = 15.0) -> list[Tle]:
-    """``count`` sun-synchronous satellites at :data:`ALTITUDE_KM` in trains of
-    ``per_plane`` (module docstring), named ``SAT1``.., element sets at ``start``."""
+    """``count`` sun-synchronous satellites at :data:`ALTITUDE_KM`, descending node at
+    ``ltdn_hours`` local time, in trains of ``per_plane`` (module docstring), named
+    ``SAT1``.., element sets at ``start``."""
     if count < 1:
         raise ValueError(f"satellites: {count} must be at least 1")
     inclination = sun_synchronous_inclination(ALTITUDE_KM)
     motion = mean_motion_for_altitude(ALTITUDE_KM)
-    raan0 = descending_node_raan(start, LTDN_HOURS)
+    raan0 = descending_node_raan(start, ltdn_hours)
     out = []
     for k in range(count):
         plane, slot = divmod(k, per_plane)
@@ -92,12 +104,34 @@ def descending_node_raan(t: float, local_time_hours: float) -> float:
 
 
 def build(satellites: int, stations: int, start: float, hours: float) -> Scenario:
-    """The scenario of ``satellites`` over the first ``stations`` of :data:`STATIONS`."""
+    """The scenario of ``satellites`` over the first ``stations`` of :data:`STATIONS`, flying
+    whichever of the two 10:30 planes (:func:`ground_passes_per_satellite`) gives every
+    satellite more passes in the run.
+
+    A sun-synchronous plane is fixed with respect to the Sun, so the Earth turns under it
+    once a day and where its tracks cross the pole depends on the time of day: at 10:30
+    descending, for several hours of each day (starts from about 23:00 to 05:00 UTC in
+    December) some tracks run on the far side of the pole from Svalbard, out of its sight,
+    and a satellite can fly two orbits without a pass. The plane ascending at 10:30 (LTAN
+    10:30, also flown; the same plane turned 180 degrees about the pole) is then on the near
+    side. The choice depends only on ``start`` and the scenario's size."""
     if not 1 <= stations <= len(STATIONS):
         raise ValueError(f"stations: {stations} must be 1..{len(STATIONS)}")
     if not 0 < hours <= 72:
         raise ValueError(f"hours: {hours} must be in (0, 72]")
-    tles = tuple(constellation(satellites, start))
     chosen = STATIONS[:stations]
-    plan = build_plan(tles, chosen, LINKS, start, hours, isl=satellites > 1)
-    return Scenario(tles, chosen, plan, start, hours)
+    candidates = []
+    for ltdn in PLANES:
+        tles = tuple(constellation(satellites, start, ltdn_hours=ltdn))
+        plan = build_plan(tles, chosen, LINKS, start, hours, isl=satellites > 1)
+        candidates.append(Scenario(tles, chosen, plan, start, hours, ltdn))
+    # max() keeps the first of equals: 10:30 descending unless the other plane does better
+    return max(candidates, key=lambda sc: min(ground_passes_per_satellite(sc).values()))
+
+
+def ground_passes_per_satellite(scenario: Scenario) -> dict[str, int]:
+    """How many ground passes each satellite has in the scenario's plan."""
+    stations = {s.name for s in scenario.stations}
+    return {sat: sum(1 for c in scenario.plan.contacts
+                     if sat in (c.source, c.target) and {c.source, c.target} & stations)
+            for sat in scenario.satellites}
