@@ -120,6 +120,8 @@ async def test_flooding_past_the_rate_limit_graylists_the_sender(
                            for k in range(80)))
     await until_graylisted(victim, flooder)
     assert await score_of(victim, honest) == 0.0
+    # anti-entropy syncs from honest only: a sync is no way around the scores
+    assert await victim.peers_in_good_standing() == {honest.peer_id}
     await assert_ignored_both_ways(victim, flooder, honest, epoch=5000)
 
 

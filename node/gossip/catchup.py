@@ -9,6 +9,10 @@ A node syncs from a peer
 * when it lost messages between py-libp2p and its store (:mod:`node.gossip.delivery`): from
   every connected peer (:meth:`CatchUp.repair`), which stored what we missed;
 * when a message a peer offered could not be decided (:meth:`CatchUp.retry_undecided`);
+* every ``anti_entropy_interval`` seconds, from every connected peer that is not graylisted
+  (anti-entropy: gossipsub sends a message only to the peers it knows subscribe, and a peer
+  whose subscription it missed -- seen: two satellites connected, one direction's
+  attestation never delivered -- gets it here; a sync with nothing new is one round trip);
 * and it asks a peer to sync from it when py-libp2p dropped a publish on the way to that peer
   (:mod:`node.gossip.router`), and every other connected peer when a sync brought it new
   messages: catch-up spreads hop by hop to the peers that miss something, without
@@ -70,7 +74,8 @@ class CatchUp:
     def __init__(self, config: GossipConfig, store: GossipStore, delivery: Delivery, *,
                  call: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]],
                  host: Callable[[], Any], validator: Validator | None,
-                 connected_peers: Callable[[], Awaitable[set[str]]]) -> None:
+                 connected_peers: Callable[[], Awaitable[set[str]]],
+                 peers_in_good_standing: Callable[[], Awaitable[set[str]]]) -> None:
         self.config = config
         self.store = store
         self.delivery = delivery
@@ -78,6 +83,7 @@ class CatchUp:
         self._host = host
         self._validator = validator
         self._connected_peers = connected_peers
+        self._peers_in_good_standing = peers_in_good_standing
         self._locks: dict[str, _PeerLock] = {}
         self._queued: dict[str, _Queued] = {}   # at most one waiting sync per peer
         self._failures: dict[str, int] = {}     # consecutive failed background syncs
@@ -91,17 +97,37 @@ class CatchUp:
         self.sync_undecided = 0  # offered by sync, not decided (asked again later)
         self.sync_stalled = 0    # empty pages that claimed 'more'
         self.background_failures = 0
+        self.anti_entropy_rounds = 0
 
     # ---- the background ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run background syncs until cancelled (then they are cancelled too)."""
+        """Run background syncs, and anti-entropy rounds, until cancelled (then they are
+        cancelled too)."""
         async with asyncio.TaskGroup() as group:
             self._group = group
             try:
+                if self.config.anti_entropy_interval > 0:
+                    await self._anti_entropy(self.config.anti_entropy_interval)
                 await asyncio.Event().wait()
             finally:
                 self._group = None
+
+    async def _anti_entropy(self, interval: float) -> None:
+        """Every ``interval`` seconds, a background sync from every connected peer in good
+        standing (not graylisted: a sync is not a way around the scores); each asks only
+        for what that peer stored after our cursor, so a round with nothing new costs one
+        request and one empty answer per peer."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                peers = await self._peers_in_good_standing()
+            except Exception as exc:  # stopping, or the host failed: try again next round
+                log.warning("anti-entropy: cannot list peers: %r", exc)
+                continue
+            for peer in sorted(peers):
+                self.request(peer)
+            self.anti_entropy_rounds += 1
 
     def request(self, peer_id: str, *, sync_back: bool = False, delay: float = 0.0) -> None:
         """Sync from ``peer_id`` in the background, after ``delay`` seconds (coalesced per

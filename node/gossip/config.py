@@ -56,6 +56,8 @@ class GossipConfig:
     sync_page: int = 1024             # most messages per catch-up answer (asked again if more)
     sync_max_pages: int = 64          # pages per sync before the rest goes to the background
     sync_timeout: float = 30.0        # seconds for one sync request and its answer
+    anti_entropy_interval: float = 30.0  # s between syncs from every connected peer that is
+    # not graylisted (0: never): what gossip did not deliver to a connected peer (catchup.py)
     delivery_queue: int = 16_384      # accepted messages awaiting the store (see delivery.py)
     max_bridge_calls: int = 256       # asyncio -> trio calls in flight; more wait (bridge.py)
     scoring: ScoringConfig = field(default_factory=ScoringConfig)  # node/gossip/scoring.py

@@ -94,7 +94,8 @@ class GossipNode:
                                   queue_limit=config.delivery_queue)
         self._catchup = CatchUp(config, self.store, self._delivery, call=self._call,
                                 host=lambda: self.host, validator=self._validator,
-                                connected_peers=self.connected_peers)
+                                connected_peers=self.connected_peers,
+                                peers_in_good_standing=self.peers_in_good_standing)
         self._catchup_task: asyncio.Task[None] | None = None
         self._publish_lock = asyncio.Lock()
         self._bucket = TokenBucket(config.publish_rate, config.publish_burst)
@@ -296,6 +297,14 @@ class GossipNode:
     async def connected_peers(self) -> set[str]:
         async def get() -> set[str]:
             return {str(p) for p in self.host.get_connected_peers()}
+        return await self._call(get)
+
+    async def peers_in_good_standing(self) -> set[str]:
+        """Connected peers that are not graylisted (:mod:`node.gossip.scoring`)."""
+        async def get() -> set[str]:
+            topics = [self.config.topic]
+            return {str(p) for p in self.host.get_connected_peers()
+                    if not self.gossipsub.scorer.is_graylisted(p, topics)}
         return await self._call(get)
 
     async def peer_scores(self) -> dict[str, float]:
