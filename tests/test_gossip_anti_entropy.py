@@ -1,12 +1,13 @@
 """Anti-entropy (``node/gossip/catchup.py``): a message gossip never delivers to a connected
 peer still reaches it.
 
-The failure this covers was seen in the containerised demo: SAT1 and SAT2 connected, SAT2
-received SAT1's attestation and SAT1 never received SAT2's -- py-libp2p's stream to SAT1 had
-failed, so SAT2 never learnt that SAT1 subscribes, held the message for a subscription that
-never came, and nothing asked for it again (both were already connected, so no dial synced).
-Here A is made to forget B's subscription the same way (a mock at exactly that seam: the
-subscription table on A's real gossipsub router), then publishes."""
+The failure this covers was seen once in the containerised demo: SAT1 and SAT2 connected,
+SAT2 received SAT1's attestation and SAT1 never received SAT2's, with py-libp2p logging
+failed stream negotiations. The likely mechanism, read in py-libp2p's gossipsub: SAT2 never
+learnt that SAT1 subscribes, held the message for a subscription that never came, and
+nothing asked for it again (both were already connected, so no dial synced). Here A is made
+to forget B's subscription that way (a mock at exactly that seam: the subscription table on
+A's real gossipsub router), then publishes."""
 
 from __future__ import annotations
 
