@@ -96,6 +96,17 @@ def test_a_task_is_signed_once(model: qmodel.Model, task: Task) -> None:
     assert again.attestation is None and "already signed" in again.reason
 
 
+def test_a_certified_task_is_forgotten_and_a_late_attestation_not_re_executed(
+        model: qmodel.Model, task: Task) -> None:
+    us = cosigner(model, task)
+    assert us.consider(peer_attestation(task, model)).attestation is not None
+    us.forget(task.task_id)
+    assert task.task_id not in us.inputs and task.task_id not in us.signed
+    late = us.consider(peer_attestation(task, model, epoch=4))
+    assert late.attestation is None and "not held" in late.reason
+    us.forget(task.task_id)  # twice: nothing to drop, no error
+
+
 def test_originator_runs_and_never_signs_two_results(model: qmodel.Model, task: Task) -> None:
     us = cosigner(model)
     att = us.run(task, epoch=9)

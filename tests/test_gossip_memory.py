@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from contracts import eip712
-from node.attest import attest, encode
+from node.attest import Cosigner, attest, encode
 from node.gossip import AttestationService, GossipNode, GossipStore
 from node.gossip import service as service_module
+from node.tasks import model as qmodel
+from node.tasks.task import Task
 
 from gossip_attestations import (
     CHAIN_ID,
@@ -70,6 +72,23 @@ async def test_the_service_forgets_certified_and_least_recent_tasks(node: Gossip
         await until(lambda: task_id(5) in service.attestations, "the next task")
         assert task_id(3) not in service.attestations  # ignored, not re-created
         assert node.subscriber_backlog == 0  # the service keeps up
+    finally:
+        await service.stop()
+
+
+async def test_a_certified_task_leaves_the_cosigner_too(node: GossipNode) -> None:
+    """The cosigner's input and signed result for a task grow by one entry per task unless
+    the service's ``forget`` drops them with the task's attestations."""
+    model = qmodel.load()
+    cosigner = Cosigner(SIGNERS[0], model, CHAIN_ID, CONTRACT)
+    service = await AttestationService(node, CHAIN_ID, CONTRACT, cosigner=cosigner).start()
+    try:
+        task = Task.create(model.model_hash, bytes(64 * 4), nonce=1)
+        att = cosigner.run(task, epoch=7)  # (not published: the fixture's validator knows
+        # only the test model)
+        assert cosigner.signed == {task.task_id: att.result} and task.task_id in cosigner.inputs
+        service.forget(task.task_id)
+        assert cosigner.signed == {} and cosigner.inputs == {}
     finally:
         await service.stop()
 

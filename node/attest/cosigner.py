@@ -60,6 +60,13 @@ class Cosigner:
         """Remember ``task``'s input (uplinked, or fetched from a peer and hash-checked)."""
         self.inputs[task.task_id] = task
 
+    def forget(self, task_id: bytes) -> None:
+        """``task_id`` is certified on chain: drop its input and the result we signed (both
+        grow by one entry per task otherwise). A later attestation for it finds no input
+        and is not re-executed; the signer's audit log still refuses a second result."""
+        self.inputs.pop(task_id, None)
+        self.signed.pop(task_id, None)
+
     def run(self, task: Task, epoch: int) -> SignedAttestation:
         """Run ``task`` on our model and sign its result (the originating node)."""
         self.hold(task)

@@ -12,9 +12,10 @@ in one query into memory.
 
 Bounded memory (issue #17 item 6): the per-task map :attr:`AttestationService.attestations`
 forgets a task once it is certified on chain (:meth:`AttestationService.forget`, called by the
-mission when it sees ``TaskCertified``; later attestations for it are ignored, the newest
-:data:`FINISHED_REMEMBERED` such ids are kept), when no attestation arrived for it for
-``task_ttl`` seconds (expired), and the least recently active tasks beyond ``max_tasks``;
+mission when it sees ``TaskCertified``; the cosigner forgets its input and result too; later
+attestations for it are ignored, the newest :data:`FINISHED_REMEMBERED` such ids are kept),
+when no attestation arrived for it for ``task_ttl`` seconds (expired), and the least recently
+active tasks beyond ``max_tasks``;
 :attr:`~AttestationService.considered` and :attr:`~AttestationService.evidence` keep the newest
 :data:`HISTORY` entries (evidence is durable in the detector's own store). Evictions are
 counted in :attr:`AttestationService.evicted`.
@@ -131,8 +132,11 @@ class AttestationService:
         return att
 
     def forget(self, task_id: bytes) -> None:
-        """``task_id`` is certified (on chain): drop its attestations and ignore later ones."""
+        """``task_id`` is certified (on chain): drop its attestations, and the cosigner's input
+        and result for it, and ignore later ones."""
         task_id = bytes(task_id)
+        if self.cosigner is not None:
+            self.cosigner.forget(task_id)
         self._finished[task_id] = None
         self._finished.move_to_end(task_id)
         while len(self._finished) > FINISHED_REMEMBERED:
