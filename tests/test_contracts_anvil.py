@@ -232,6 +232,34 @@ def test_registry_owner_and_operators(dep: Deployment) -> None:
     expect_error(reg, reg.functions.removeOperator(owner), "CannotRemoveOwner")
 
 
+def test_an_operator_deactivates_only_its_own_satellites(dep: Deployment) -> None:
+    """One operator (trusted only as one of m) cannot silence another operator's satellites
+    and so block the operator quorums they count toward; the owner still can."""
+    reg = dep.registry
+    alice, mallory = dep.w3.eth.accounts[4], dep.w3.eth.accounts[5]
+    for operator in (alice, mallory):
+        dep.send(reg.functions.addOperator(operator))
+    (sat,) = make_satellites(1, "alice's own")
+    dep.send(reg.functions.register(sat.checksum, "ALICE-1", 7), sender=alice)
+    try:
+        with pytest.raises(ContractCustomError) as info:
+            reg.functions.deactivate(sat.checksum).call({"from": mallory})
+        assert bytes.fromhex(str(info.value.data)[2:]) == (
+            error_selector(reg, "NotItsOperator") + bytes(12) + sat.address)
+        dep.send(reg.functions.deactivate(sat.checksum), sender=alice)
+        assert not reg.functions.isActive(sat.checksum).call()
+        with pytest.raises(ContractCustomError) as info:
+            reg.functions.reactivate(sat.checksum).call({"from": mallory})
+        assert bytes.fromhex(str(info.value.data)[2:])[:4] == error_selector(
+            reg, "NotItsOperator")
+        dep.send(reg.functions.reactivate(sat.checksum))  # the owner may
+        assert reg.functions.isActive(sat.checksum).call()
+        dep.send(reg.functions.deactivate(sat.checksum), sender=alice)  # leave the set as it was
+    finally:
+        for operator in (alice, mallory):
+            dep.send(reg.functions.removeOperator(operator))
+
+
 # -- tasks and certificates ---------------------------------------------------------------
 
 def test_post_task_emits_and_only_operators_post(dep: Deployment, reverts: Reverts) -> None:

@@ -5,6 +5,9 @@ pragma solidity 0.8.37;
 /// @notice Who may sign task results: the signer addresses of the constellation's satellites,
 ///         each with a name and NORAD catalogue id, registered, deactivated and re-activated
 ///         by operators. The owner (the deployer) manages operators and is an operator too.
+///         An operator deactivates and re-activates only the satellites registered under it
+///         (the owner any): one operator cannot silence another's satellites and so block
+///         the quorums they count toward.
 ///
 ///         Every satellite is registered *under an operator*: the operator account that
 ///         called `register`. Operators get a small id (1, 2, ... in the order they were first
@@ -84,6 +87,7 @@ contract SatelliteRegistry {
     error SnapshotFailed();
     error NotAttestations();
     error Equivocated(address signer);
+    error NotItsOperator(address signer);
 
     modifier onlyOwner() {
         if (msg.sender != owner) revert NotOwner();
@@ -143,25 +147,33 @@ contract SatelliteRegistry {
     }
 
     /// @notice Stop accepting `signer`'s signatures (it stays registered: its past
-    ///         signatures still count as equivocation evidence).
+    ///         signatures still count as equivocation evidence). Only the operator it is
+    ///         registered under, or the owner.
     function deactivate(address signer) external onlyOperator {
         Satellite storage sat = _satellites[signer];
         if (!sat.registered) revert NotRegistered(signer);
+        _onlyItsOperator(sat, signer);
         if (!sat.active) revert AlreadyInactive(signer);
         sat.active = false;
         _updateActiveSet(signer, false);
         emit SatelliteDeactivated(signer);
     }
 
-    /// @notice Accept `signer`'s signatures again (never an equivocated satellite's).
+    /// @notice Accept `signer`'s signatures again (never an equivocated satellite's). Only
+    ///         the operator it is registered under, or the owner.
     function reactivate(address signer) external onlyOperator {
         Satellite storage sat = _satellites[signer];
         if (!sat.registered) revert NotRegistered(signer);
+        _onlyItsOperator(sat, signer);
         if (sat.equivocated) revert Equivocated(signer);
         if (sat.active) revert AlreadyActive(signer);
         sat.active = true;
         _updateActiveSet(signer, true);
         emit SatelliteReactivated(signer);
+    }
+
+    function _onlyItsOperator(Satellite storage sat, address signer) private view {
+        if (msg.sender != sat.operator && msg.sender != owner) revert NotItsOperator(signer);
     }
 
     /// @notice Mark `signer` as proven to have equivocated: it leaves the active set for good.
