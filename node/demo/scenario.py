@@ -4,9 +4,9 @@ The satellites are Earth-observation smallsats as they are usually flown: sun-sy
 (the inclination that keeps the orbit's plane at a fixed local time, here 10:30 at the
 descending node, or at the ascending node when that plane sees the stations more often in
 the run (:func:`build`); either way every orbit has an eclipse), 550 km, launched together
-and spread along the orbit as a *train* (``spacing_deg`` of mean anomaly apart: about 2,400 km at 20
-degrees, inside the optical inter-satellite links' 5,000 km), one train per plane, the
-planes ``plane_spacing_deg`` of right ascension apart. Element sets are generated
+and spread along the orbit as a *train* (``spacing_deg`` of mean anomaly apart: about 2,400
+km at 20 degrees, inside the optical inter-satellite links' 5,000 km), one train per plane,
+the planes ``plane_spacing_deg`` of right ascension apart. Element sets are generated
 (:func:`sim_link.tle.make_tle`: real columns and checksums) at the demo's start.
 
 The ground stations are polar ones first (Svalbard sees a sun-synchronous satellite on

@@ -11,8 +11,9 @@ A node syncs from a peer
 * when a message a peer offered could not be decided (:meth:`CatchUp.retry_undecided`);
 * every ``anti_entropy_interval`` seconds, from every connected peer that is not graylisted
   (anti-entropy: gossipsub sends a message only to the peers it knows subscribe, and a peer
-  whose subscription it missed -- seen: two satellites connected, one direction's
-  attestation never delivered -- gets it here; a sync with nothing new is one round trip);
+  whose subscription it missed -- likely what the containerised demo showed once: two
+  satellites connected, one direction's attestation never delivered -- gets it here; a sync
+  with nothing new is one round trip);
 * and it asks a peer to sync from it when py-libp2p dropped a publish on the way to that peer
   (:mod:`node.gossip.router`), and every other connected peer when a sync brought it new
   messages: catch-up spreads hop by hop to the peers that miss something, without
