@@ -266,6 +266,16 @@ def test_a_submitter_killed_after_the_certificate_formed_submits_once_after_rest
     assert len(ground.submissions_on_chain(posted_at)) == 1
     for sat in others:
         assert sat.mission()["tasks"]["submitted"] == 0
+    # certified on chain: nothing of the task is held in memory, at run time and after a
+    # restart whose replay of the gossip store brings it back
+    nothing = {"tasks": 0, "inputs": 0, "signed": 0}
+    wait_for("the submitter to see the task certified on chain",
+             lambda: submitter.mission()["tasks"]["onChain"] == 1)
+    assert submitter.mission()["held"] == nothing
+    submitter.node.process.send_signal(signal.SIGKILL)
+    submitter.node.process.wait()
+    submitter.start()
+    assert submitter.mission()["held"] == nothing
 
 
 @pytest.mark.devnet

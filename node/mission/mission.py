@@ -104,6 +104,11 @@ class Mission:
         self.gossip = gossip
         self.service = service
         self.power = power
+        # the service's start-up replay put back what the gossip store holds for every task:
+        # those already certified on chain are done, as when their TaskCertified is seen
+        for task in store.tasks():
+            if task.certified is not None:
+                service.forget(task.task_id)
         self.plan: ContactPlan | None = None
         self.plan_clock: PlanClock | None = None
         if config.link is not None:  # who submits: the certificate's earliest way down
@@ -178,7 +183,16 @@ class Mission:
                             for s, state in zip(submissions, states, strict=True)],
             "lastError": self.last_error,
             "energy": None if self.power is None else self.power.status(),
+            "held": self._held(),
         }
+
+    def _held(self) -> dict[str, int]:
+        """What is kept in memory per task (open tasks only, once certified ones are
+        forgotten): the service's attestations, the cosigner's inputs and signed results."""
+        cosigner = self.service.cosigner
+        return {"tasks": len(self.service.attestations),
+                "inputs": 0 if cosigner is None else len(cosigner.inputs),
+                "signed": 0 if cosigner is None else len(cosigner.signed)}
 
     # -- reading the chain (in the pass) -------------------------------------------------
 
