@@ -109,8 +109,9 @@ class CatchUp:
             self._group = group
             try:
                 if self.config.anti_entropy_interval > 0:
-                    await self._anti_entropy(self.config.anti_entropy_interval)
-                await asyncio.Event().wait()
+                    await self._anti_entropy(self.config.anti_entropy_interval)  # never ends
+                else:
+                    await asyncio.Event().wait()
             finally:
                 self._group = None
 

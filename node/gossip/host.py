@@ -188,6 +188,12 @@ class GossipNode:
         return self._catchup.synced_count
 
     @property
+    def anti_entropy_rounds(self) -> int:
+        """Anti-entropy rounds run (each a background sync from every peer in good
+        standing, see :mod:`node.gossip.catchup`)."""
+        return self._catchup.anti_entropy_rounds
+
+    @property
     def sync_fetched(self) -> int:
         """Frames received over the sync protocol (new or not)."""
         return self._catchup.sync_fetched
