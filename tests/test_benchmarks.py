@@ -49,6 +49,18 @@ def test_gossip_benchmark_quick_run_reports_latency_delivery_and_validation() ->
 
 
 @pytest.mark.slow
+def test_anti_entropy_benchmark_quick_run_fetches_nothing_beside_a_full_refetch() -> None:
+    done = subprocess.run([sys.executable, "-m", "benchmarks.anti_entropy", "--quick",
+                           "--json"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout)
+    (row,) = report["rows"]
+    assert row["capability"] == "anti-entropy round, nothing new (300 stored)"
+    assert row["ours"] > 0 and row["baseline"] > 0
+    assert "frames fetched per round: ours 0, baseline 300" in report["notes"][0]
+
+
+@pytest.mark.slow
 def test_lightclient_benchmark_quick_run_reports_times_and_bytes() -> None:
     """About 15 s: two py_ecc verifications of a mainnet update dominate."""
     done = subprocess.run([sys.executable, "-m", "benchmarks.lightclient", "--quick", "--json"],
