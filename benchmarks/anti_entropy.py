@@ -24,22 +24,18 @@ node (``sync_fetched``). No target: the figure says what a round costs per conne
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from benchmarks.common import (
     Row,
     Samples,
-    as_json,
     benchmark_parser,
-    environment,
     measured,
     pin_to_one_core,
-    render,
+    print_rows,
 )
 from benchmarks.gossip import CHAIN_ID, CONTRACT, MODEL, make_attestations, make_signers
 from node.attest import StaticRegistry
@@ -119,13 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else Sizes()
     cpu = pin_to_one_core()
     rows, notes = run(sizes)
-    if args.json:
-        result: dict[str, Any] = as_json(rows, sizes=asdict(sizes), statistic="best",
-                                         notes=notes, **environment(cpu))
-        print(json.dumps(result, indent=2))
-    else:
-        mode = "quick" if args.quick else "full"
-        print(render(rows, (*notes, f"pinned to CPU {cpu}; {mode} run")))
+    print_rows(args, rows, notes, sizes, cpu)
     return 0
 
 

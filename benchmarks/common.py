@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import platform
 import statistics
@@ -210,3 +211,16 @@ def benchmark_parser(module: str, doc: str) -> argparse.ArgumentParser:
     parser.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the tables")
     return parser
+
+
+def print_rows(args: argparse.Namespace, rows: Sequence[Row], notes: Sequence[str],
+               sizes: Any, cpu: int | None) -> None:
+    """The result of a :func:`benchmark_parser` run: JSON with ``--json`` (the rows, the
+    dataclass ``sizes``, the notes and :func:`environment`), else the table with the notes,
+    the pinned CPU and whether the run was quick."""
+    if args.json:
+        print(json.dumps(as_json(rows, sizes=asdict(sizes), statistic="best", notes=notes,
+                                 **environment(cpu)), indent=2))
+    else:
+        mode = "quick" if args.quick else "full"
+        print(render(rows, (*notes, f"pinned to CPU {cpu}; {mode} run")))

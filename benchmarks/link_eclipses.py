@@ -24,10 +24,9 @@ What is measured, in one process pinned to one core, best of several runs:
 from __future__ import annotations
 
 import importlib.resources
-import json
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -35,12 +34,10 @@ import numpy as np
 from benchmarks.common import (
     Row,
     Target,
-    as_json,
     benchmark_parser,
-    environment,
     measured,
     pin_to_one_core,
-    render,
+    print_rows,
     timed,
 )
 from sim_link.eclipses import find_eclipses, shadow_fraction
@@ -174,12 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = pin_to_one_core()
     say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
     rows, notes = run(sizes, say)
-    if args.json:
-        print(json.dumps(as_json(rows, sizes=asdict(sizes), statistic="best", notes=notes,
-                                 **environment(cpu)), indent=2))
-    else:
-        mode = "quick" if args.quick else "full"
-        print(render(rows, (*notes, f"pinned to CPU {cpu}; {mode} run")))
+    print_rows(args, rows, notes, sizes, cpu)
     failed = [row.capability for row in rows if row.passed is False]
     return 1 if args.check and failed else 0
 

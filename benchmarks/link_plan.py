@@ -30,7 +30,6 @@ and the largest AOS/LOS difference is reported.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -42,12 +41,10 @@ from benchmarks.common import (
     Row,
     Samples,
     Target,
-    as_json,
     benchmark_parser,
-    environment,
     measured,
     pin_to_one_core,
-    render,
+    print_rows,
     timed,
 )
 from sim_link.contacts import build_plan, load_links, load_stations
@@ -191,12 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu = pin_to_one_core()
     say = None if args.json else (lambda text: print(text, file=sys.stderr, flush=True))
     rows, notes = run(sizes, say)
-    if args.json:
-        print(json.dumps(as_json(rows, sizes=asdict(sizes), statistic="best", notes=notes,
-                                 **environment(cpu)), indent=2))
-    else:
-        mode = "quick" if args.quick else "full"
-        print(render(rows, (*notes, f"pinned to CPU {cpu}; {mode} run")))
+    print_rows(args, rows, notes, sizes, cpu)
     failed = [row.capability for row in rows if row.passed is False]
     full_too_slow = not args.quick and rows[0].ours > 10_000
     return 1 if args.check and (failed or full_too_slow) else 0
