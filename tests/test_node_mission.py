@@ -202,6 +202,12 @@ def ground(tmp_path: Path, anvil: Anvil) -> Iterator[Ground]:
 @pytest.mark.devnet
 @pytest.mark.slow
 def test_three_nodes_certify_a_posted_task_and_one_submission_lands(ground: Ground) -> None:
+    for sat in ground.satellites:
+        # every node is to form the certificate itself (checked below): the submitter holds
+        # its submission long enough for the last attestation to reach the others, or on a
+        # loaded machine its TaskCertified can close the task at a node still waiting for it
+        # (a node never forms a certificate for a task the chain already certified)
+        sat.tasks = {"submit_delay": "5s"}
     ground.configure()
     ground.start()
     first = ground.satellites[0].mission()
