@@ -7,18 +7,22 @@ A node syncs from a peer
   peer catches up from us in turn);
 * when a peer asks it to (a request with the back flag);
 * when it lost messages between py-libp2p and its store (:mod:`node.gossip.delivery`): from
-  every connected peer (:meth:`CatchUp.repair`), which stored what we missed;
+  every peer (:meth:`CatchUp.repair`), which stored what we missed;
 * when a message a peer offered could not be decided (:meth:`CatchUp.retry_undecided`);
-* every ``anti_entropy_interval`` seconds, from every connected peer that is not graylisted
-  (anti-entropy: gossipsub sends a message only to the peers it knows subscribe, and a peer
-  whose subscription it missed -- likely what the containerised demo showed once: two
-  satellites connected, one direction's attestation never delivered -- gets it here; a sync
-  with nothing new is one round trip);
+* every ``anti_entropy_interval`` seconds, from every peer (anti-entropy: gossipsub sends a
+  message only to the peers it knows subscribe, and a peer whose subscription it missed --
+  likely what the containerised demo showed once: two satellites connected, one direction's
+  attestation never delivered -- gets it here; a sync with nothing new is one round trip);
 * and it asks a peer to sync from it when py-libp2p dropped a publish on the way to that peer
   (:mod:`node.gossip.router`), and every other connected peer when a sync brought it new
   messages: catch-up spreads hop by hop to the peers that miss something, without
   re-publishing anything (a re-publish costs every node of the mesh ~10 ms of CPU per message
   and kept ``connect()`` busy for 6.2 s with 300 messages at the publish rate).
+
+"Every peer" is every connected peer in good standing, and a sync from any other is refused
+(:meth:`CatchUp._sync`, counted in ``sync_refused``): a graylisted peer
+(:mod:`node.gossip.scoring`), whose messages gossipsub ignores, must not get them in by sync --
+by asking us to sync from it, or by being asked to when a sync or a dropped publish spreads.
 
 Background syncs are coalesced per peer: at most one runs and at most one more waits for each
 peer, however many times it is asked; they run in one :class:`asyncio.TaskGroup` owned by
@@ -75,7 +79,6 @@ class CatchUp:
     def __init__(self, config: GossipConfig, store: GossipStore, delivery: Delivery, *,
                  call: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]],
                  host: Callable[[], Any], validator: Validator | None,
-                 connected_peers: Callable[[], Awaitable[set[str]]],
                  peers_in_good_standing: Callable[[], Awaitable[set[str]]]) -> None:
         self.config = config
         self.store = store
@@ -83,7 +86,6 @@ class CatchUp:
         self._call = call
         self._host = host
         self._validator = validator
-        self._connected_peers = connected_peers
         self._peers_in_good_standing = peers_in_good_standing
         self._locks: dict[str, _PeerLock] = {}
         self._queued: dict[str, _Queued] = {}   # at most one waiting sync per peer
@@ -97,6 +99,7 @@ class CatchUp:
         self.sync_rejected = 0
         self.sync_undecided = 0  # offered by sync, not decided (asked again later)
         self.sync_stalled = 0    # empty pages that claimed 'more'
+        self.sync_refused = 0    # syncs not made: the peer is graylisted or gone
         self.background_failures = 0
         self.anti_entropy_rounds = 0
 
@@ -117,9 +120,8 @@ class CatchUp:
 
     async def _anti_entropy(self, interval: float) -> None:
         """Every ``interval`` seconds, a background sync from every connected peer in good
-        standing (not graylisted: a sync is not a way around the scores); each asks only
-        for what that peer stored after our cursor, so a round with nothing new costs one
-        request and one empty answer per peer."""
+        standing; each asks only for what that peer stored after our cursor, so a round with
+        nothing new costs one request and one empty answer per peer."""
         while True:
             await asyncio.sleep(interval)
             try:
@@ -146,7 +148,7 @@ class CatchUp:
         self._group.create_task(self._background(peer_id), name=f"sync-{peer_id}")
 
     def repair(self) -> None:
-        """After a loss: sync from every connected peer, again (after 1, 2, 4, ...
+        """After a loss: sync from every connected peer in good standing, again (after 1, 2, 4, ...
         :data:`UNDECIDED_MAX_DELAY` s, at most :data:`REPAIR_ROUNDS` rounds) until every lost
         message is stored; one repair at a time, in the background."""
         if self._group is not None and not self._repairing:
@@ -158,7 +160,7 @@ class CatchUp:
         try:
             for _ in range(REPAIR_ROUNDS):
                 try:
-                    peers = await self._connected_peers()
+                    peers = await self._peers_in_good_standing()
                 except Exception as exc:  # stopping
                     log.warning("repair: cannot list peers: %r", exc)
                     return
@@ -237,7 +239,15 @@ class CatchUp:
 
         Messages new to us are not re-published: the other connected peers are asked to sync
         from us instead (:meth:`_spread`), in the background, so only a peer that misses them
-        fetches them, and it spreads them further the same way."""
+        fetches them, and it spreads them further the same way.
+
+        A peer that is not connected in good standing is not synced from (0 new, counted in
+        ``sync_refused``): the one check every way to a sync passes."""
+        if peer_id not in await self._peers_in_good_standing():
+            with self._count_lock:
+                self.sync_refused += 1
+            log.info("not syncing from %s: graylisted or not connected", peer_id)
+            return 0
         cfg = self.config
         new = 0
         undecided: list[int] = []
@@ -295,13 +305,13 @@ class CatchUp:
         return new
 
     def _spread(self, except_peer: str) -> None:
-        """New messages came by sync: ask every other connected peer to sync from us."""
+        """New messages came by sync: ask every other peer in good standing to sync from us."""
         if self._group is not None:
             self._group.create_task(self._ask_peers(except_peer), name="sync-spread")
 
     async def _ask_peers(self, except_peer: str) -> None:
         try:
-            peers = await self._connected_peers()
+            peers = await self._peers_in_good_standing()
         except Exception as exc:  # stopping
             log.warning("cannot list peers to spread to: %r", exc)
             return

@@ -94,7 +94,6 @@ class GossipNode:
                                   queue_limit=config.delivery_queue)
         self._catchup = CatchUp(config, self.store, self._delivery, call=self._call,
                                 host=lambda: self.host, validator=self._validator,
-                                connected_peers=self.connected_peers,
                                 peers_in_good_standing=self.peers_in_good_standing)
         self._catchup_task: asyncio.Task[None] | None = None
         self._publish_lock = asyncio.Lock()
@@ -207,6 +206,11 @@ class GossipNode:
     def sync_stalled(self) -> int:
         """Sync answers that were empty but claimed more (the sync stopped there)."""
         return self._catchup.sync_stalled
+
+    @property
+    def sync_refused(self) -> int:
+        """Syncs not made because the peer is graylisted or no longer connected."""
+        return self._catchup.sync_refused
 
     @property
     def sync_undecided(self) -> int:

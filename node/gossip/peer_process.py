@@ -227,7 +227,8 @@ class _Peer:
             self.stop.set()
 
     async def stats(self) -> dict[str, Any]:
-        """Counters: delivered, duplicates, synced / sync_rejected / sync_undecided,
+        """Counters: delivered, duplicates, synced / sync_rejected / sync_undecided /
+        sync_refused,
         handoff_overflows and store_failures (delivery, see node.gossip.delivery), accepted,
         rejections and undecided by reason (the validator's), dropped_rpcs by ``reason/kind``
         (py-libp2p's silent drops),
@@ -244,6 +245,7 @@ class _Peer:
             "synced": node.synced_count,
             "sync_rejected": node.sync_rejected,
             "sync_undecided": node.sync_undecided,
+            "sync_refused": node.sync_refused,
             "handoff_overflows": node.handoff_overflows,
             "store_failures": node.store_failures,
             "accepted": None if v is None else v.accepted,
