@@ -19,7 +19,7 @@ A node syncs from a peer
   re-publishing anything (a re-publish costs every node of the mesh ~10 ms of CPU per message
   and kept ``connect()`` busy for 6.2 s with 300 messages at the publish rate).
 
-"Every peer" is every connected peer in good standing, and a sync from any other is refused
+"Every peer" is every connected peer in good standing, and a sync from a graylisted one is refused
 (:meth:`CatchUp._sync`, counted in ``sync_refused``): a graylisted peer
 (:mod:`node.gossip.scoring`), whose messages gossipsub ignores, must not get them in by sync --
 by asking us to sync from it, or by being asked to when a sync or a dropped publish spreads.
@@ -79,6 +79,7 @@ class CatchUp:
     def __init__(self, config: GossipConfig, store: GossipStore, delivery: Delivery, *,
                  call: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]],
                  host: Callable[[], Any], validator: Validator | None,
+                 connected_peers: Callable[[], Awaitable[set[str]]],
                  peers_in_good_standing: Callable[[], Awaitable[set[str]]]) -> None:
         self.config = config
         self.store = store
@@ -86,6 +87,7 @@ class CatchUp:
         self._call = call
         self._host = host
         self._validator = validator
+        self._connected_peers = connected_peers
         self._peers_in_good_standing = peers_in_good_standing
         self._locks: dict[str, _PeerLock] = {}
         self._queued: dict[str, _Queued] = {}   # at most one waiting sync per peer
@@ -99,7 +101,7 @@ class CatchUp:
         self.sync_rejected = 0
         self.sync_undecided = 0  # offered by sync, not decided (asked again later)
         self.sync_stalled = 0    # empty pages that claimed 'more'
-        self.sync_refused = 0    # syncs not made: the peer is graylisted or gone
+        self.sync_refused = 0    # syncs not made: the peer is graylisted
         self.background_failures = 0
         self.anti_entropy_rounds = 0
 
@@ -241,12 +243,14 @@ class CatchUp:
         from us instead (:meth:`_spread`), in the background, so only a peer that misses them
         fetches them, and it spreads them further the same way.
 
-        A peer that is not connected in good standing is not synced from (0 new, counted in
-        ``sync_refused``): the one check every way to a sync passes."""
-        if peer_id not in await self._peers_in_good_standing():
+        A graylisted peer is not synced from (0 new, counted in ``sync_refused``): the one
+        check every way to a sync passes. A peer that is not connected (py-libp2p redials
+        dropped connections) is tried: the sync fails and a background one is retried."""
+        if peer_id not in await self._peers_in_good_standing() and \
+                peer_id in await self._connected_peers():
             with self._count_lock:
                 self.sync_refused += 1
-            log.info("not syncing from %s: graylisted or not connected", peer_id)
+            log.info("not syncing from %s: graylisted", peer_id)
             return 0
         cfg = self.config
         new = 0

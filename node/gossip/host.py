@@ -94,6 +94,7 @@ class GossipNode:
                                   queue_limit=config.delivery_queue)
         self._catchup = CatchUp(config, self.store, self._delivery, call=self._call,
                                 host=lambda: self.host, validator=self._validator,
+                                connected_peers=self.connected_peers,
                                 peers_in_good_standing=self.peers_in_good_standing)
         self._catchup_task: asyncio.Task[None] | None = None
         self._publish_lock = asyncio.Lock()
@@ -209,7 +210,7 @@ class GossipNode:
 
     @property
     def sync_refused(self) -> int:
-        """Syncs not made because the peer is graylisted or no longer connected."""
+        """Syncs not made because the peer is graylisted (:mod:`node.gossip.catchup`)."""
         return self._catchup.sync_refused
 
     @property
