@@ -123,13 +123,13 @@ async def test_flooding_past_the_rate_limit_graylists_the_sender(
     # anti-entropy syncs from honest only: a sync is no way around the scores
     assert await victim.peers_in_good_standing() == {honest.peer_id}
     await assert_ignored_both_ways(victim, flooder, honest, epoch=5000)
-    # nor can the flooder push what the victim ignored by asking it to sync from it
-    refused = victim.sync_refused
-    await flooder.sync_from(victim.peer_id, sync_back=True)
-    async with asyncio.timeout(TIMEOUT):
-        while victim.sync_refused == refused:
-            await asyncio.sleep(0.05)
+    # nor does a sync bring in what the victim ignored: it neither syncs from the flooder
+    # (asked to sync back, or spreading what a sync brought) nor answers the flooder's syncs
+    assert await victim.sync_from(flooder.peer_id) == 0 and victim.sync_refused == 1
     assert attestation(0, epoch=5000) not in victim.stored()
+    with pytest.raises(EOFError):  # closed unanswered (py-libp2p's StreamEOF)
+        await flooder.sync_from(victim.peer_id, sync_back=True)
+    assert victim.sync_serves_refused == 1 and victim.sync_refused == 1
 
 
 T0 = 1_000_000.0

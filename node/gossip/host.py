@@ -103,6 +103,7 @@ class GossipNode:
         self.peer_id = ""
         self.listen_addr = ""
         self.backpressure_timeouts = 0  # publishes sent although a peer's queue stayed full
+        self.sync_serves_refused = 0  # sync requests from graylisted peers, left unanswered
         self.host: Any = None
         self.pubsub: Any = None
         self.gossipsub: Any = None
@@ -366,6 +367,13 @@ class GossipNode:
             stop_timed_caches(self.pubsub)
 
     async def _serve_sync(self, stream: Any) -> None:
+        """Answer a peer's sync request -- not a graylisted peer's: gossipsub ignores its
+        RPCs, and its syncs would spend our link on a peer we stopped talking to (the stream
+        is closed unanswered, counted in ``sync_serves_refused``)."""
+        if self.gossipsub.scorer.is_graylisted(stream.muxed_conn.peer_id, [self.config.topic]):
+            self.sync_serves_refused += 1
+            await stream.close()
+            return
         await sync.serve(stream, self.store, self.config.sync_page,
                          lambda peer: self._bridge.notify(self._sync_back, peer))
 

@@ -228,7 +228,7 @@ class _Peer:
 
     async def stats(self) -> dict[str, Any]:
         """Counters: delivered, duplicates, synced / sync_rejected / sync_undecided /
-        sync_refused,
+        sync_refused / sync_serves_refused,
         handoff_overflows and store_failures (delivery, see node.gossip.delivery), accepted,
         rejections and undecided by reason (the validator's), dropped_rpcs by ``reason/kind``
         (py-libp2p's silent drops),
@@ -246,6 +246,7 @@ class _Peer:
             "sync_rejected": node.sync_rejected,
             "sync_undecided": node.sync_undecided,
             "sync_refused": node.sync_refused,
+            "sync_serves_refused": node.sync_serves_refused,
             "handoff_overflows": node.handoff_overflows,
             "store_failures": node.store_failures,
             "accepted": None if v is None else v.accepted,
