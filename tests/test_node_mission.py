@@ -228,6 +228,9 @@ def test_three_nodes_certify_a_posted_task_and_one_submission_lands(ground: Grou
         tasks = sat.mission()["tasks"]
         assert (tasks["seen"], tasks["run"], tasks["certified"]) == (1, 1, 1), sat.name
         assert tasks["submitted"] == (1 if sat is lowest else 0), sat.name
+        gossip = sat.mission()["gossip"]  # both peers' attestations came, nobody graylisted
+        assert gossip["delivered"] >= 2 and gossip["storeFailures"] == 0, (sat.name, gossip)
+        assert gossip["syncRefused"] == gossip["syncServesRefused"] == 0, (sat.name, gossip)
     mined = ground.submissions_on_chain(posted_at)
     assert len(mined) == 1 and bytes(mined[0]["from"] if isinstance(mined[0]["from"], bytes)
                                       else bytes.fromhex(mined[0]["from"][2:])) == lowest.address

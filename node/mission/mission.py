@@ -184,7 +184,21 @@ class Mission:
             "lastError": self.last_error,
             "energy": None if self.power is None else self.power.status(),
             "held": self._held(),
+            "gossip": self._gossip_counters(),
         }
+
+    def _gossip_counters(self) -> dict[str, int]:
+        """The gossip host's counters since start: messages stored (``delivered``, of which
+        ``synced`` came by catch-up sync), syncs refused to or from graylisted peers, synced
+        messages rejected or undecided, anti-entropy rounds, and losses at the hand-over to
+        the store (:mod:`node.gossip.delivery`, :mod:`node.gossip.catchup`)."""
+        g = self.gossip
+        return {"delivered": g.delivered_count, "duplicates": g.duplicates_dropped,
+                "synced": g.synced_count, "syncRejected": g.sync_rejected,
+                "syncUndecided": g.sync_undecided, "syncRefused": g.sync_refused,
+                "syncServesRefused": g.sync_serves_refused,
+                "antiEntropyRounds": g.anti_entropy_rounds,
+                "handoffOverflows": g.handoff_overflows, "storeFailures": g.store_failures}
 
     def _held(self) -> dict[str, int]:
         """What is kept in memory per task (open tasks only, once certified ones are
