@@ -405,3 +405,30 @@ def test_anvils_equal_timestamps_are_accepted_on_anvil_only(path: Path) -> None:
         assert s.add(same).status == "linked"
         with pytest.raises(HeaderRuleError, match="is not after parent's"):
             s.add(earlier)
+
+
+# --- the file is not trusted ------------------------------------------------------------
+
+@pytest.mark.parametrize("victim", [45, 42])  # the head; an ancestor read by number
+def test_an_edited_header_row_fails_loudly_instead_of_being_served(path: Path,
+                                                                   victim: int) -> None:
+    """Another process rewrites a stored header's RLP (another state root, the hash column
+    kept): every read of it names the file and the mismatch; nothing forged is returned."""
+    with HeaderStore(path, hive_chain_config()) as s:
+        s.add_anchor(A(H(45)), H(45))
+        s.add_many([H(n) for n in range(44, 39, -1)])
+    forged = dataclasses.replace(H(victim), state_root=b"\x66" * 32)
+    with sqlite3.connect(path) as db:
+        assert db.execute("UPDATE headers SET rlp=? WHERE hash=?",
+                          (forged.rlp, H(victim).hash)).rowcount == 1
+    with HeaderStore(path, hive_chain_config()) as s:
+        reads = [lambda: s.get(H(victim).hash), lambda: s.linked(H(victim).hash),
+                 lambda: s.by_number(victim), lambda: s.require_anchored(H(victim).hash)]
+        if victim == 45:
+            reads.append(lambda: s.head)
+        for read in reads:
+            with pytest.raises(HeaderStoreError, match=f"{path}: the header stored as block "
+                                                       f"0x{H(victim).hash.hex()} hashes to "
+                                                       f"0x{forged.hash.hex()}.*edited"):
+                read()
+        assert s.get(H(44 if victim == 45 else 43).hash) == H(44 if victim == 45 else 43)

@@ -179,7 +179,7 @@ class HeaderStore:
         """The *anchored* header with this hash (canonical or not); None otherwise."""
         row = self._db.execute("SELECT rlp FROM headers WHERE hash=? AND anchored=1",
                                (block_hash,)).fetchone()
-        return None if row is None else header_from_rlp(row[0])
+        return None if row is None else self._header(row[0], block_hash)
 
     def status(self, block_hash: bytes) -> str | None:
         """"anchored", "linked" (stored, not anchored) or None (not stored)."""
@@ -190,7 +190,7 @@ class HeaderStore:
     def linked(self, block_hash: bytes) -> Header | None:
         """A stored header *whether or not anchored* -- never to be served as verified."""
         row = self._db.execute("SELECT rlp FROM headers WHERE hash=?", (block_hash,)).fetchone()
-        return None if row is None else header_from_rlp(row[0])
+        return None if row is None else self._header(row[0], block_hash)
 
     def require_anchored(self, block_hash: bytes) -> Header:
         """The anchored header ``block_hash``, or :class:`NotAnchoredError` saying why not."""
@@ -210,7 +210,7 @@ class HeaderStore:
                                    (below.parent_hash,)).fetchone()
             if row is None:
                 return "it links to no anchored header, and no anchor leads back to it"
-            below = header_from_rlp(row[0])
+            below = self._header(row[0], below.parent_hash)
             if row[1]:
                 return (f"it links forward from anchored block {below.number} 0x"
                         f"{below.hash.hex()[:12]}.., which proves nothing after the Merge; "
@@ -236,20 +236,20 @@ class HeaderStore:
     def head(self) -> Header | None:
         """The canonical head (an anchor's header), or None before any anchor."""
         row = self._db.execute(
-            "SELECT h.rlp FROM canonical c JOIN headers h ON h.hash=c.hash "
+            "SELECT h.rlp, h.hash FROM canonical c JOIN headers h ON h.hash=c.hash "
             "ORDER BY c.number DESC LIMIT 1").fetchone()
-        return None if row is None else header_from_rlp(row[0])
+        return None if row is None else self._header(row[0], row[1])
 
     def gap_below(self, top: int, floor: int = 0) -> Header | None:
         """The highest canonical header in ``(floor, top]`` whose parent is not the canonical
         header below it (not stored yet, or an older anchor's branch): where back-filling
         must continue. None when the canonical chain links all the way down to ``floor``."""
         row = self._db.execute(
-            "SELECT h.rlp FROM canonical c JOIN headers h ON h.hash = c.hash "
+            "SELECT h.rlp, h.hash FROM canonical c JOIN headers h ON h.hash = c.hash "
             "LEFT JOIN canonical p ON p.number = c.number - 1 "
             "WHERE c.number <= ? AND c.number > ? AND (p.hash IS NULL OR p.hash != "
             "h.parent_hash) ORDER BY c.number DESC LIMIT 1", (top, floor)).fetchone()
-        return None if row is None else header_from_rlp(row[0])
+        return None if row is None else self._header(row[0], row[1])
 
     def anchors(self) -> list[Anchor]:
         """Every anchor recorded, oldest first."""
@@ -353,7 +353,18 @@ class HeaderStore:
     def _row(self, block_hash: bytes) -> tuple[Header, bool] | None:
         row = self._db.execute("SELECT rlp, anchored FROM headers WHERE hash=?",
                                (block_hash,)).fetchone()
-        return None if row is None else (header_from_rlp(row[0]), bool(row[1]))
+        return None if row is None else (self._header(row[0], block_hash), bool(row[1]))
+
+    def _header(self, encoded: bytes, block_hash: bytes) -> Header:
+        """The header stored under ``block_hash``, checked to hash to it (Yellow Paper §4.3:
+        a block's hash is keccak256 of its RLP header): a changed byte in the file -- a disk
+        fault, or an edit of a state root -- fails loudly instead of being served."""
+        header = header_from_rlp(encoded)
+        if header.hash != block_hash:
+            raise HeaderStoreError(
+                f"{self.path}: the header stored as block 0x{block_hash.hex()} hashes to "
+                f"0x{header.hash.hex()}: the file is corrupt or was edited (start a new one)")
+        return header
 
     def _check(self, child: Header, parent: Header) -> None:
         """The consensus rules between a parent and its child (raises on the first broken)."""
