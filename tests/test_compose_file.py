@@ -36,6 +36,29 @@ def test_write_compose_writes_the_options_it_is_given(tmp_path: Path) -> None:
     command = document["services"]["ground"]["command"]
     assert command[command.index("--satellites") + 1] == "5"
     assert command[command.index("--fault") + 1] == "partition"
+    assert "--start" not in command  # the ground flies from now
+
+
+def test_start_pins_the_flight_and_is_passed_to_the_ground(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    subprocess.run([sys.executable, "-m", "node.cli.main", "demo", "--write-compose",
+                    str(path), "--start", "2026-12-07T02:00:00+00:00"], cwd=REPO,
+                   check=True, capture_output=True)
+    command = yaml.safe_load(path.read_text())["services"]["ground"]["command"]
+    assert command[command.index("--start") + 1] == "2026-12-07T02:00:00Z"
+
+
+@pytest.mark.parametrize(("start", "says"), [
+    ("yesterday", "'yesterday' is not an ISO 8601 time (e.g. 2026-12-07T02:00:00Z)"),
+    ("2026-12-07T02:00:00", "'2026-12-07T02:00:00' has no time zone: add Z for UTC"),
+    ("2026-13-01T00:00:00Z", "'2026-13-01T00:00:00Z' is not an ISO 8601 time (e.g. "
+     "2026-12-07T02:00:00Z)")])
+def test_a_bad_start_is_refused_in_one_line(start: str, says: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "node.cli.main", "demo", "--write-compose",
+                           "/dev/null", "--start", start], cwd=REPO, capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == \
+        f"orbital demo: error: argument --start: {says}"
 
 
 @pytest.mark.parametrize("argument", [["--fault", "kill"], ["--wallets", "softhsm"]])

@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_demo import START
 
 from node.chain.hashing import keccak256
 from node.devnet import DEV_PRIVATE_KEYS, anvil_arguments
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 PRIVATE_SOCKET = Path("/var/tmp/orbital-docker/docker.sock")
 IMAGE = "orbital"
 SMALL = ["--satellites", "2", "--stations", "1", "--hours", "6", "--time-scale", "300",
-         "--tasks", "1", "--seed", "7"]
+         "--tasks", "1", "--seed", "7", "--start", START]
 
 
 def _docker(*args: str, check: bool = True, timeout: float = 120
@@ -232,8 +233,9 @@ def test_a_lying_upstream_in_front_of_one_satellite_container_is_caught_not_serv
     out = tmp_path / "out"
     done = subprocess.run(
         [sys.executable, "-m", "node.cli.main", "demo", "--containers", "--satellites", "3",
-         "--stations", "2", "--hours", "4", "--time-scale", "300", "--tasks", "1", "--seed",
-         "5", "--fault", "liar", "--out", str(out)], cwd=REPO, capture_output=True,
+         "--stations", "2", "--hours", "5.5", "--time-scale", "300", "--tasks", "1", "--seed",
+         "5", "--fault", "liar", "--start", START, "--out", str(out)], cwd=REPO,
+        capture_output=True,
         text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     report = json.loads((out / "report.json").read_text())

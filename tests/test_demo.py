@@ -32,6 +32,12 @@ pytestmark = [pytest.mark.devnet, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[1]
 
 
+START = "2026-12-07T02:00:00Z"
+"""Every flight here starts at this orbital time (``--start``): the same passes whenever the
+suite runs. From now, the geometry changes with the hour: a certificate that forms at the end
+of a pass may have only one more pass to land in before a 4-hour flight ends."""
+
+
 def demo(out: Path, *args: str) -> dict[str, Any]:
     """Run ``orbital demo`` to completion; its JSON report."""
     done = subprocess.run([sys.executable, "-m", "node.cli.main", "demo", *args, "--out",
@@ -58,7 +64,7 @@ def assert_certified_what_the_seed_chose(report: dict[str, Any]) -> None:
 def test_the_demo_lands_the_certified_result_the_seed_chose(tmp_path: Path) -> None:
     out = tmp_path / "out"
     report = demo(out, "--satellites", "2", "--stations", "1", "--hours", "4",
-                  "--time-scale", "300", "--tasks", "1", "--seed", "7")
+                  "--time-scale", "300", "--tasks", "1", "--seed", "7", "--start", START)
     assert_certified_what_the_seed_chose(report)
     assert report["plane"] in ("10:30 descending", "10:30 ascending")
     # keys in SoftHSM2 tokens where it is installed (scripts/setup.sh --test installs it)
@@ -79,8 +85,9 @@ def test_the_demo_lands_the_certified_result_the_seed_chose(tmp_path: Path) -> N
 def test_each_fault_ends_with_the_same_certified_results(tmp_path: Path, fault: str) -> None:
     """Three satellites, one task: whatever the fault, the task lands with the result its
     input gives (the undisturbed run's), and the report names what the fault did or cost."""
-    report = demo(tmp_path / fault, "--satellites", "3", "--stations", "2", "--hours", "4",
+    report = demo(tmp_path / fault, "--satellites", "3", "--stations", "2", "--hours", "5.5",
                   "--time-scale", "300", "--tasks", "1", "--seed", "5", "--fault", fault,
+                  "--start", START,
                   "--wallets", "keystore")
     assert report["wallets"] == "keystore"
     assert_certified_what_the_seed_chose(report)

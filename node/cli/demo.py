@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import datetime
 import json
 import sys
 import tempfile
@@ -61,6 +62,10 @@ def register(commands: argparse._SubParsersAction) -> None:
                         help="plan seconds per wall second (default 150)")
     parser.add_argument("--tasks", type=int, default=3, help="tasks to post (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="task schedule and inputs")
+    parser.add_argument("--start", type=_orbital_time, metavar="TIME",
+                        help="orbital time the flight starts at, ISO 8601 UTC "
+                        "(2026-12-07T02:00:00Z): the same passes, eclipses and plane whenever "
+                        "it runs (default: now)")
     parser.add_argument("--out", metavar="DIR", default="demo-out",
                         help="where report.json, timeline.png and the run's files go "
                         "(default demo-out; DIR/run must not exist)")
@@ -89,6 +94,18 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=_run)
 
 
+def _orbital_time(text: str) -> float:
+    """``--start``: an ISO 8601 time with its zone (``Z`` or ``+00:00``), as UNIX seconds."""
+    try:
+        when = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time (e.g. 2026-12-07T02:00:00Z)") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone: add Z for UTC")
+    return when.timestamp()
+
+
 def _run(args: argparse.Namespace) -> int:
     if args.offline:
         return _offline(args)
@@ -111,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
                              "keystores (--wallets softhsm is the local demo's)")
     options = DemoOptions(satellites=args.satellites, stations=args.stations, hours=args.hours,
                           time_scale=args.time_scale, tasks=args.tasks, seed=args.seed,
-                          out=Path(args.out), fault=args.fault, wallets=args.wallets)
+                          out=Path(args.out), fault=args.fault, wallets=args.wallets,
+                          start=args.start)
     if args.containers or args.write_compose:
         return _containers(options, args.write_compose)
     if args.compose_ground:

@@ -26,6 +26,7 @@ local demo), copy ``report.json`` and ``timeline.png`` out, and take the project
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -72,7 +73,8 @@ def compose_document(options: DemoOptions, image: str = IMAGE) -> dict[str, Any]
         "--satellites", str(options.satellites), "--stations", str(options.stations),
         "--hours", f"{options.hours:g}", "--time-scale", f"{options.time_scale:g}",
         "--tasks", str(options.tasks), "--seed", str(options.seed),
-        *(["--fault", options.fault] if options.fault else [])]
+        *(["--fault", options.fault] if options.fault else []),
+        *(["--start", _iso(options.start)] if options.start is not None else [])]
     services: dict[str, Any] = {
         ANVIL_HOST: {
             "image": image,
@@ -160,6 +162,11 @@ def _scalar(value: Any) -> str:
     if isinstance(value, int | float):
         return json.dumps(value)
     return json.dumps(str(value))
+
+
+def _iso(when: float) -> str:
+    """``--start``'s form of UNIX seconds (UTC, to the second)."""
+    return datetime.datetime.fromtimestamp(when, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def compose_text(options: DemoOptions, image: str = IMAGE) -> str:

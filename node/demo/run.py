@@ -93,6 +93,9 @@ class DemoOptions:
     is installed."""
     fault: str | None = None
     """One of :data:`node.demo.faults.FAULTS`, or None."""
+    start: float | None = None
+    """Orbital time (UNIX seconds) the flight starts at: the same passes, eclipses and
+    plane whenever it runs; None: now."""
     fallback_s: float = 600.0
     """Plan seconds a certificate signer waits per rank before it submits in another's
     place (the mission's turns; given to the nodes in wall seconds)."""
@@ -158,7 +161,8 @@ async def run_demo(options: DemoOptions, progress: Callable[[Flight], None]) -> 
         raise FileExistsError(f"{work} exists: give another --out or remove it")
     stages: dict[str, float] = {}
     began = time.monotonic()
-    scenario = build(options.satellites, options.stations, time.time(), options.hours)
+    scenario = build(options.satellites, options.stations,
+                     time.time() if options.start is None else options.start, options.hours)
     work.mkdir()
     (work / "plan.json").write_text(scenario.plan.to_json())
     stages["plan"] = time.monotonic() - began
