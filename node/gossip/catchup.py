@@ -79,16 +79,16 @@ class CatchUp:
     def __init__(self, config: GossipConfig, store: GossipStore, delivery: Delivery, *,
                  call: Callable[[Callable[[], Awaitable[Any]]], Awaitable[Any]],
                  host: Callable[[], Any], validator: Validator | None,
-                 connected_peers: Callable[[], Awaitable[set[str]]],
-                 peers_in_good_standing: Callable[[], Awaitable[set[str]]]) -> None:
+                 peers_in_good_standing: Callable[[], Awaitable[set[str]]],
+                 graylisted: Callable[[str], Awaitable[bool]]) -> None:
         self.config = config
         self.store = store
         self.delivery = delivery
         self._call = call
         self._host = host
         self._validator = validator
-        self._connected_peers = connected_peers
         self._peers_in_good_standing = peers_in_good_standing
+        self._graylisted = graylisted
         self._locks: dict[str, _PeerLock] = {}
         self._queued: dict[str, _Queued] = {}   # at most one waiting sync per peer
         self._failures: dict[str, int] = {}     # consecutive failed background syncs
@@ -246,8 +246,7 @@ class CatchUp:
         A graylisted peer is not synced from (0 new, counted in ``sync_refused``): the one
         check every way to a sync passes. A peer that is not connected (py-libp2p redials
         dropped connections) is tried: the sync fails and a background one is retried."""
-        if peer_id not in await self._peers_in_good_standing() and \
-                peer_id in await self._connected_peers():
+        if await self._graylisted(peer_id):
             with self._count_lock:
                 self.sync_refused += 1
             log.info("not syncing from %s: graylisted", peer_id)

@@ -54,6 +54,7 @@ from typing import Any
 
 import multiaddr
 import trio
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.tools.anyio_service import background_trio_service
 
@@ -94,8 +95,8 @@ class GossipNode:
                                   queue_limit=config.delivery_queue)
         self._catchup = CatchUp(config, self.store, self._delivery, call=self._call,
                                 host=lambda: self.host, validator=self._validator,
-                                connected_peers=self.connected_peers,
-                                peers_in_good_standing=self.peers_in_good_standing)
+                                peers_in_good_standing=self.peers_in_good_standing,
+                                graylisted=self.graylisted)
         self._catchup_task: asyncio.Task[None] | None = None
         self._publish_lock = asyncio.Lock()
         self._bucket = TokenBucket(config.publish_rate, config.publish_burst)
@@ -314,10 +315,20 @@ class GossipNode:
     async def peers_in_good_standing(self) -> set[str]:
         """Connected peers that are not graylisted (:mod:`node.gossip.scoring`)."""
         async def get() -> set[str]:
-            topics = [self.config.topic]
             return {str(p) for p in self.host.get_connected_peers()
-                    if not self.gossipsub.scorer.is_graylisted(p, topics)}
+                    if not self._is_graylisted(p)}
         return await self._call(get)
+
+    async def graylisted(self, peer_id: str) -> bool:
+        """Whether ``peer_id`` is graylisted, connected or not (scores outlive a disconnect,
+        :mod:`node.gossip.scoring`)."""
+        async def get() -> bool:
+            return self._is_graylisted(ID.from_base58(peer_id))
+        return await self._call(get)
+
+    def _is_graylisted(self, peer: ID) -> bool:
+        """On the trio loop: the scorer's verdict on ``peer`` for our topic."""
+        return self.gossipsub.scorer.is_graylisted(peer, [self.config.topic])
 
     async def peer_scores(self) -> dict[str, float]:
         """Gossipsub score of every connected or retained peer (:mod:`node.gossip.scoring`)."""
@@ -370,7 +381,7 @@ class GossipNode:
         """Answer a peer's sync request -- not a graylisted peer's: gossipsub ignores its
         RPCs, and its syncs would spend our link on a peer we stopped talking to (the stream
         is closed unanswered, counted in ``sync_serves_refused``)."""
-        if self.gossipsub.scorer.is_graylisted(stream.muxed_conn.peer_id, [self.config.topic]):
+        if self._is_graylisted(stream.muxed_conn.peer_id):
             self.sync_serves_refused += 1
             await stream.close()
             return
