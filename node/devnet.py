@@ -25,6 +25,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -184,6 +185,20 @@ class Anvil:
     def rpc(self, method: str, *params: Any) -> Any:
         """Call a JSON-RPC method; return its ``result`` or raise :class:`RpcError`."""
         return rpc_call(self.url, method, *params)
+
+    @contextlib.contextmanager
+    def mining_on_request(self) -> Iterator[None]:
+        """Inside: no automine, a block only when ``evm_mine`` asks for one (as a chain makes
+        blocks between a satellite's contacts); automine again on the way out.
+
+        Also the way around anvil's pool racing its own automine: a transaction added while
+        its sender's previous one is being mined can wait in the pool forever, and sending it
+        again only answers "already imported" (foundry-rs/foundry#10122)."""
+        self.rpc("evm_setAutomine", False)
+        try:
+            yield
+        finally:
+            self.rpc("evm_setAutomine", True)
 
     def receipt(self, tx_hash: str, timeout: float = 10.0) -> dict[str, Any]:
         """The receipt of ``tx_hash``, mining blocks until it has one (automine answers

@@ -53,6 +53,22 @@ def test_accounts_are_controlled_by_the_dev_keys(anvil: Anvil) -> None:
     assert derived[0] == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".lower()
 
 
+def test_mining_on_request_mines_only_when_asked_then_automines_again(anvil: Anvil) -> None:
+    def send() -> str:
+        return anvil.rpc("eth_sendTransaction", {"from": anvil.accounts[8],
+                                                 "to": anvil.accounts[9], "value": "0x1"})
+
+    with anvil.mining_on_request():
+        held = send()
+        assert anvil.rpc("eth_getTransactionReceipt", held) is None  # in the pool
+        anvil.rpc("evm_mine")
+        assert anvil.rpc("eth_getTransactionReceipt", held)["status"] == "0x1"
+    assert anvil.receipt(send(), timeout=2.0)["status"] == "0x1"  # automine is back
+    with pytest.raises(RuntimeError), anvil.mining_on_request():
+        raise RuntimeError("a failing test body")
+    assert anvil.receipt(send(), timeout=2.0)["status"] == "0x1"  # restored all the same
+
+
 def test_rpc_error_raises(anvil_rpc: Rpc) -> None:
     with pytest.raises(RpcError) as caught:
         anvil_rpc("eth_noSuchMethod")

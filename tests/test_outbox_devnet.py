@@ -10,13 +10,12 @@ contract is only "a callable returning a receipt or None".
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,25 +98,10 @@ def check_exactly_once(anvil: Anvil, raws: Sequence[bytes], first_block: int) ->
     assert len(set(pairs)) == len(pairs)  # no duplicate nonce
 
 
-@contextlib.contextmanager
-def mining_between_contacts(anvil: Anvil) -> Iterator[None]:
-    """anvil mines only when the test says so (``evm_mine`` between contacts), never while a
-    batch of transactions is being added. Its automine races its own pool: a transaction
-    whose predecessor is mined while it is being added waits in the pool for a marker already
-    pruned, forever -- sending it again only answers "already imported" (foundry-rs/foundry
-    #10122; seen here as one sender's last 19 transactions never mined in 200 passes)."""
-    anvil.rpc("evm_setAutomine", False)
-    try:
-        yield
-    finally:
-        anvil.rpc("evm_setAutomine", True)
-        anvil.rpc("evm_mine")
-
-
 async def flush_until_done(anvil: Anvil, box: Outbox, upstream: Any, receipts: Any, *,
                            budget: float, max_passes: int = 200) -> int:
     """Contacts until the outbox is empty; the chain makes a block between contacts, as a
-    real one does (under :func:`mining_between_contacts`)."""
+    real one does (under :meth:`Anvil.mining_on_request`)."""
     for passes in range(1, max_passes + 1):
         if passes > 1:
             anvil.rpc("evm_mine")
@@ -148,7 +132,7 @@ async def test_thousand_queued_offline_flush_in_passes(anvil: Anvil, tmp_path: P
 
         async with DirectUpstream(anvil.url) as direct:
             upstream = Recording(direct)
-            with mining_between_contacts(anvil):
+            with anvil.mining_on_request():
                 passes = await flush_until_done(anvil, box, upstream, anvil_receipts(direct),
                                                 budget=0.4)
         assert passes > 1, "the budget was meant to be too short for one pass"
@@ -201,7 +185,7 @@ async def test_sigkill_with_queued_transactions_then_restart(anvil: Anvil,
     src.write_text("".join(r.hex() + "\n" for r in raws))
     db = tmp_path / "outbox.sqlite"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    with mining_between_contacts(anvil):  # blocks only between the passes
+    with anvil.mining_on_request():  # blocks only between the passes
         child = subprocess.Popen(
             [sys.executable, "-c", CHILD, str(db), str(src), anvil.url, str(anvil.chain_id),
              str(verified)], stdout=subprocess.PIPE, env=env, text=True)

@@ -101,9 +101,8 @@ def devnet(anvil: Anvil) -> Devnet:
     targets = [*emitters.values(), envelopes.contract.lower()]
     rng = random.Random(14)
     first = int(rpc("eth_blockNumber"), 16) + 1
-    rpc("evm_setAutomine", False)
     sent, reverted = [], ""
-    try:
+    with anvil.mining_on_request():
         for n in range(LOGS_BLOCKS):
             for _ in range(0 if n % 5 == 4 else rng.randint(1, 3)):  # every fifth block empty
                 words = [rng.choice(TOPICS) for _ in range(5)]
@@ -115,8 +114,6 @@ def devnet(anvil: Anvil) -> Devnet:
                 reverted = rpc("eth_sendTransaction", {"from": senders[1], "to": emitters["k2"],
                                                        "data": "0x01", "gas": hex(100_000)})
             rpc("evm_mine")
-    finally:
-        rpc("evm_setAutomine", True)
     assert all(anvil.receipt(h)["status"] == "0x1" for h in sent)
     assert anvil.receipt(reverted)["status"] == "0x0"
     return Devnet(envelopes, emitters, first, int(rpc("eth_blockNumber"), 16), reverted)
@@ -524,16 +521,13 @@ async def test_pending_and_unknown_transactions_are_null(
         node: VerifiedBlocks, anvil: Anvil, liar: Liar) -> None:
     assert await node.transaction(b"\x34" * 32) is None
     assert await node.receipt(b"\x34" * 32) is None
-    anvil.rpc("evm_setAutomine", False)
-    try:
+    with anvil.mining_on_request():
         pending = anvil.rpc("eth_sendTransaction", {"from": anvil.accounts[9],
                                                     "to": OTHER_ADDRESS, "value": "0x1"})
         assert anvil.rpc("eth_getTransactionByHash", pending)["blockHash"] is None
         assert await node.transaction(h32(pending)) is None  # no mempool here
         assert await node.receipt(h32(pending)) is None
         anvil.rpc("evm_mine")
-    finally:
-        anvil.rpc("evm_setAutomine", True)
     assert anvil.rpc("eth_getTransactionReceipt", pending) is not None
     assert await node.receipt(h32(pending)) is None  # mined beyond the anchored head
     assert await node.transaction(h32(pending)) is None
